@@ -1,0 +1,10 @@
+//! webinar-bridge: the engine behind the ingest and consumer Lambdas and `webinar-bridge serve`.
+//!
+//! `domain` is pure; `sources` parses and authenticates webhooks; everything that talks to the
+//! outside world sits behind the traits in `ports` with adapters in `adapters`.
+
+pub mod domain;
+pub mod secret;
+pub mod sources;
+
+pub use secret::Secret;

@@ -1,0 +1,164 @@
+//! Webhook sources: route a raw request to its platform, authenticate it, and turn it into
+//! normalized events or a typed rejection (DESIGN 7).
+
+pub mod generic;
+mod request;
+pub mod webinarjam;
+pub mod zoom;
+
+pub use request::{MAX_BODY_BYTES, RawRequest, Rejection, RejectionBody, RejectionKind};
+
+use crate::domain::WebinarEvent;
+use crate::secret::Secret;
+
+/// What a valid request amounts to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceOutcome {
+    /// One or more events to enqueue.
+    Events(Vec<WebinarEvent>),
+    /// Zoom's `endpoint.url_validation` challenge, answered without enqueuing anything.
+    UrlValidation { plain_token: String, encrypted_token: String },
+    /// An authentic request that carries nothing we act on (e.g. `webinar.started`).
+    Ignored { reason: String },
+}
+
+/// The per-source secrets. A source without a secret is disabled and answers 404.
+#[derive(Debug, Clone, Default)]
+pub struct SourceSecrets {
+    pub webinarjam: Option<Secret>,
+    pub everwebinar: Option<Secret>,
+    pub zoom: Option<Secret>,
+    pub generic: Option<Secret>,
+}
+
+/// WebinarJam and EverWebinar share one webhook format; only the product (tag `{tool}`) differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenesisProduct {
+    WebinarJam,
+    EverWebinar,
+}
+
+/// Which handler a path belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Genesis { product: GenesisProduct, kind: String },
+    Zoom,
+    Generic { tool: String },
+}
+
+impl Route {
+    /// Matches `/hooks/webinarjam/{kind}`, `/hooks/everwebinar/{kind}`, `/hooks/zoom` and
+    /// `/hooks/generic/{tool}` (a trailing slash is tolerated). Segments are percent-decoded.
+    pub fn parse(path: &str) -> Option<Route> {
+        let trimmed = path.strip_suffix('/').unwrap_or(path);
+        let mut segments = trimmed.strip_prefix("/hooks/")?.split('/');
+        let platform = segments.next()?;
+        let argument = segments.next().map(percent_decode);
+        if segments.next().is_some() {
+            return None;
+        }
+        match (platform, argument) {
+            ("webinarjam", Some(Some(kind))) => Some(Route::Genesis { product: GenesisProduct::WebinarJam, kind }),
+            ("everwebinar", Some(Some(kind))) => Some(Route::Genesis { product: GenesisProduct::EverWebinar, kind }),
+            ("zoom", None) => Some(Route::Zoom),
+            ("generic", Some(Some(tool))) => Some(Route::Generic { tool }),
+            _ => None,
+        }
+    }
+
+    fn platform(&self) -> &'static str {
+        match self {
+            Route::Genesis { product: GenesisProduct::WebinarJam, .. } => "webinarjam",
+            Route::Genesis { product: GenesisProduct::EverWebinar, .. } => "everwebinar",
+            Route::Zoom => "zoom",
+            Route::Generic { .. } => "generic",
+        }
+    }
+
+    fn secret_variable(&self) -> &'static str {
+        match self {
+            Route::Genesis { product: GenesisProduct::WebinarJam, .. } => "BRIDGE_WEBINARJAM_SECRET",
+            Route::Genesis { product: GenesisProduct::EverWebinar, .. } => "BRIDGE_EVERWEBINAR_SECRET",
+            Route::Zoom => "BRIDGE_ZOOM_SECRET_TOKEN",
+            Route::Generic { .. } => "BRIDGE_GENERIC_SECRET",
+        }
+    }
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    let decoded: String = serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={segment}"))
+        .ok()?
+        .into_iter()
+        .next()?
+        .1;
+    (!decoded.is_empty()).then_some(decoded)
+}
+
+/// Routes, checks method, enablement and size, then hands the request to its source.
+pub fn handle(request: &RawRequest, secrets: &SourceSecrets) -> Result<SourceOutcome, Rejection> {
+    let route = Route::parse(&request.path).ok_or_else(|| {
+        Rejection::new(
+            RejectionKind::NotFound,
+            "not_found",
+            "No webhook lives at this path. Use /hooks/webinarjam/{kind}, /hooks/everwebinar/{kind}, /hooks/zoom or /hooks/generic/{tool}.",
+        )
+    })?;
+    if !request.method.eq_ignore_ascii_case("POST") {
+        return Err(Rejection::new(
+            RejectionKind::MethodNotAllowed,
+            "method_not_allowed",
+            "Webhooks must be sent with POST.",
+        ));
+    }
+    let secret = match &route {
+        Route::Genesis { product: GenesisProduct::WebinarJam, .. } => secrets.webinarjam.as_ref(),
+        Route::Genesis { product: GenesisProduct::EverWebinar, .. } => secrets.everwebinar.as_ref(),
+        Route::Zoom => secrets.zoom.as_ref(),
+        Route::Generic { .. } => secrets.generic.as_ref(),
+    }
+    .ok_or_else(|| {
+        Rejection::new(
+            RejectionKind::NotFound,
+            "source_disabled",
+            format!(
+                "The {} source is not enabled on this bridge; its operator must set {}.",
+                route.platform(),
+                route.secret_variable()
+            ),
+        )
+    })?;
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(Rejection::new(
+            RejectionKind::PayloadTooLarge,
+            "payload_too_large",
+            format!("The body is larger than {} KiB; send one webinar event (or a small batch) per request.", MAX_BODY_BYTES / 1024),
+        ));
+    }
+    match route {
+        Route::Genesis { product, kind } => webinarjam::parse(product, &kind, request, secret),
+        Route::Zoom => zoom::parse(request, secret),
+        Route::Generic { tool } => generic::parse(&tool, request, secret),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_every_documented_path() {
+        assert_eq!(
+            Route::parse("/hooks/webinarjam/attended"),
+            Some(Route::Genesis { product: GenesisProduct::WebinarJam, kind: "attended".into() })
+        );
+        assert_eq!(
+            Route::parse("/hooks/everwebinar/no_show/"),
+            Some(Route::Genesis { product: GenesisProduct::EverWebinar, kind: "no_show".into() })
+        );
+        assert_eq!(Route::parse("/hooks/zoom"), Some(Route::Zoom));
+        assert_eq!(Route::parse("/hooks/generic/Webinar%20Geek"), Some(Route::Generic { tool: "Webinar Geek".into() }));
+        for path in ["/", "/hooks", "/hooks/zoom/extra", "/hooks/webinarjam", "/hooks/unknown/x", "/hooks/generic/"] {
+            assert_eq!(Route::parse(path), None, "{path}");
+        }
+    }
+}

@@ -1,11 +1,21 @@
 //! The pure core: events, contact state, tags, field mapping and planning. No I/O, no AWS, no
 //! HTTP, no async runtime: everything here is a function of its inputs.
 
+mod contact;
 mod email;
 mod event;
+mod fields;
+mod plan;
+mod state;
+mod tags;
 
+pub use contact::{AppliedView, ContactRecord, DEFAULT_FULL_ATTENDANCE_PERCENT, DesiredContact, Settings};
 pub use email::{Email, EmailError};
 pub use event::{
     Cents, ContactInfo, ContactKey, EVENT_SCHEMA_VERSION, EventId, EventKind, Facts, Interval, Source, UnknownKind,
     WebinarEvent, WebinarInfo, WebinarKey,
 };
+pub use fields::{FieldFormat, FieldMap, FieldMapError, FieldValue, LogicalField, url_with_scheme};
+pub use plan::{Plan, Upsert, plan};
+pub use state::{Attendance, ContactState, FieldSlot, Registration, Stamp, Stamped, StateLabel};
+pub use tags::{DEFAULT_TAG_TEMPLATE, TagTemplate, TagTemplateError};

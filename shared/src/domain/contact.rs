@@ -1,0 +1,157 @@
+//! One KlickTipp contact (one e-mail): the merged state of each of its webinars, what the bridge
+//! has already applied in KlickTipp, and the desired KlickTipp view derived from both.
+
+use super::email::Email;
+use super::event::{WebinarEvent, WebinarKey};
+use super::fields::{FieldFormat, FieldMap, FieldValue, LogicalField, url_with_scheme};
+use super::state::{ContactState, FieldSlot, Stamped};
+use super::tags::TagTemplate;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const DEFAULT_FULL_ATTENDANCE_PERCENT: u8 = 80;
+
+/// The user's choices that shape what KlickTipp should show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub tag_template: TagTemplate,
+    pub field_map: FieldMap,
+    pub full_attendance_percent: u8,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            tag_template: TagTemplate::default(),
+            field_map: FieldMap::default(),
+            full_attendance_percent: DEFAULT_FULL_ATTENDANCE_PERCENT,
+        }
+    }
+}
+
+/// What the bridge knows KlickTipp holds for this contact, because it put it there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedView {
+    /// The contact exists in KlickTipp (an upsert succeeded).
+    #[serde(default)]
+    pub known: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Names of the tags the bridge set and has not removed: the only tags it may ever remove.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub tags: BTreeSet<String>,
+}
+
+/// What KlickTipp should show for this contact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredContact {
+    pub fields: BTreeMap<String, FieldValue>,
+    pub tags: BTreeSet<String>,
+}
+
+/// Everything the bridge keeps per e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRecord {
+    pub email: Email,
+    /// Keyed by (source, webinar id); stored as a list because JSON keys must be strings.
+    #[serde(with = "webinar_map")]
+    pub webinars: BTreeMap<WebinarKey, ContactState>,
+    #[serde(default)]
+    pub applied: AppliedView,
+}
+
+impl ContactRecord {
+    pub fn new(email: Email) -> Self {
+        Self { email, webinars: BTreeMap::new(), applied: AppliedView::default() }
+    }
+
+    /// Folds an event in. The event must belong to this contact's e-mail.
+    pub fn apply(&mut self, event: &WebinarEvent) {
+        debug_assert_eq!(event.contact.email, self.email);
+        let key = event.contact_key().webinar;
+        self.webinars.entry(key).or_default().apply(event);
+    }
+
+    /// Tags: every webinar's desired labels, named by the template. Fields: the person's fields
+    /// by last writer across webinars; webinar fields from the webinar with the newest event,
+    /// so the name, start and links in KlickTipp always describe one and the same webinar.
+    pub fn desired(&self, settings: &Settings) -> DesiredContact {
+        let mut desired = DesiredContact::default();
+        for (key, state) in &self.webinars {
+            let webinar_label = state.field(FieldSlot::WebinarName).unwrap_or(&key.webinar_id);
+            for label in state.desired_labels(settings.full_attendance_percent) {
+                desired.tags.insert(settings.tag_template.render(key.source.tool_name(), webinar_label, label));
+            }
+        }
+        let latest_webinar = self
+            .webinars
+            .iter()
+            .max_by(|(key_a, a), (key_b, b)| a.last_event.cmp(&b.last_event).then_with(|| key_a.cmp(key_b)));
+        for (logical, key) in settings.field_map.iter() {
+            let value = match logical {
+                LogicalField::FirstName => self.latest_contact_field(FieldSlot::FirstName),
+                LogicalField::LastName => self.latest_contact_field(FieldSlot::LastName),
+                LogicalField::Phone => self.latest_contact_field(FieldSlot::Phone),
+                LogicalField::WebinarName => latest_webinar.map(|(key, state)| state.field(FieldSlot::WebinarName).unwrap_or(&key.webinar_id).to_owned()),
+                LogicalField::WebinarStart => latest_webinar.and_then(|(_, state)| state.field(FieldSlot::WebinarStart).map(str::to_owned)),
+                LogicalField::JoinUrl => latest_webinar.and_then(|(_, state)| state.field(FieldSlot::JoinUrl).map(str::to_owned)),
+                LogicalField::ReplayUrl => latest_webinar.and_then(|(_, state)| state.field(FieldSlot::ReplayUrl).map(str::to_owned)),
+                LogicalField::MinutesAttended => latest_webinar.and_then(|(_, state)| state.minutes_attended()).map(|m| m.to_string()),
+                LogicalField::PurchaseAmount => latest_webinar.and_then(|(_, state)| state.purchase_amount.as_ref()).map(|stamped| stamped.value.0.to_string()),
+            };
+            if let Some(formatted) = value.and_then(|raw| format_value(logical.format(), &raw)) {
+                desired.fields.insert(key.to_owned(), formatted);
+            }
+        }
+        desired
+    }
+
+    fn latest_contact_field(&self, slot: FieldSlot) -> Option<String> {
+        self.webinars
+            .values()
+            .filter_map(|state| state.fields.get(&slot))
+            .max_by(|a: &&Stamped<String>, b| a.stamp.cmp(&b.stamp))
+            .map(|stamped| stamped.value.clone())
+    }
+}
+
+/// Values in the state are kept as text; this is where they take KlickTipp's format.
+fn format_value(format: FieldFormat, raw: &str) -> Option<FieldValue> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    match format {
+        FieldFormat::Line => Some(FieldValue::Text(raw.to_owned())),
+        FieldFormat::Url => Some(FieldValue::Text(url_with_scheme(raw))),
+        FieldFormat::UnixSeconds => raw.parse::<DateTime<Utc>>().ok().map(|at| FieldValue::Number(at.timestamp())),
+        FieldFormat::Integer | FieldFormat::Decimal => raw.parse::<i64>().ok().map(FieldValue::Number),
+    }
+}
+
+mod webinar_map {
+    use super::{ContactState, WebinarKey};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry {
+        webinar: WebinarKey,
+        state: ContactState,
+    }
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<WebinarKey, ContactState>, serializer: S) -> Result<S::Ok, S::Error> {
+        let entries: Vec<Entry> = map.iter().map(|(webinar, state)| Entry { webinar: webinar.clone(), state: state.clone() }).collect();
+        entries.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<WebinarKey, ContactState>, D::Error> {
+        let entries = Vec::<Entry>::deserialize(deserializer)?;
+        let mut map: BTreeMap<WebinarKey, ContactState> = BTreeMap::new();
+        for entry in entries {
+            map.entry(entry.webinar).or_default().merge(&entry.state);
+        }
+        Ok(map)
+    }
+}

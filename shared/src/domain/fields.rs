@@ -1,0 +1,210 @@
+//! Mapping logical fields to KlickTipp data fields, in KlickTipp's value formats
+//! (`reference/klicktipp-api.md` section 4: Unix seconds, URLs with a scheme, integers,
+//! decimals x100).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// A value as KlickTipp wants it in `fields`: text, or a number for dates, counts and decimals.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Number(i64),
+    Text(String),
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Number(number) => write!(f, "{number}"),
+            FieldValue::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// The bridge's own names for what it can write into KlickTipp (DESIGN 8 `BRIDGE_FIELD_MAP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogicalField {
+    FirstName,
+    LastName,
+    Phone,
+    WebinarName,
+    WebinarStart,
+    JoinUrl,
+    ReplayUrl,
+    MinutesAttended,
+    PurchaseAmount,
+}
+
+/// How a logical field's value must be written, which also tells the simulator the field's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldFormat {
+    Line,
+    UnixSeconds,
+    Url,
+    Integer,
+    /// Hundredths as an integer.
+    Decimal,
+}
+
+impl LogicalField {
+    pub const ALL: [LogicalField; 9] = [
+        LogicalField::FirstName,
+        LogicalField::LastName,
+        LogicalField::Phone,
+        LogicalField::WebinarName,
+        LogicalField::WebinarStart,
+        LogicalField::JoinUrl,
+        LogicalField::ReplayUrl,
+        LogicalField::MinutesAttended,
+        LogicalField::PurchaseAmount,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogicalField::FirstName => "first_name",
+            LogicalField::LastName => "last_name",
+            LogicalField::Phone => "phone",
+            LogicalField::WebinarName => "webinar_name",
+            LogicalField::WebinarStart => "webinar_start",
+            LogicalField::JoinUrl => "join_url",
+            LogicalField::ReplayUrl => "replay_url",
+            LogicalField::MinutesAttended => "minutes_attended",
+            LogicalField::PurchaseAmount => "purchase_amount",
+        }
+    }
+
+    pub fn format(self) -> FieldFormat {
+        match self {
+            LogicalField::FirstName | LogicalField::LastName | LogicalField::Phone | LogicalField::WebinarName => FieldFormat::Line,
+            LogicalField::WebinarStart => FieldFormat::UnixSeconds,
+            LogicalField::JoinUrl | LogicalField::ReplayUrl => FieldFormat::Url,
+            LogicalField::MinutesAttended => FieldFormat::Integer,
+            LogicalField::PurchaseAmount => FieldFormat::Decimal,
+        }
+    }
+}
+
+impl FromStr for LogicalField {
+    type Err = FieldMapError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        LogicalField::ALL
+            .into_iter()
+            .find(|field| field.as_str() == raw)
+            .ok_or_else(|| FieldMapError::UnknownLogicalField(raw.chars().take(40).collect()))
+    }
+}
+
+/// Turns a URL as platforms send it into one KlickTipp's URL fields accept.
+pub fn url_with_scheme(raw: &str) -> String {
+    let trimmed = raw.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        trimmed.to_owned()
+    } else {
+        format!("https://{}", trimmed.trim_start_matches("//"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldMapError {
+    #[error("is not a JSON object of logical field -> KlickTipp field key: {0}")]
+    NotAnObject(String),
+    #[error("names an unknown logical field {0:?}; known: first_name, last_name, phone, webinar_name, webinar_start, join_url, replay_url, minutes_attended, purchase_amount")]
+    UnknownLogicalField(String),
+    #[error("maps {logical} to {key:?}, which is not a KlickTipp field key (they look like fieldFirstName or field12345)")]
+    InvalidKey { logical: String, key: String },
+    #[error("maps two logical fields to the same KlickTipp field {0:?}")]
+    DuplicateKey(String),
+}
+
+/// Logical field -> KlickTipp field key. Only mapped fields are ever written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldMap(BTreeMap<LogicalField, String>);
+
+impl Default for FieldMap {
+    /// DESIGN 8: first and last name go to KlickTipp's global name fields.
+    fn default() -> Self {
+        Self(BTreeMap::from([
+            (LogicalField::FirstName, "fieldFirstName".to_owned()),
+            (LogicalField::LastName, "fieldLastName".to_owned()),
+        ]))
+    }
+}
+
+impl FieldMap {
+    /// Parses `BRIDGE_FIELD_MAP`, e.g. `{"first_name":"fieldFirstName","webinar_start":"field12345"}`.
+    /// A logical field mapped to `null` or `""` is not written.
+    pub fn parse_json(raw: &str) -> Result<Self, FieldMapError> {
+        let object: BTreeMap<String, Option<String>> =
+            serde_json::from_str(raw).map_err(|error| FieldMapError::NotAnObject(error.to_string()))?;
+        let mut map = BTreeMap::new();
+        for (logical, key) in object {
+            let field: LogicalField = logical.parse()?;
+            let Some(key) = key.map(|key| key.trim().to_owned()).filter(|key| !key.is_empty()) else {
+                continue;
+            };
+            if !is_klicktipp_field_key(&key) {
+                return Err(FieldMapError::InvalidKey { logical, key: key.chars().take(60).collect() });
+            }
+            if map.values().any(|existing| existing == &key) {
+                return Err(FieldMapError::DuplicateKey(key));
+            }
+            map.insert(field, key);
+        }
+        Ok(Self(map))
+    }
+
+    pub fn key(&self, field: LogicalField) -> Option<&str> {
+        self.0.get(&field).map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (LogicalField, &str)> {
+        self.0.iter().map(|(field, key)| (*field, key.as_str()))
+    }
+}
+
+fn is_klicktipp_field_key(key: &str) -> bool {
+    key.strip_prefix("field").is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_map_writes_names_only() {
+        let map = FieldMap::default();
+        assert_eq!(map.key(LogicalField::FirstName), Some("fieldFirstName"));
+        assert_eq!(map.key(LogicalField::LastName), Some("fieldLastName"));
+        assert_eq!(map.key(LogicalField::JoinUrl), None);
+    }
+
+    #[test]
+    fn parses_and_validates_the_map() {
+        let map = FieldMap::parse_json(r#"{"first_name":"fieldFirstName","webinar_start":"field12345","phone":null}"#).unwrap();
+        assert_eq!(map.key(LogicalField::WebinarStart), Some("field12345"));
+        assert_eq!(map.key(LogicalField::Phone), None);
+        assert!(matches!(FieldMap::parse_json("[]"), Err(FieldMapError::NotAnObject(_))));
+        assert!(matches!(FieldMap::parse_json(r#"{"nickname":"field1"}"#), Err(FieldMapError::UnknownLogicalField(_))));
+        assert!(matches!(FieldMap::parse_json(r#"{"first_name":"Vorname"}"#), Err(FieldMapError::InvalidKey { .. })));
+        assert!(matches!(FieldMap::parse_json(r#"{"first_name":"field1","last_name":"field1"}"#), Err(FieldMapError::DuplicateKey(_))));
+    }
+
+    #[test]
+    fn urls_get_a_scheme() {
+        assert_eq!(url_with_scheme("event.webinarjam.com/live/x"), "https://event.webinarjam.com/live/x");
+        assert_eq!(url_with_scheme("//zoom.us/w/1"), "https://zoom.us/w/1");
+        assert_eq!(url_with_scheme("HTTP://x.example"), "HTTP://x.example");
+    }
+
+    #[test]
+    fn values_serialize_as_klicktipp_expects() {
+        assert_eq!(serde_json::to_string(&FieldValue::Number(1_715_603_400)).unwrap(), "1715603400");
+        assert_eq!(serde_json::to_string(&FieldValue::Text("Erika".into())).unwrap(), "\"Erika\"");
+    }
+}

@@ -3,8 +3,16 @@
 //! `domain` is pure; `sources` parses and authenticates webhooks; everything that talks to the
 //! outside world sits behind the traits in `ports` with adapters in `adapters`.
 
+pub mod adapters;
+pub mod config;
+pub mod consume;
 pub mod domain;
+pub mod ingest;
+pub mod klicktipp;
+pub mod ports;
 pub mod secret;
 pub mod sources;
+pub mod tag_resolver;
+pub mod worker;
 
 pub use secret::Secret;

@@ -170,3 +170,16 @@ fn contact_records_round_trip_through_json() {
     let json = serde_json::to_string(&record).unwrap();
     assert_eq!(serde_json::from_str::<ContactRecord>(&json).unwrap(), record);
 }
+
+#[test]
+fn only_a_purchase_sets_the_purchase_amount() {
+    use webinar_bridge::domain::Cents;
+    let mut purchase = event(Purchased, 70);
+    purchase.facts.purchase_amount = Some(Cents(4999));
+    let mut later_attended = event(Attended, 80);
+    later_attended.facts.purchase_amount = Some(Cents(0));
+    let mut state = ContactState::default();
+    state.apply(&purchase);
+    state.apply(&later_attended);
+    assert_eq!(state.purchase_amount.map(|stamped| stamped.value), Some(Cents(4999)));
+}

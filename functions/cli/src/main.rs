@@ -1,1 +1,75 @@
-fn main() {}
+//! `webinar-bridge`: the whole pipeline on one machine (`serve`), an offline replay of recorded
+//! webhooks (`simulate`), and setup checks against the KlickTipp account (`klicktipp`,
+//! `check-config`). Exit codes: 0 success, 1 failure or problems found, 2 unusable input
+//! (command line, configuration, request file).
+
+mod check_config;
+mod discovery;
+mod exit;
+mod http;
+mod serve;
+mod simulate;
+mod wiring;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "webinar-bridge", version, about = "Webinar platforms to KlickTipp, exactly once in effect.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run ingest (HTTP) and the consumer on one machine with SQLite at BRIDGE_DB.
+    Serve(serve::ServeArgs),
+    /// Replay recorded requests (JSON lines) offline through the real pipeline; print one JSON report.
+    Simulate(simulate::SimulateArgs),
+    /// List what the configured KlickTipp account has (setup discovery).
+    #[command(subcommand)]
+    Klicktipp(discovery::DiscoveryCommand),
+    /// Validate the environment and check it against the KlickTipp account.
+    CheckConfig,
+}
+
+impl Command {
+    /// `simulate` prints its report on stdout and is usually read by a person or a script, so it
+    /// only logs what went wrong unless RUST_LOG asks for more.
+    fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "info",
+            Command::Simulate(_) | Command::Klicktipp(_) | Command::CheckConfig => "warn",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.command.default_log_level());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return exit::report(anyhow::Error::new(error).context("cannot start the async runtime")),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(error) => exit::report(error),
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Simulate(args) => simulate::run(args).await,
+        Command::Klicktipp(command) => discovery::run(command).await,
+        Command::CheckConfig => check_config::run().await,
+    }
+}
+
+/// JSON lines on stderr; stdout stays free for what the command prints for people and scripts.
+fn init_logging(default_level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

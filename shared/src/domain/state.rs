@@ -116,7 +116,10 @@ impl ContactState {
         }
         state.intervals = event.facts.intervals.iter().copied().collect();
         state.platform_minutes = event.facts.minutes_attended;
-        state.purchase_amount = event.facts.purchase_amount.map(|value| Stamped { stamp: stamp.clone(), value });
+        // Only a purchase says what was paid; other kinds may echo a stale `revenue` of 0.
+        if event.kind == EventKind::Purchased {
+            state.purchase_amount = event.facts.purchase_amount.map(|value| Stamped { stamp: stamp.clone(), value });
+        }
 
         let contact = &event.contact;
         let webinar = &event.webinar;

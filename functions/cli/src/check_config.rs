@@ -1,0 +1,97 @@
+//! `webinar-bridge check-config`: the environment is valid, KlickTipp answers, and everything the
+//! configuration names exists in the account. One line per problem; exit 1 if there is any.
+
+use crate::wiring;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use webinar_bridge::config::{BridgeConfig, KlickTippMode};
+use webinar_bridge::domain::FieldMap;
+use webinar_bridge::klicktipp::KlickTippClient;
+use webinar_bridge::sources::SourceSecrets;
+
+pub async fn run() -> anyhow::Result<ExitCode> {
+    let config = wiring::load_config()?;
+    let mut problems = source_problems(&config.secrets);
+    if config.klicktipp.mode() == KlickTippMode::Listbuilding {
+        println!(
+            "Listbuilding mode: registrations are signed in with KLICKTIPP_LISTBUILDING_APIKEY; data fields and opt-in processes can only be checked with Management API credentials."
+        );
+    } else {
+        let client = wiring::management_client(&config)?;
+        problems.extend(account_problems(&client, &config).await);
+        if let Err(error) = client.logout().await {
+            tracing::warn!(%error, "could not log out of KlickTipp");
+        }
+    }
+    for problem in &problems {
+        println!("{problem}");
+    }
+    if problems.is_empty() {
+        println!("OK: the configuration is valid and matches the KlickTipp account.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} problem(s) found.", problems.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// A bridge without any enabled source can never receive an event.
+fn source_problems(secrets: &SourceSecrets) -> Vec<String> {
+    let any_enabled = [&secrets.webinarjam, &secrets.everwebinar, &secrets.zoom, &secrets.generic]
+        .iter()
+        .any(|secret| secret.is_some());
+    if any_enabled {
+        return Vec::new();
+    }
+    vec![
+        "no webhook source is enabled: set at least one of BRIDGE_WEBINARJAM_SECRET, BRIDGE_EVERWEBINAR_SECRET, BRIDGE_ZOOM_SECRET_TOKEN, BRIDGE_GENERIC_SECRET"
+            .to_owned(),
+    ]
+}
+
+/// Connects (listing the fields), then checks the field map and the opt-in process. A failed
+/// connection is one problem, not one per check.
+async fn account_problems(client: &KlickTippClient, config: &BridgeConfig) -> Vec<String> {
+    let fields = match client.list_fields().await {
+        Ok(fields) => fields,
+        Err(error) => return vec![format!("KlickTipp ({}): cannot connect: {error}", config.klicktipp.base_url)],
+    };
+    let mut problems = field_problems(&config.settings.field_map, &fields);
+    if let Some(listid) = config.klicktipp.listid {
+        match client.list_optins().await {
+            Ok(processes) if processes.contains_key(&listid) => {}
+            Ok(_) => problems.push(format!(
+                "KLICKTIPP_LISTID: {listid} is not an opt-in process of this account (see `webinar-bridge klicktipp optins`)"
+            )),
+            Err(error) => problems.push(format!("KLICKTIPP_LISTID: cannot list the opt-in processes: {error}")),
+        }
+    }
+    problems
+}
+
+fn field_problems(field_map: &FieldMap, account_fields: &BTreeMap<String, String>) -> Vec<String> {
+    field_map
+        .iter()
+        .filter(|(_, key)| !account_fields.contains_key(*key))
+        .map(|(field, key)| {
+            format!(
+                "BRIDGE_FIELD_MAP: {} maps to {key}, which this KlickTipp account does not have (see `webinar-bridge klicktipp fields`)",
+                field.as_str()
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_every_missing_field() {
+        let map = FieldMap::parse_json(r#"{"first_name":"fieldFirstName","webinar_start":"field999"}"#).expect("valid");
+        let account = BTreeMap::from([("fieldFirstName".to_owned(), "First name".to_owned())]);
+        let problems = field_problems(&map, &account);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("BRIDGE_FIELD_MAP: webinar_start maps to field999"));
+    }
+}

@@ -1,0 +1,82 @@
+//! The axum <-> engine adapter: every method and path goes to `Ingest::handle`.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt as _;
+use serde_json::json;
+use webinar_bridge::ingest::{Ingest, IngestResponse};
+use webinar_bridge::sources::{MAX_BODY_BYTES, RawRequest, Rejection, RejectionKind};
+
+pub fn router(ingest: Ingest) -> Router {
+    Router::new().fallback(handle).with_state(ingest)
+}
+
+async fn handle(State(ingest): State<Ingest>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(refusal) => return json_response(&refusal),
+    };
+    let raw = RawRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: header_pairs(&parts.headers),
+        body,
+        received_at: chrono::Utc::now(),
+    };
+    json_response(&ingest.handle(&raw).await)
+}
+
+/// Reads at most `MAX_BODY_BYTES + 1` bytes, so an oversized body is refused (413) without being
+/// buffered or parsed.
+async fn read_body(body: Body) -> Result<Bytes, IngestResponse> {
+    let mut stream = body.into_data_stream();
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable_body())?;
+        if buffer.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(oversized_body());
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}
+
+/// DESIGN 7: 413 for a body over 256 KiB, with the usual JSON error body.
+pub fn oversized_body() -> IngestResponse {
+    let rejection = Rejection::new(
+        RejectionKind::PayloadTooLarge,
+        "payload_too_large",
+        format!(
+            "The body is larger than {} KiB; send one webinar event (or a small batch) per request.",
+            MAX_BODY_BYTES / 1024
+        ),
+    );
+    IngestResponse { status: rejection.status(), body: json!(rejection.body()) }
+}
+
+fn unreadable_body() -> IngestResponse {
+    let rejection =
+        Rejection::malformed("The request body could not be read completely; send it again.").with_field("body");
+    IngestResponse { status: rejection.status(), body: json!(rejection.body()) }
+}
+
+/// Header values that are not UTF-8 are kept lossily: signatures and tokens are ASCII, so a
+/// mangled value fails authentication instead of failing the request.
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect()
+}
+
+fn json_response(response: &IngestResponse) -> Response {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    (status, headers, response.body_bytes()).into_response()
+}

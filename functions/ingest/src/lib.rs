@@ -1,0 +1,119 @@
+//! The ingest Lambda's handler: a `lambda_http` request (HTTP API payload v2, function URL, REST
+//! API or ALB) becomes the engine's framework-free [`RawRequest`]; the engine's answer becomes a
+//! JSON response. Everything else (routing, auth, the 256 KiB cap, validation) is the engine's.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use std::sync::Arc;
+use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
+use webinar_bridge::adapters::sqs::SqsQueue;
+use webinar_bridge::config::BridgeConfig;
+use webinar_bridge::ingest::{Ingest, IngestResponse};
+use webinar_bridge::sources::RawRequest;
+
+/// The ingest function: built once per cold start, then called per request.
+#[derive(Clone)]
+pub struct IngestFunction {
+    ingest: Ingest,
+}
+
+impl IngestFunction {
+    pub fn new(ingest: Ingest) -> Self {
+        Self { ingest }
+    }
+
+    /// Production wiring: the SQS FIFO queue from `EVENTS_QUEUE_URL` and the source secrets.
+    pub fn from_config(sdk: &SdkConfig, config: &BridgeConfig) -> Result<Self, StartupError> {
+        let queue_url = BridgeConfig::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?;
+        let queue = Arc::new(SqsQueue::from_conf(sdk, queue_url));
+        Ok(Self::new(Ingest::new(queue, config.secrets.clone())))
+    }
+
+    /// Never fails: every outcome, refusals included, is a JSON answer.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let raw = raw_request(&request, Utc::now());
+        json_response(&self.ingest.handle(&raw).await)
+    }
+}
+
+/// The engine's view of a Lambda HTTP request. The body arrives already base64-decoded.
+pub fn raw_request(request: &Request, received_at: DateTime<Utc>) -> RawRequest {
+    // API Gateway's raw path keeps percent-encoding; requests built in code have none.
+    let path = match request.raw_http_path() {
+        "" => request.uri().path(),
+        raw => raw,
+    };
+    RawRequest {
+        method: request.method().as_str().to_owned(),
+        path: route_path(path).to_owned(),
+        query: request.uri().query().filter(|query| !query.is_empty()).map(str::to_owned),
+        headers: request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect(),
+        body: Bytes::copy_from_slice(request.body().as_ref()),
+        received_at,
+    }
+}
+
+fn is_route(path: &str) -> bool {
+    ["/hooks", "/health"].iter().any(|root| {
+        path.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// The path the engine routes on: an API Gateway stage prefix (`/prod/hooks/zoom`) removed.
+pub fn route_path(path: &str) -> &str {
+    if is_route(path) {
+        return path;
+    }
+    match path.strip_prefix('/').and_then(|rest| rest.find('/').map(|slash| &rest[slash..])) {
+        Some(rest) if is_route(rest) => rest,
+        _ => path,
+    }
+}
+
+/// The engine's status and JSON body as a Lambda response.
+pub fn json_response(answer: &IngestResponse) -> Response<Body> {
+    let mut response = Response::new(Body::from(answer.body_bytes()));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Structured JSON logs; the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, default `info`.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
+    let filter = EnvFilter::try_new(level.as_deref().unwrap_or("info").to_ascii_lowercase())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // `try_init`: a second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_target(false).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_prefix_is_removed_and_routes_are_kept() {
+        assert_eq!(route_path("/hooks/zoom"), "/hooks/zoom");
+        assert_eq!(route_path("/prod/hooks/zoom"), "/hooks/zoom");
+        assert_eq!(route_path("/prod/health"), "/health");
+        assert_eq!(route_path("/health"), "/health");
+        assert_eq!(route_path("/hooksfoo"), "/hooksfoo");
+        assert_eq!(route_path("/prod/unknown"), "/prod/unknown");
+        assert_eq!(route_path("/"), "/");
+    }
+
+    #[test]
+    fn an_unknown_status_becomes_a_500_not_a_panic() {
+        let response = json_response(&IngestResponse { status: 1000, body: serde_json::json!({"error": "x"}) });
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    }
+}

@@ -1,0 +1,548 @@
+//! [`EventLog`], [`ContactStore`] and [`TagDirectory`] on DynamoDB (DESIGN 1, 6).
+//!
+//! Every claim is "read first, conditional write second": the read decides with the same rule as
+//! every other adapter ([`decide_claim`]); the write's condition only guards against a concurrent
+//! writer, and when it fails the record is read again and decided anew. Reads are strongly
+//! consistent because each one precedes a conditional write.
+//!
+//! Item shapes (the SAM template defines the same keys and TTL attribute):
+//! - events table, key `event_id` (S): `fingerprint` (S), `status` (S: `in_progress` |
+//!   `completed`), `lease_until` (N, epoch ms, in progress only), `outcome` (S, JSON of
+//!   [`FinalOutcome`], completed only), `updated_at` (S, RFC 3339), `expires_at` (N, epoch
+//!   seconds, the table's TTL attribute).
+//! - contacts table, key `pk` (S): contacts `contact#<email>` with `record` (S, JSON of
+//!   [`ContactRecord`]) and `version` (N); tags `tag#<name>` with `tag_id` (N) once known, or
+//!   `creating_until` (N, epoch ms) while one consumer creates it.
+
+use super::memory::decide_claim;
+use super::sqs::unavailable;
+use crate::domain::{ContactRecord, Email, EventId};
+use crate::ports::{
+    Claim, ContactStore, EventLog, EventRecord, EventStatus, FinalOutcome, PortError, PortResult, TagClaim,
+    TagDirectory, Versioned,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use aws_sdk_dynamodb;
+
+/// Partition key of the events table.
+pub const EVENTS_PARTITION_KEY: &str = "event_id";
+/// TTL attribute of the events table, epoch seconds.
+pub const EVENTS_TTL_ATTRIBUTE: &str = "expires_at";
+/// Partition key of the contacts table (contacts and the tag directory).
+pub const CONTACTS_PARTITION_KEY: &str = "pk";
+pub const CONTACT_KEY_PREFIX: &str = "contact#";
+pub const TAG_KEY_PREFIX: &str = "tag#";
+
+const STATUS_IN_PROGRESS: &str = "in_progress";
+const STATUS_COMPLETED: &str = "completed";
+/// Read-decide-write rounds before a claim gives up to a writer that keeps winning.
+const CLAIM_ROUNDS: usize = 4;
+/// Parallel writes when recording a `GET /tag` listing.
+const RECORD_EXISTING_CONCURRENCY: usize = 8;
+
+type Item = HashMap<String, AttributeValue>;
+
+// ---------------------------------------------------------------------------------------------
+// Time and attribute conversions
+
+/// Epoch seconds, rounded up: a record is never forgotten before its time.
+fn epoch_seconds_ceil(at: DateTime<Utc>) -> i64 {
+    at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0)
+}
+
+/// Epoch milliseconds, rounded up: a lease never ends before its time.
+fn epoch_millis_ceil(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis() + i64::from(at.timestamp_subsec_nanos() % 1_000_000 > 0)
+}
+
+fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX)
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn corrupt(what: &str, name: &str) -> PortError {
+    PortError::Corrupt(format!("{what}: attribute `{name}` is missing or malformed"))
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|value| value.as_s().ok()).map(String::as_str)
+}
+
+fn number_attr<T: FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name).and_then(|value| value.as_n().ok()).and_then(|raw| raw.parse().ok())
+}
+
+fn required<T>(value: Option<T>, what: &str, name: &str) -> PortResult<T> {
+    value.ok_or_else(|| corrupt(what, name))
+}
+
+// ---------------------------------------------------------------------------------------------
+// One table
+
+/// A condition for a write: the expression plus exactly the names and values it uses
+/// (DynamoDB rejects unused ones).
+struct Condition {
+    expression: &'static str,
+    names: &'static [(&'static str, &'static str)],
+    values: Vec<(&'static str, AttributeValue)>,
+}
+
+impl Condition {
+    fn new(expression: &'static str, names: &'static [(&'static str, &'static str)]) -> Self {
+        Self { expression, names, values: Vec::new() }
+    }
+
+    fn value(mut self, placeholder: &'static str, value: AttributeValue) -> Self {
+        self.values.push((placeholder, value));
+        self
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        Some(self.names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+    }
+}
+
+/// Whether a conditional write happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Yes,
+    ConditionFailed,
+}
+
+#[derive(Clone, Debug)]
+struct Table {
+    client: Client,
+    name: String,
+    key: &'static str,
+}
+
+impl Table {
+    async fn get(&self, key: &str) -> PortResult<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key(self.key, s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetItem", &error))?;
+        Ok(output.item)
+    }
+
+    async fn put(&self, item: Item, condition: Option<Condition>) -> PortResult<Written> {
+        let request = self.client.put_item().table_name(&self.name).set_item(Some(item));
+        let request = match &condition {
+            Some(condition) => request
+                .condition_expression(condition.expression)
+                .set_expression_attribute_names(condition.names())
+                .set_expression_attribute_values(condition.values()),
+            None => request,
+        };
+        match request.send().await {
+            Ok(_) => Ok(Written::Yes),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(Written::ConditionFailed)
+            }
+            Err(error) => Err(unavailable("PutItem", &error)),
+        }
+    }
+
+    async fn delete(&self, key: &str, condition: Option<Condition>) -> PortResult<Written> {
+        let request = self.client.delete_item().table_name(&self.name).key(self.key, s(key));
+        let request = match &condition {
+            Some(condition) => request
+                .condition_expression(condition.expression)
+                .set_expression_attribute_names(condition.names())
+                .set_expression_attribute_values(condition.values()),
+            None => request,
+        };
+        match request.send().await {
+            Ok(_) => Ok(Written::Yes),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(Written::ConditionFailed)
+            }
+            Err(error) => Err(unavailable("DeleteItem", &error)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event log
+
+/// Idempotency records in the events table.
+#[derive(Clone, Debug)]
+pub struct DynamoEventLog {
+    table: Table,
+}
+
+impl DynamoEventLog {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table { client, name: table_name.into(), key: EVENTS_PARTITION_KEY } }
+    }
+
+    pub fn from_conf(config: &aws_config::SdkConfig, table_name: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table_name)
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table.name
+    }
+
+    async fn read(&self, event_id: &EventId) -> PortResult<Option<EventRecord>> {
+        self.table.get(event_id.as_str()).await?.map(|item| event_record(&item)).transpose()
+    }
+}
+
+fn event_item(event_id: &EventId, fingerprint: &str, now: DateTime<Utc>, lease: Duration, retention: Duration) -> Item {
+    HashMap::from([
+        (EVENTS_PARTITION_KEY.to_owned(), s(event_id.as_str())),
+        ("fingerprint".to_owned(), s(fingerprint)),
+        ("status".to_owned(), s(STATUS_IN_PROGRESS)),
+        ("lease_until".to_owned(), n(epoch_millis_ceil(later(now, lease)))),
+        ("updated_at".to_owned(), s(now.to_rfc3339_opts(SecondsFormat::AutoSi, true))),
+        (EVENTS_TTL_ATTRIBUTE.to_owned(), n(epoch_seconds_ceil(later(now, retention)))),
+    ])
+}
+
+fn event_record(item: &Item) -> PortResult<EventRecord> {
+    const WHAT: &str = "event record";
+    let event_id = required(string_attr(item, EVENTS_PARTITION_KEY).and_then(EventId::from_sender), WHAT, EVENTS_PARTITION_KEY)?;
+    let status = match required(string_attr(item, "status"), WHAT, "status")? {
+        STATUS_IN_PROGRESS => {
+            let millis = required(number_attr::<i64>(item, "lease_until"), WHAT, "lease_until")?;
+            let lease_until = required(DateTime::from_timestamp_millis(millis), WHAT, "lease_until")?;
+            EventStatus::InProgress { lease_until }
+        }
+        STATUS_COMPLETED => {
+            let outcome = required(string_attr(item, "outcome"), WHAT, "outcome")?;
+            let outcome: FinalOutcome = serde_json::from_str(outcome).map_err(|_| corrupt(WHAT, "outcome"))?;
+            EventStatus::Completed(outcome)
+        }
+        _ => return Err(corrupt(WHAT, "status")),
+    };
+    let updated_at = required(string_attr(item, "updated_at").and_then(|raw| raw.parse().ok()), WHAT, "updated_at")?;
+    let expires_at = required(
+        number_attr::<i64>(item, EVENTS_TTL_ATTRIBUTE).and_then(|secs| DateTime::from_timestamp(secs, 0)),
+        WHAT,
+        EVENTS_TTL_ATTRIBUTE,
+    )?;
+    Ok(EventRecord {
+        event_id,
+        fingerprint: required(string_attr(item, "fingerprint"), WHAT, "fingerprint")?.to_owned(),
+        status,
+        updated_at,
+        expires_at,
+    })
+}
+
+/// Overwrites only what `decide_claim` would also take: nothing there, an expired record, or a
+/// lapsed lease on the same payload.
+fn claim_condition(fingerprint: &str, now: DateTime<Utc>) -> Condition {
+    Condition::new(
+        "attribute_not_exists(#id) OR #expires <= :now_s \
+         OR (#status = :in_progress AND #lease <= :now_ms AND #fingerprint = :fingerprint)",
+        &[
+            ("#id", EVENTS_PARTITION_KEY),
+            ("#expires", EVENTS_TTL_ATTRIBUTE),
+            ("#status", "status"),
+            ("#lease", "lease_until"),
+            ("#fingerprint", "fingerprint"),
+        ],
+    )
+    .value(":now_s", n(now.timestamp()))
+    .value(":now_ms", n(now.timestamp_millis()))
+    .value(":in_progress", s(STATUS_IN_PROGRESS))
+    .value(":fingerprint", s(fingerprint))
+}
+
+#[async_trait]
+impl EventLog for DynamoEventLog {
+    async fn claim(
+        &self,
+        event_id: &EventId,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        retention: Duration,
+    ) -> PortResult<Claim> {
+        for _ in 0..CLAIM_ROUNDS {
+            let existing = self.read(event_id).await?;
+            let decision = decide_claim(existing.as_ref(), fingerprint, now);
+            if decision != Claim::Claimed {
+                return Ok(decision);
+            }
+            let item = event_item(event_id, fingerprint, now, lease, retention);
+            if self.table.put(item, Some(claim_condition(fingerprint, now))).await? == Written::Yes {
+                return Ok(Claim::Claimed);
+            }
+            // Someone else wrote in between: decide again on what they wrote.
+        }
+        Ok(Claim::Busy)
+    }
+
+    async fn complete(
+        &self,
+        event_id: &EventId,
+        outcome: &FinalOutcome,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> PortResult<()> {
+        let outcome = serde_json::to_string(outcome).map_err(|error| PortError::Corrupt(error.to_string()))?;
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(event_id.as_str()))
+            .update_expression(
+                "SET #status = :completed, #outcome = :outcome, #updated = :updated, #expires = :expires REMOVE #lease",
+            )
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", EVENTS_PARTITION_KEY)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#outcome", "outcome")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
+            .expression_attribute_names("#lease", "lease_until")
+            .expression_attribute_values(":completed", s(STATUS_COMPLETED))
+            .expression_attribute_values(":outcome", s(outcome))
+            .expression_attribute_values(":updated", s(now.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
+            .expression_attribute_values(":expires", n(epoch_seconds_ceil(later(now, retention))))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(PortError::Corrupt("completing an unclaimed event".into()))
+            }
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+
+    async fn release(&self, event_id: &EventId) -> PortResult<()> {
+        // Only an open claim is given back; a completed record stays.
+        let condition = Condition::new("#status = :in_progress", &[("#status", "status")])
+            .value(":in_progress", s(STATUS_IN_PROGRESS));
+        self.table.delete(event_id.as_str(), Some(condition)).await.map(|_| ())
+    }
+
+    async fn get(&self, event_id: &EventId) -> PortResult<Option<EventRecord>> {
+        self.read(event_id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contact store
+
+/// Contact records in the contacts table, with optimistic concurrency on `version`.
+#[derive(Clone, Debug)]
+pub struct DynamoContactStore {
+    table: Table,
+}
+
+impl DynamoContactStore {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table { client, name: table_name.into(), key: CONTACTS_PARTITION_KEY } }
+    }
+
+    pub fn from_conf(config: &aws_config::SdkConfig, table_name: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table_name)
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table.name
+    }
+}
+
+pub fn contact_key(email: &Email) -> String {
+    format!("{CONTACT_KEY_PREFIX}{}", email.as_str())
+}
+
+fn contact_versioned(item: &Item) -> PortResult<Versioned<ContactRecord>> {
+    const WHAT: &str = "contact record";
+    let raw = required(string_attr(item, "record"), WHAT, "record")?;
+    let value = serde_json::from_str(raw).map_err(|error| PortError::Corrupt(format!("{WHAT}: {error}")))?;
+    Ok(Versioned { value, version: required(number_attr(item, "version"), WHAT, "version")? })
+}
+
+#[async_trait]
+impl ContactStore for DynamoContactStore {
+    async fn load(&self, email: &Email) -> PortResult<Option<Versioned<ContactRecord>>> {
+        self.table.get(&contact_key(email)).await?.map(|item| contact_versioned(&item)).transpose()
+    }
+
+    async fn save(&self, record: &ContactRecord, expected: Option<u64>) -> PortResult<u64> {
+        let json = serde_json::to_string(record).map_err(|error| PortError::Corrupt(error.to_string()))?;
+        let version = expected.unwrap_or(0) + 1;
+        let item = HashMap::from([
+            (CONTACTS_PARTITION_KEY.to_owned(), s(contact_key(&record.email))),
+            ("record".to_owned(), s(json)),
+            ("version".to_owned(), n(version)),
+        ]);
+        let condition = match expected {
+            None => Condition::new("attribute_not_exists(#pk)", &[("#pk", CONTACTS_PARTITION_KEY)]),
+            Some(expected) => Condition::new("#version = :expected", &[("#version", "version")]).value(":expected", n(expected)),
+        };
+        match self.table.put(item, Some(condition)).await? {
+            Written::Yes => Ok(version),
+            Written::ConditionFailed => Err(PortError::VersionConflict),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tag directory
+
+/// Tag name -> id in the contacts table, shared by every consumer instance.
+#[derive(Clone, Debug)]
+pub struct DynamoTagDirectory {
+    table: Table,
+}
+
+impl DynamoTagDirectory {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table { client, name: table_name.into(), key: CONTACTS_PARTITION_KEY } }
+    }
+
+    pub fn from_conf(config: &aws_config::SdkConfig, table_name: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table_name)
+    }
+
+    async fn known(&self, name: &str, id: u64, only_if_unknown: bool) -> PortResult<()> {
+        let item = HashMap::from([(CONTACTS_PARTITION_KEY.to_owned(), s(tag_key(name))), ("tag_id".to_owned(), n(id))]);
+        let condition = only_if_unknown.then(|| Condition::new("attribute_not_exists(#tag_id)", &[("#tag_id", "tag_id")]));
+        self.table.put(item, condition).await.map(|_| ())
+    }
+}
+
+pub fn tag_key(name: &str) -> String {
+    format!("{TAG_KEY_PREFIX}{name}")
+}
+
+/// What a tag item says, decided like the memory adapter: a known id wins, then a live claim.
+fn decide_tag_claim(item: Option<&Item>, now: DateTime<Utc>) -> PortResult<Option<TagClaim>> {
+    let Some(item) = item else { return Ok(None) };
+    if item.contains_key("tag_id") {
+        return required(number_attr(item, "tag_id"), "tag entry", "tag_id").map(|id| Some(TagClaim::Exists(id)));
+    }
+    let until = number_attr::<i64>(item, "creating_until").unwrap_or(i64::MIN);
+    Ok((until > now.timestamp_millis()).then_some(TagClaim::HeldByOther))
+}
+
+#[async_trait]
+impl TagDirectory for DynamoTagDirectory {
+    async fn lookup(&self, name: &str) -> PortResult<Option<u64>> {
+        match self.table.get(&tag_key(name)).await? {
+            Some(item) if item.contains_key("tag_id") => {
+                required(number_attr(&item, "tag_id"), "tag entry", "tag_id").map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn record_existing(&self, tags: &BTreeMap<String, u64>) -> PortResult<()> {
+        // Owned pairs: borrowed ones make the future not `Send` (a higher-ranked lifetime).
+        let listed: Vec<(String, u64)> = tags.iter().map(|(name, id)| (name.clone(), *id)).collect();
+        stream::iter(listed)
+            .map(|(name, id)| async move { self.known(&name, id, true).await })
+            .buffer_unordered(RECORD_EXISTING_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+
+    async fn claim_creation(&self, name: &str, now: DateTime<Utc>, lease: Duration) -> PortResult<TagClaim> {
+        let key = tag_key(name);
+        for _ in 0..CLAIM_ROUNDS {
+            if let Some(decided) = decide_tag_claim(self.table.get(&key).await?.as_ref(), now)? {
+                return Ok(decided);
+            }
+            let item = HashMap::from([
+                (CONTACTS_PARTITION_KEY.to_owned(), s(key.as_str())),
+                ("creating_until".to_owned(), n(epoch_millis_ceil(later(now, lease)))),
+            ]);
+            let condition = Condition::new(
+                "attribute_not_exists(#pk) OR (attribute_not_exists(#tag_id) AND #until <= :now_ms)",
+                &[("#pk", CONTACTS_PARTITION_KEY), ("#tag_id", "tag_id"), ("#until", "creating_until")],
+            )
+            .value(":now_ms", n(now.timestamp_millis()));
+            if self.table.put(item, Some(condition)).await? == Written::Yes {
+                return Ok(TagClaim::Claimed);
+            }
+        }
+        Ok(TagClaim::HeldByOther)
+    }
+
+    async fn record_created(&self, name: &str, id: u64) -> PortResult<()> {
+        self.known(name, id, false).await
+    }
+
+    async fn forget(&self, name: &str) -> PortResult<()> {
+        self.table.delete(&tag_key(name), None).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        rfc3339.parse().expect("a valid time")
+    }
+
+    #[test]
+    fn times_round_up_so_nothing_ends_early() {
+        assert_eq!(epoch_seconds_ceil(at("2026-01-15T12:00:00Z")), 1_768_478_400);
+        assert_eq!(epoch_seconds_ceil(at("2026-01-15T12:00:00.001Z")), 1_768_478_401);
+        assert_eq!(epoch_millis_ceil(at("2026-01-15T12:00:00.0015Z")), 1_768_478_400_002);
+    }
+
+    #[test]
+    fn an_event_item_reads_back_as_its_record() {
+        let id = EventId::from_sender("evt-1").expect("valid id");
+        let now = at("2026-01-15T12:00:00.250Z");
+        let item = event_item(&id, "fp", now, Duration::from_secs(30), Duration::from_secs(86_400));
+        assert_eq!(item.get(EVENTS_TTL_ATTRIBUTE), Some(&n(1_768_564_801_i64)));
+        let record = event_record(&item).expect("readable");
+        assert_eq!(record.updated_at, now);
+        assert_eq!(record.status, EventStatus::InProgress { lease_until: at("2026-01-15T12:00:30.250Z") });
+        assert_eq!(decide_claim(Some(&record), "fp", now), Claim::Busy);
+    }
+
+    #[test]
+    fn a_malformed_item_is_corrupt_not_a_panic() {
+        let item = HashMap::from([(EVENTS_PARTITION_KEY.to_owned(), s("evt-1")), ("status".to_owned(), s("odd"))]);
+        assert!(matches!(event_record(&item), Err(PortError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_lapsed_tag_claim_is_free_and_a_live_one_is_held() {
+        let now = at("2026-01-15T12:00:00Z");
+        let claim = |until: i64| HashMap::from([("creating_until".to_owned(), n(until))]);
+        let now_ms = now.timestamp_millis();
+        assert_eq!(decide_tag_claim(Some(&claim(now_ms)), now).ok(), Some(None));
+        assert_eq!(decide_tag_claim(Some(&claim(now_ms + 1)), now).ok(), Some(Some(TagClaim::HeldByOther)));
+        let known = HashMap::from([("tag_id".to_owned(), n(7))]);
+        assert_eq!(decide_tag_claim(Some(&known), now).ok(), Some(Some(TagClaim::Exists(7))));
+    }
+}

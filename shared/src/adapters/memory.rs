@@ -1,0 +1,360 @@
+//! In-memory adapters: the reference behaviour of every port, used by tests and `simulate`.
+
+use crate::domain::{ContactRecord, Email, EventId};
+use crate::ports::{
+    Claim, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, OutgoingMessage,
+    PortError, PortResult, QueuedMessage, SystemClock, TagClaim, TagDirectory, Versioned,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving it.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Queue settings shared by the embedded queues.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSettings {
+    /// How long a received message stays invisible before it is delivered again.
+    pub visibility_timeout: Duration,
+    /// Receives after which a message goes to the dead-letter store (SQS `maxReceiveCount`).
+    pub max_receive_count: u32,
+    /// SQS FIFO deduplicates ids for five minutes.
+    pub dedup_window: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self { visibility_timeout: Duration::from_secs(60), max_receive_count: 5, dedup_window: Duration::from_secs(300) }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct StoredMessage {
+    id: u64,
+    group_id: String,
+    body: String,
+    receive_count: u32,
+    visible_at: DateTime<Utc>,
+    in_flight_receipt: Option<String>,
+}
+
+/// A message that used up its receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub group_id: String,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+#[derive(Default)]
+struct QueueState {
+    next_id: u64,
+    next_receipt: u64,
+    messages: VecDeque<StoredMessage>,
+    dedup: HashMap<String, DateTime<Utc>>,
+    dead_letters: Vec<DeadLetter>,
+}
+
+#[derive(Clone)]
+pub struct MemoryQueue {
+    state: Arc<Mutex<QueueState>>,
+    settings: QueueSettings,
+    clock: Arc<dyn Clock>,
+}
+
+impl MemoryQueue {
+    pub fn new(settings: QueueSettings) -> Self {
+        Self::with_clock(settings, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(settings: QueueSettings, clock: Arc<dyn Clock>) -> Self {
+        Self { state: Arc::default(), settings, clock }
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.state).dead_letters.clone()
+    }
+
+    /// Messages not yet acknowledged or dead-lettered.
+    pub fn pending(&self) -> usize {
+        lock(&self.state).messages.len()
+    }
+}
+
+impl Default for MemoryQueue {
+    fn default() -> Self {
+        Self::new(QueueSettings::default())
+    }
+}
+
+#[async_trait]
+impl EventQueue for MemoryQueue {
+    async fn send(&self, messages: &[OutgoingMessage]) -> PortResult<()> {
+        let now = self.clock.now();
+        let window = chrono_duration(self.settings.dedup_window);
+        let mut state = lock(&self.state);
+        state.dedup.retain(|_, sent_at| *sent_at + window > now);
+        for message in messages {
+            if state.dedup.contains_key(&message.dedup_id) {
+                continue;
+            }
+            state.dedup.insert(message.dedup_id.clone(), now);
+            state.next_id += 1;
+            let id = state.next_id;
+            state.messages.push_back(StoredMessage {
+                id,
+                group_id: message.group_id.clone(),
+                body: message.body.clone(),
+                receive_count: 0,
+                visible_at: now,
+                in_flight_receipt: None,
+            });
+        }
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize) -> PortResult<Vec<QueuedMessage>> {
+        let now = self.clock.now();
+        let visibility = chrono_duration(self.settings.visibility_timeout);
+        let max_receives = self.settings.max_receive_count;
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        // Groups whose head is in flight or waiting are blocked: FIFO order within a group.
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut received = Vec::new();
+        let mut index = 0;
+        while index < state.messages.len() && received.len() < max {
+            let message = &mut state.messages[index];
+            if blocked.contains(&message.group_id) {
+                index += 1;
+                continue;
+            }
+            if message.visible_at > now {
+                blocked.insert(message.group_id.clone());
+                index += 1;
+                continue;
+            }
+            if message.receive_count >= max_receives {
+                let dead = state.messages.remove(index).expect("index is in bounds");
+                state.dead_letters.push(DeadLetter {
+                    message_id: dead.id.to_string(),
+                    group_id: dead.group_id,
+                    body: dead.body,
+                    receive_count: dead.receive_count,
+                });
+                continue;
+            }
+            state.next_receipt += 1;
+            let receipt = format!("{}-{}", message.id, state.next_receipt);
+            message.receive_count += 1;
+            message.visible_at = now + visibility;
+            message.in_flight_receipt = Some(receipt.clone());
+            received.push(QueuedMessage {
+                message_id: message.id.to_string(),
+                receipt,
+                group_id: message.group_id.clone(),
+                body: message.body.clone(),
+                receive_count: message.receive_count,
+            });
+            index += 1;
+        }
+        Ok(received)
+    }
+
+    async fn ack(&self, message: &QueuedMessage) -> PortResult<()> {
+        let mut state = lock(&self.state);
+        // A stale receipt (the message was redelivered meanwhile) must not delete it.
+        state.messages.retain(|stored| stored.in_flight_receipt.as_deref() != Some(message.receipt.as_str()));
+        Ok(())
+    }
+
+    async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()> {
+        let visible_at = self.clock.now() + chrono_duration(delay);
+        let mut state = lock(&self.state);
+        if let Some(stored) =
+            state.messages.iter_mut().find(|stored| stored.in_flight_receipt.as_deref() == Some(message.receipt.as_str()))
+        {
+            stored.visible_at = visible_at;
+            stored.in_flight_receipt = None;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+pub struct MemoryEventLog {
+    records: Arc<Mutex<HashMap<EventId, EventRecord>>>,
+}
+
+impl MemoryEventLog {
+    pub fn records(&self) -> Vec<EventRecord> {
+        lock(&self.records).values().cloned().collect()
+    }
+}
+
+/// The claim rule every event-log adapter implements: what to do given the stored record.
+pub fn decide_claim(existing: Option<&EventRecord>, fingerprint: &str, now: DateTime<Utc>) -> Claim {
+    match existing {
+        None => Claim::Claimed,
+        Some(record) if record.expires_at <= now => Claim::Claimed,
+        Some(record) if record.fingerprint != fingerprint => Claim::PayloadMismatch,
+        Some(EventRecord { status: EventStatus::Completed(outcome), .. }) => Claim::Completed(outcome.clone()),
+        Some(EventRecord { status: EventStatus::InProgress { lease_until }, .. }) if *lease_until > now => Claim::Busy,
+        Some(_) => Claim::Claimed,
+    }
+}
+
+#[async_trait]
+impl EventLog for MemoryEventLog {
+    async fn claim(
+        &self,
+        event_id: &EventId,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        retention: Duration,
+    ) -> PortResult<Claim> {
+        let mut records = lock(&self.records);
+        let claim = decide_claim(records.get(event_id), fingerprint, now);
+        if claim == Claim::Claimed {
+            records.insert(
+                event_id.clone(),
+                EventRecord {
+                    event_id: event_id.clone(),
+                    fingerprint: fingerprint.to_owned(),
+                    status: EventStatus::InProgress { lease_until: now + chrono_duration(lease) },
+                    updated_at: now,
+                    expires_at: now + chrono_duration(retention),
+                },
+            );
+        }
+        Ok(claim)
+    }
+
+    async fn complete(
+        &self,
+        event_id: &EventId,
+        outcome: &FinalOutcome,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> PortResult<()> {
+        let mut records = lock(&self.records);
+        let record = records.get_mut(event_id).ok_or_else(|| PortError::Corrupt("completing an unclaimed event".into()))?;
+        record.status = EventStatus::Completed(outcome.clone());
+        record.updated_at = now;
+        record.expires_at = now + chrono_duration(retention);
+        Ok(())
+    }
+
+    async fn release(&self, event_id: &EventId) -> PortResult<()> {
+        let mut records = lock(&self.records);
+        if matches!(records.get(event_id), Some(EventRecord { status: EventStatus::InProgress { .. }, .. })) {
+            records.remove(event_id);
+        }
+        Ok(())
+    }
+
+    async fn get(&self, event_id: &EventId) -> PortResult<Option<EventRecord>> {
+        Ok(lock(&self.records).get(event_id).cloned())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+pub struct MemoryContactStore {
+    records: Arc<Mutex<BTreeMap<Email, Versioned<ContactRecord>>>>,
+}
+
+impl MemoryContactStore {
+    pub fn all(&self) -> Vec<ContactRecord> {
+        lock(&self.records).values().map(|versioned| versioned.value.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl ContactStore for MemoryContactStore {
+    async fn load(&self, email: &Email) -> PortResult<Option<Versioned<ContactRecord>>> {
+        Ok(lock(&self.records).get(email).cloned())
+    }
+
+    async fn save(&self, record: &ContactRecord, expected: Option<u64>) -> PortResult<u64> {
+        let mut records = lock(&self.records);
+        let current = records.get(&record.email).map(|versioned| versioned.version);
+        if current != expected {
+            return Err(PortError::VersionConflict);
+        }
+        let version = current.unwrap_or(0) + 1;
+        records.insert(record.email.clone(), Versioned { value: record.clone(), version });
+        Ok(version)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum TagEntry {
+    Known(u64),
+    Creating { lease_until: DateTime<Utc> },
+}
+
+#[derive(Clone, Default)]
+pub struct MemoryTagDirectory {
+    entries: Arc<Mutex<HashMap<String, TagEntry>>>,
+}
+
+#[async_trait]
+impl TagDirectory for MemoryTagDirectory {
+    async fn lookup(&self, name: &str) -> PortResult<Option<u64>> {
+        Ok(match lock(&self.entries).get(name) {
+            Some(TagEntry::Known(id)) => Some(*id),
+            _ => None,
+        })
+    }
+
+    async fn record_existing(&self, tags: &BTreeMap<String, u64>) -> PortResult<()> {
+        let mut entries = lock(&self.entries);
+        for (name, id) in tags {
+            if !matches!(entries.get(name), Some(TagEntry::Known(_))) {
+                entries.insert(name.clone(), TagEntry::Known(*id));
+            }
+        }
+        Ok(())
+    }
+
+    async fn claim_creation(&self, name: &str, now: DateTime<Utc>, lease: Duration) -> PortResult<TagClaim> {
+        let mut entries = lock(&self.entries);
+        match entries.get(name) {
+            Some(TagEntry::Known(id)) => Ok(TagClaim::Exists(*id)),
+            Some(TagEntry::Creating { lease_until }) if *lease_until > now => Ok(TagClaim::HeldByOther),
+            _ => {
+                entries.insert(name.to_owned(), TagEntry::Creating { lease_until: now + chrono_duration(lease) });
+                Ok(TagClaim::Claimed)
+            }
+        }
+    }
+
+    async fn record_created(&self, name: &str, id: u64) -> PortResult<()> {
+        lock(&self.entries).insert(name.to_owned(), TagEntry::Known(id));
+        Ok(())
+    }
+
+    async fn forget(&self, name: &str) -> PortResult<()> {
+        lock(&self.entries).remove(name);
+        Ok(())
+    }
+}

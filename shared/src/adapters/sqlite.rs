@@ -1,0 +1,888 @@
+//! Embedded adapters: every port on one SQLite file (DESIGN 1, the `serve` mode).
+//!
+//! Behaviour is that of `adapters::memory`, made durable:
+//! - One connection behind a mutex. Every call is a few short statements, so a single writer is
+//!   not the bottleneck next to KlickTipp's rate cap, and one connection keeps the code simple.
+//! - Port calls run on tokio's blocking pool (`spawn_blocking`, so they need a Tokio runtime). Most
+//!   take microseconds, but a commit can wait for a WAL checkpoint and a busy file waits up to
+//!   `BUSY_TIMEOUT` for another process (an operator's CLI on the same file); neither may stall the
+//!   runtime threads that serve HTTP. `SqliteDb::open` is synchronous: it runs once at start-up.
+//! - Read-modify-write steps (claims, receives) run in `BEGIN IMMEDIATE` transactions, so several
+//!   processes on the same file stay correct, not only several tasks in this one.
+//! - Times are stored as Unix microseconds (`INTEGER`), which keeps comparisons in SQL exact.
+
+use crate::adapters::memory::{DeadLetter, QueueSettings, decide_claim};
+use crate::domain::{ContactRecord, Email, EventId};
+use crate::ports::{
+    Claim, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, OutgoingMessage,
+    PortError, PortResult, QueuedMessage, SystemClock, TagClaim, TagDirectory, Versioned,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a statement waits for another connection's write lock before giving up (`Unavailable`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Schema migrations; entry `n` upgrades `user_version` n to n + 1. Only ever append.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE queue_messages (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,  -- FIFO order; never reused
+    group_id      TEXT    NOT NULL,
+    dedup_id      TEXT    NOT NULL,
+    body          TEXT    NOT NULL,
+    receive_count INTEGER NOT NULL,
+    visible_at    INTEGER NOT NULL,                   -- Unix microseconds
+    receipt       TEXT                                -- the live delivery; NULL when not in flight
+) STRICT;
+CREATE INDEX queue_messages_by_visibility ON queue_messages (visible_at);
+
+CREATE TABLE queue_dedup (
+    dedup_id TEXT PRIMARY KEY,
+    sent_at  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX queue_dedup_by_age ON queue_dedup (sent_at);
+
+CREATE TABLE dead_letters (
+    message_id    INTEGER PRIMARY KEY,                -- the id it had in queue_messages
+    group_id      TEXT    NOT NULL,
+    dedup_id      TEXT    NOT NULL,
+    body          TEXT    NOT NULL,
+    receive_count INTEGER NOT NULL,
+    dead_at       INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE event_log (
+    event_id    TEXT PRIMARY KEY,
+    fingerprint TEXT    NOT NULL,
+    lease_until INTEGER,                              -- set while in progress
+    outcome     TEXT,                                 -- FinalOutcome JSON once completed
+    updated_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    CHECK ((lease_until IS NULL) <> (outcome IS NULL))
+) STRICT, WITHOUT ROWID;
+CREATE INDEX event_log_by_expiry ON event_log (expires_at);
+
+CREATE TABLE contacts (
+    email   TEXT PRIMARY KEY,
+    record  TEXT    NOT NULL,                         -- ContactRecord JSON
+    version INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE tags (
+    name        TEXT PRIMARY KEY,
+    tag_id      INTEGER,                              -- known in KlickTipp
+    lease_until INTEGER,                              -- or being created until then
+    CHECK ((tag_id IS NULL) <> (lease_until IS NULL))
+) STRICT, WITHOUT ROWID;
+"#];
+
+// ---------------------------------------------------------------------------------------------
+// Errors and conversions
+
+impl From<rusqlite::Error> for PortError {
+    fn from(error: rusqlite::Error) -> Self {
+        use rusqlite::Error as E;
+        match &error {
+            E::SqliteFailure(failure, _) => match failure.code {
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => PortError::Corrupt(error.to_string()),
+                // Busy, locked, I/O, disk full, cannot open, ...: the file may recover, so retry.
+                _ => PortError::Unavailable(error.to_string()),
+            },
+            E::FromSqlConversionFailure(..)
+            | E::IntegralValueOutOfRange(..)
+            | E::InvalidColumnType(..)
+            | E::Utf8Error(..) => PortError::Corrupt(error.to_string()),
+            _ => PortError::Unavailable(error.to_string()),
+        }
+    }
+}
+
+fn corrupt(what: impl fmt::Display) -> PortError {
+    PortError::Corrupt(what.to_string())
+}
+
+fn to_micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn from_micros(micros: i64) -> PortResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| corrupt(format!("timestamp {micros} is out of range")))
+}
+
+/// `at + duration`, saturating instead of panicking on absurd durations.
+fn later(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|delta| at.checked_add_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at - duration`, saturating.
+fn earlier(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|delta| at.checked_sub_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn stored_id(id: u64, what: &str) -> PortResult<i64> {
+    i64::try_from(id).map_err(|_| corrupt(format!("{what} {id} does not fit in a SQLite integer")))
+}
+
+fn loaded_id(id: i64, what: &str) -> PortResult<u64> {
+    u64::try_from(id).map_err(|_| corrupt(format!("stored {what} {id} is negative")))
+}
+
+/// `BEGIN IMMEDIATE`: takes the write lock up front, waiting up to `BUSY_TIMEOUT` for it. A deferred
+/// transaction that reads and then writes would instead fail at once when another connection
+/// wrote in between.
+fn write_transaction(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    connection.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic mid-call dropped its transaction (rolled back), so the connection is still sound.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database
+
+/// One SQLite database holding the queue, event log, contacts and tags. Cheap to clone: every
+/// adapter built from it shares the one connection.
+#[derive(Clone)]
+pub struct SqliteDb {
+    connection: Arc<Mutex<Connection>>,
+    path: Option<PathBuf>,
+}
+
+impl SqliteDb {
+    /// The schema version this build writes (`PRAGMA user_version`).
+    pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+    /// Opens (creating if needed) the database file, switches it to WAL and migrates the schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteDb, PortError> {
+        let path = path.as_ref().to_path_buf();
+        let connection = Connection::open(&path)?;
+        Self::initialize(connection, Some(path))
+    }
+
+    /// A private database that lives as long as this handle (tests, `simulate`).
+    pub fn open_in_memory() -> Result<SqliteDb, PortError> {
+        Self::initialize(Connection::open_in_memory()?, None)
+    }
+
+    /// The file behind this database; `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The schema version stored in the file.
+    pub async fn schema_version(&self) -> PortResult<u32> {
+        self.run(|connection| Ok(connection.pragma_query_value(None, "user_version", |row| row.get(0))?)).await
+    }
+
+    fn initialize(mut connection: Connection, path: Option<PathBuf>) -> PortResult<SqliteDb> {
+        configure(&connection, path.is_some())?;
+        migrate(&mut connection)?;
+        Ok(SqliteDb { connection: Arc::new(Mutex::new(connection)), path })
+    }
+
+    /// Runs `work` on the blocking pool with the connection to itself.
+    async fn run<T, F>(&self, work: F) -> PortResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> PortResult<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || work(&mut lock(&connection)))
+            .await
+            .map_err(|error| PortError::Unavailable(format!("storage task failed: {error}")))?
+    }
+}
+
+impl fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteDb").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn configure(connection: &Connection, file_backed: bool) -> PortResult<()> {
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    if file_backed {
+        // WAL: readers never block the writer, and with synchronous=NORMAL a commit needs no fsync
+        // (a power cut may lose the last commits, never corrupt the file).
+        let mode: String = connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(journal_mode = %mode, "SQLite refused WAL mode; continuing with a slower journal");
+        }
+    }
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// Brings the schema up to `SCHEMA_VERSION`; a no-op on an up-to-date file. Runs in an immediate
+/// transaction so two processes opening a new file at once do not both migrate it.
+fn migrate(connection: &mut Connection) -> PortResult<()> {
+    let transaction = write_transaction(connection)?;
+    let current: u32 = transaction.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if current > SqliteDb::SCHEMA_VERSION {
+        return Err(corrupt(format!(
+            "the database has schema version {current}, newer than this build's {}",
+            SqliteDb::SCHEMA_VERSION
+        )));
+    }
+    for migration in &MIGRATIONS[current as usize..] {
+        transaction.execute_batch(migration)?;
+    }
+    transaction.pragma_update(None, "user_version", SqliteDb::SCHEMA_VERSION)?;
+    transaction.commit()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue
+
+/// Durable FIFO queue with the semantics of `MemoryQueue` (SQS FIFO).
+#[derive(Clone)]
+pub struct SqliteQueue {
+    db: SqliteDb,
+    settings: QueueSettings,
+    clock: Arc<dyn Clock>,
+}
+
+/// A message that may be delivered by this receive.
+struct Deliverable {
+    id: i64,
+    group_id: String,
+    body: String,
+    receive_count: u32,
+}
+
+/// Visible messages not behind an invisible (in flight or delayed) message of their group: the
+/// rows `MemoryQueue::receive` reaches, in FIFO order. `?1` = now.
+const DUE_MESSAGES: &str = "
+    WITH blocked_from AS (
+        SELECT group_id, MIN(id) AS first_id FROM queue_messages WHERE visible_at > ?1 GROUP BY group_id
+    )
+    SELECT m.id, m.group_id, m.body, m.receive_count
+    FROM queue_messages AS m LEFT JOIN blocked_from AS b ON b.group_id = m.group_id
+    WHERE m.visible_at <= ?1 AND (b.first_id IS NULL OR m.id < b.first_id)";
+
+impl SqliteQueue {
+    pub fn new(db: SqliteDb, settings: QueueSettings) -> Self {
+        Self::with_clock(db, settings, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(db: SqliteDb, settings: QueueSettings, clock: Arc<dyn Clock>) -> Self {
+        Self { db, settings, clock }
+    }
+
+    /// Messages that used up their receives, oldest first.
+    pub async fn dead_letters(&self) -> PortResult<Vec<DeadLetter>> {
+        self.db
+            .run(|connection| {
+                let mut statement = connection.prepare_cached(
+                    "SELECT message_id, group_id, body, receive_count FROM dead_letters ORDER BY dead_at, message_id",
+                )?;
+                let rows = statement.query_map([], |row| {
+                    Ok(DeadLetter {
+                        message_id: row.get::<_, i64>(0)?.to_string(),
+                        group_id: row.get(1)?,
+                        body: row.get(2)?,
+                        receive_count: row.get(3)?,
+                    })
+                })?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// Messages not yet acknowledged or dead-lettered.
+    pub async fn pending(&self) -> PortResult<usize> {
+        self.db
+            .run(|connection| {
+                let count: i64 = connection.query_row("SELECT COUNT(*) FROM queue_messages", [], |row| row.get(0))?;
+                usize::try_from(count).map_err(corrupt)
+            })
+            .await
+    }
+
+    /// Moves every dead letter back into the queue at its original place, visible now and with a
+    /// fresh receive count (operators' redrive, like SQS's). Returns how many moved.
+    pub async fn redrive_dead_letters(&self) -> PortResult<usize> {
+        let now = to_micros(self.clock.now());
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let moved = transaction.execute(
+                    "INSERT INTO queue_messages (id, group_id, dedup_id, body, receive_count, visible_at, receipt)
+                     SELECT message_id, group_id, dedup_id, body, 0, ?1, NULL FROM dead_letters",
+                    [now],
+                )?;
+                transaction.execute("DELETE FROM dead_letters", [])?;
+                transaction.commit()?;
+                Ok(moved)
+            })
+            .await
+    }
+}
+
+/// Forgets dedup ids whose window has passed.
+fn forget_old_dedup_ids(connection: &Connection, window_start: i64) -> rusqlite::Result<()> {
+    connection.prepare_cached("DELETE FROM queue_dedup WHERE sent_at <= ?1")?.execute([window_start])?;
+    Ok(())
+}
+
+/// Records `dedup_id`; false if it is already within the window.
+fn first_sighting(connection: &Connection, dedup_id: &str, now: i64) -> rusqlite::Result<bool> {
+    let inserted = connection
+        .prepare_cached("INSERT INTO queue_dedup (dedup_id, sent_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+        .execute(params![dedup_id, now])?;
+    Ok(inserted == 1)
+}
+
+fn move_to_dead_letters(connection: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO dead_letters (message_id, group_id, dedup_id, body, receive_count, dead_at)
+             SELECT id, group_id, dedup_id, body, receive_count, ?2 FROM queue_messages WHERE id = ?1",
+        )?
+        .execute(params![id, now])?;
+    connection.prepare_cached("DELETE FROM queue_messages WHERE id = ?1")?.execute([id])?;
+    Ok(())
+}
+
+/// The next `max` due messages that still have receives left. Exhausted ones met on the way go
+/// to the dead letters, as in `MemoryQueue`. Nothing is delivered before this returns, so every
+/// round sees the same blocked groups.
+fn deliverable_messages(
+    connection: &Connection,
+    now: i64,
+    max: usize,
+    max_receive_count: u32,
+) -> rusqlite::Result<Vec<Deliverable>> {
+    loop {
+        let due = due_messages(connection, now, max)?;
+        let exhausted: Vec<i64> =
+            due.iter().filter(|message| message.receive_count >= max_receive_count).map(|message| message.id).collect();
+        if exhausted.is_empty() {
+            return Ok(due);
+        }
+        for id in exhausted {
+            move_to_dead_letters(connection, id, now)?;
+        }
+    }
+}
+
+fn due_messages(connection: &Connection, now: i64, max: usize) -> rusqlite::Result<Vec<Deliverable>> {
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    connection
+        .prepare_cached(&format!("{DUE_MESSAGES} ORDER BY m.id LIMIT ?2"))?
+        .query_map(params![now, limit], |row| {
+            Ok(Deliverable { id: row.get(0)?, group_id: row.get(1)?, body: row.get(2)?, receive_count: row.get(3)? })
+        })?
+        .collect()
+}
+
+/// Marks one message in flight until `visible_at` and returns the delivery.
+fn deliver(connection: &Connection, message: Deliverable, visible_at: i64) -> rusqlite::Result<QueuedMessage> {
+    let receive_count = message.receive_count.saturating_add(1);
+    // The random part keeps receipts unique even when a redriven message starts counting again.
+    let receipt = format!("{}-{}-{:016x}", message.id, receive_count, rand::random::<u64>());
+    connection
+        .prepare_cached("UPDATE queue_messages SET receive_count = ?2, visible_at = ?3, receipt = ?4 WHERE id = ?1")?
+        .execute(params![message.id, receive_count, visible_at, receipt])?;
+    Ok(QueuedMessage {
+        message_id: message.id.to_string(),
+        receipt,
+        group_id: message.group_id,
+        body: message.body,
+        receive_count,
+    })
+}
+
+/// The row id behind a delivery; `None` for ids this queue never issued.
+fn row_id(message: &QueuedMessage) -> Option<i64> {
+    message.message_id.parse().ok()
+}
+
+#[async_trait]
+impl EventQueue for SqliteQueue {
+    async fn send(&self, messages: &[OutgoingMessage]) -> PortResult<()> {
+        let now = self.clock.now();
+        let window_start = to_micros(earlier(now, self.settings.dedup_window));
+        let now = to_micros(now);
+        let messages = messages.to_vec();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                forget_old_dedup_ids(&transaction, window_start)?;
+                for message in &messages {
+                    if !first_sighting(&transaction, &message.dedup_id, now)? {
+                        continue;
+                    }
+                    transaction
+                        .prepare_cached(
+                            "INSERT INTO queue_messages (group_id, dedup_id, body, receive_count, visible_at)
+                             VALUES (?1, ?2, ?3, 0, ?4)",
+                        )?
+                        .execute(params![message.group_id, message.dedup_id, message.body, now])?;
+                }
+                transaction.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn receive(&self, max: usize) -> PortResult<Vec<QueuedMessage>> {
+        let now = self.clock.now();
+        let visible_at = to_micros(later(now, self.settings.visibility_timeout));
+        let now = to_micros(now);
+        let max_receive_count = self.settings.max_receive_count;
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let received = deliverable_messages(&transaction, now, max, max_receive_count)?
+                    .into_iter()
+                    .map(|message| deliver(&transaction, message, visible_at))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                transaction.commit()?;
+                Ok(received)
+            })
+            .await
+    }
+
+    async fn ack(&self, message: &QueuedMessage) -> PortResult<()> {
+        let Some(id) = row_id(message) else { return Ok(()) };
+        let receipt = message.receipt.clone();
+        self.db
+            .run(move |connection| {
+                // A stale receipt (the message was redelivered meanwhile) matches nothing.
+                connection
+                    .prepare_cached("DELETE FROM queue_messages WHERE id = ?1 AND receipt = ?2")?
+                    .execute(params![id, receipt])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()> {
+        let Some(id) = row_id(message) else { return Ok(()) };
+        let visible_at = to_micros(later(self.clock.now(), delay));
+        let receipt = message.receipt.clone();
+        self.db
+            .run(move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE queue_messages SET visible_at = ?3, receipt = NULL WHERE id = ?1 AND receipt = ?2",
+                    )?
+                    .execute(params![id, receipt, visible_at])?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event log
+
+/// Idempotency records with leases and a TTL. Expired records behave as absent: a claim takes
+/// them over (`decide_claim`), `get` does not return them, and `purge_expired` deletes them.
+#[derive(Clone)]
+pub struct SqliteEventLog {
+    db: SqliteDb,
+    clock: Arc<dyn Clock>,
+}
+
+impl SqliteEventLog {
+    pub fn new(db: SqliteDb) -> Self {
+        Self::with_clock(db, Arc::new(SystemClock))
+    }
+
+    /// `clock` decides which records `get` treats as expired.
+    pub fn with_clock(db: SqliteDb, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    /// Deletes records that expired at or before `now`; returns how many.
+    pub async fn purge_expired(&self, now: DateTime<Utc>) -> PortResult<usize> {
+        let now = to_micros(now);
+        self.db
+            .run(move |connection| Ok(connection.execute("DELETE FROM event_log WHERE expires_at <= ?1", [now])?))
+            .await
+    }
+}
+
+const EVENT_COLUMNS: &str = "event_id, fingerprint, lease_until, outcome, updated_at, expires_at";
+
+/// The raw columns of an `event_log` row, decoded outside rusqlite so decoding errors are ours.
+struct EventRow {
+    event_id: String,
+    fingerprint: String,
+    lease_until: Option<i64>,
+    outcome: Option<String>,
+    updated_at: i64,
+    expires_at: i64,
+}
+
+impl EventRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            event_id: row.get(0)?,
+            fingerprint: row.get(1)?,
+            lease_until: row.get(2)?,
+            outcome: row.get(3)?,
+            updated_at: row.get(4)?,
+            expires_at: row.get(5)?,
+        })
+    }
+
+    fn into_record(self) -> PortResult<EventRecord> {
+        let status = match (self.lease_until, self.outcome) {
+            (_, Some(outcome)) => {
+                EventStatus::Completed(serde_json::from_str::<FinalOutcome>(&outcome).map_err(corrupt)?)
+            }
+            (Some(lease_until), None) => EventStatus::InProgress { lease_until: from_micros(lease_until)? },
+            (None, None) => return Err(corrupt(format!("event {} has neither a lease nor an outcome", self.event_id))),
+        };
+        // Stored ids were valid when written; serde is `EventId`'s one unvalidated constructor.
+        let event_id = serde_json::from_value(serde_json::Value::String(self.event_id)).map_err(corrupt)?;
+        Ok(EventRecord {
+            event_id,
+            fingerprint: self.fingerprint,
+            status,
+            updated_at: from_micros(self.updated_at)?,
+            expires_at: from_micros(self.expires_at)?,
+        })
+    }
+}
+
+/// The stored record, expired or not.
+fn stored_event(connection: &Connection, event_id: &str) -> PortResult<Option<EventRecord>> {
+    connection
+        .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM event_log WHERE event_id = ?1"))?
+        .query_row([event_id], EventRow::read)
+        .optional()?
+        .map(EventRow::into_record)
+        .transpose()
+}
+
+#[async_trait]
+impl EventLog for SqliteEventLog {
+    async fn claim(
+        &self,
+        event_id: &EventId,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        retention: Duration,
+    ) -> PortResult<Claim> {
+        let event_id = event_id.as_str().to_owned();
+        let fingerprint = fingerprint.to_owned();
+        let lease_until = to_micros(later(now, lease));
+        let expires_at = to_micros(later(now, retention));
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let claim = decide_claim(stored_event(&transaction, &event_id)?.as_ref(), &fingerprint, now);
+                if claim == Claim::Claimed {
+                    transaction
+                        .prepare_cached(&format!(
+                            "INSERT OR REPLACE INTO event_log ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, NULL, ?4, ?5)"
+                        ))?
+                        .execute(params![event_id, fingerprint, lease_until, to_micros(now), expires_at])?;
+                }
+                transaction.commit()?;
+                Ok(claim)
+            })
+            .await
+    }
+
+    async fn complete(
+        &self,
+        event_id: &EventId,
+        outcome: &FinalOutcome,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> PortResult<()> {
+        let event_id = event_id.as_str().to_owned();
+        let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
+        let expires_at = to_micros(later(now, retention));
+        self.db
+            .run(move |connection| {
+                let updated = connection
+                    .prepare_cached(
+                        "UPDATE event_log SET lease_until = NULL, outcome = ?2, updated_at = ?3, expires_at = ?4
+                         WHERE event_id = ?1",
+                    )?
+                    .execute(params![event_id, outcome, to_micros(now), expires_at])?;
+                if updated == 0 {
+                    return Err(corrupt("completing an unclaimed event"));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn release(&self, event_id: &EventId) -> PortResult<()> {
+        let event_id = event_id.as_str().to_owned();
+        self.db
+            .run(move |connection| {
+                connection
+                    .prepare_cached("DELETE FROM event_log WHERE event_id = ?1 AND outcome IS NULL")?
+                    .execute([event_id])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get(&self, event_id: &EventId) -> PortResult<Option<EventRecord>> {
+        let event_id = event_id.as_str().to_owned();
+        let now = self.clock.now();
+        self.db
+            .run(move |connection| Ok(stored_event(connection, &event_id)?.filter(|record| record.expires_at > now)))
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contact store
+
+/// Contact records as JSON with a version column for optimistic concurrency.
+#[derive(Clone)]
+pub struct SqliteContactStore {
+    db: SqliteDb,
+}
+
+impl SqliteContactStore {
+    pub fn new(db: SqliteDb) -> Self {
+        Self { db }
+    }
+}
+
+fn insert_new_contact(connection: &Connection, email: &str, json: &str) -> PortResult<u64> {
+    let inserted = connection
+        .prepare_cached("INSERT INTO contacts (email, record, version) VALUES (?1, ?2, 1) ON CONFLICT DO NOTHING")?
+        .execute(params![email, json])?;
+    if inserted == 0 {
+        return Err(PortError::VersionConflict);
+    }
+    Ok(1)
+}
+
+fn update_contact(connection: &Connection, email: &str, json: &str, expected: u64) -> PortResult<u64> {
+    // A version beyond SQLite's range was never issued by this store, so it cannot match.
+    let expected = i64::try_from(expected).map_err(|_| PortError::VersionConflict)?;
+    let next = expected.checked_add(1).ok_or_else(|| corrupt("contact version overflow"))?;
+    let updated = connection
+        .prepare_cached("UPDATE contacts SET record = ?2, version = ?4 WHERE email = ?1 AND version = ?3")?
+        .execute(params![email, json, expected, next])?;
+    if updated == 0 {
+        return Err(PortError::VersionConflict);
+    }
+    loaded_id(next, "contact version")
+}
+
+#[async_trait]
+impl ContactStore for SqliteContactStore {
+    async fn load(&self, email: &Email) -> PortResult<Option<Versioned<ContactRecord>>> {
+        let email = email.as_str().to_owned();
+        self.db
+            .run(move |connection| {
+                let row: Option<(String, i64)> = connection
+                    .prepare_cached("SELECT record, version FROM contacts WHERE email = ?1")?
+                    .query_row([email], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                let Some((json, version)) = row else { return Ok(None) };
+                let value: ContactRecord = serde_json::from_str(&json).map_err(corrupt)?;
+                Ok(Some(Versioned { value, version: loaded_id(version, "contact version")? }))
+            })
+            .await
+    }
+
+    async fn save(&self, record: &ContactRecord, expected: Option<u64>) -> PortResult<u64> {
+        let email = record.email.as_str().to_owned();
+        let json = serde_json::to_string(record).map_err(corrupt)?;
+        self.db
+            .run(move |connection| match expected {
+                None => insert_new_contact(connection, &email, &json),
+                Some(expected) => update_contact(connection, &email, &json, expected),
+            })
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tag directory
+
+/// Tag name -> KlickTipp id, with single-writer creation claims under a lease.
+#[derive(Clone)]
+pub struct SqliteTagDirectory {
+    db: SqliteDb,
+}
+
+impl SqliteTagDirectory {
+    pub fn new(db: SqliteDb) -> Self {
+        Self { db }
+    }
+}
+
+/// `(tag_id, lease_until)` of a stored tag row.
+fn stored_tag(connection: &Connection, name: &str) -> rusqlite::Result<Option<(Option<i64>, Option<i64>)>> {
+    connection
+        .prepare_cached("SELECT tag_id, lease_until FROM tags WHERE name = ?1")?
+        .query_row([name], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+}
+
+#[async_trait]
+impl TagDirectory for SqliteTagDirectory {
+    async fn lookup(&self, name: &str) -> PortResult<Option<u64>> {
+        let name = name.to_owned();
+        self.db
+            .run(move |connection| match stored_tag(connection, &name)? {
+                Some((Some(id), _)) => Ok(Some(loaded_id(id, "tag id")?)),
+                _ => Ok(None),
+            })
+            .await
+    }
+
+    async fn record_existing(&self, tags: &BTreeMap<String, u64>) -> PortResult<()> {
+        let tags = tags
+            .iter()
+            .map(|(name, id)| Ok((name.clone(), stored_id(*id, "tag id")?)))
+            .collect::<PortResult<Vec<_>>>()?;
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                for (name, id) in &tags {
+                    // A known id wins; a pending creation claim gives way to the id KlickTipp has.
+                    transaction
+                        .prepare_cached(
+                            "INSERT INTO tags (name, tag_id, lease_until) VALUES (?1, ?2, NULL)
+                             ON CONFLICT (name) DO UPDATE SET tag_id = excluded.tag_id, lease_until = NULL
+                             WHERE tags.tag_id IS NULL",
+                        )?
+                        .execute(params![name, id])?;
+                }
+                transaction.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn claim_creation(&self, name: &str, now: DateTime<Utc>, lease: Duration) -> PortResult<TagClaim> {
+        let name = name.to_owned();
+        let lease_until = to_micros(later(now, lease));
+        let now = to_micros(now);
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let claim = match stored_tag(&transaction, &name)? {
+                    Some((Some(id), _)) => TagClaim::Exists(loaded_id(id, "tag id")?),
+                    Some((None, Some(held_until))) if held_until > now => TagClaim::HeldByOther,
+                    _ => {
+                        transaction
+                            .prepare_cached(
+                                "INSERT OR REPLACE INTO tags (name, tag_id, lease_until) VALUES (?1, NULL, ?2)",
+                            )?
+                            .execute(params![name, lease_until])?;
+                        TagClaim::Claimed
+                    }
+                };
+                transaction.commit()?;
+                Ok(claim)
+            })
+            .await
+    }
+
+    async fn record_created(&self, name: &str, id: u64) -> PortResult<()> {
+        let name = name.to_owned();
+        let id = stored_id(id, "tag id")?;
+        self.db
+            .run(move |connection| {
+                connection
+                    .prepare_cached("INSERT OR REPLACE INTO tags (name, tag_id, lease_until) VALUES (?1, ?2, NULL)")?
+                    .execute(params![name, id])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn forget(&self, name: &str) -> PortResult<()> {
+        let name = name.to_owned();
+        self.db
+            .run(move |connection| {
+                connection.prepare_cached("DELETE FROM tags WHERE name = ?1")?.execute([name])?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(db: &SqliteDb, sql: &str) {
+        lock(&db.connection).execute_batch(sql).expect("raw SQL");
+    }
+
+    #[test]
+    fn busy_and_locked_are_retryable_and_corruption_is_not() {
+        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED] {
+            let error = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            assert!(matches!(PortError::from(error), PortError::Unavailable(_)));
+        }
+        let corrupt = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT), None);
+        assert!(matches!(PortError::from(corrupt), PortError::Corrupt(_)));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_contact_is_corrupt() {
+        let db = SqliteDb::open_in_memory().expect("open");
+        raw(&db, "INSERT INTO contacts (email, record, version) VALUES ('a@example.com', '{\"email\":', 1)");
+        let email = Email::parse("a@example.com").expect("email");
+        let loaded = SqliteContactStore::new(db).load(&email).await;
+        assert!(matches!(loaded, Err(PortError::Corrupt(_))), "{loaded:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_outcome_is_corrupt() {
+        let db = SqliteDb::open_in_memory().expect("open");
+        raw(
+            &db,
+            "INSERT INTO event_log (event_id, fingerprint, outcome, updated_at, expires_at)
+             VALUES ('evt', 'fp', '{\"outcome\":\"exploded\"}', 0, 9000000000000000)",
+        );
+        let id = EventId::from_sender("evt").expect("id");
+        let claim = SqliteEventLog::new(db).claim(&id, "fp", Utc::now(), Duration::ZERO, Duration::ZERO).await;
+        assert!(matches!(claim, Err(PortError::Corrupt(_))), "{claim:?}");
+    }
+
+    #[test]
+    fn a_schema_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("future.db");
+        let db = SqliteDb::open(&path).expect("open");
+        raw(&db, "PRAGMA user_version = 99");
+        drop(db);
+        assert!(matches!(SqliteDb::open(&path), Err(PortError::Corrupt(_))));
+    }
+
+    #[test]
+    fn absurd_durations_saturate_instead_of_panicking() {
+        let now = Utc::now();
+        assert_eq!(later(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(earlier(now, Duration::MAX), DateTime::<Utc>::MIN_UTC);
+        assert!(from_micros(to_micros(DateTime::<Utc>::MAX_UTC)).is_ok(), "the latest time still fits");
+    }
+}

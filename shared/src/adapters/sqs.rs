@@ -1,0 +1,249 @@
+//! [`EventQueue`] on an SQS FIFO queue (DESIGN 1): one message group per contact, the event id as
+//! the deduplication id, the JSON event as the body. The dead-letter queue is SQS's own redrive
+//! policy, so `retry_later` only sets the visibility timeout.
+
+use crate::ports::{EventQueue, OutgoingMessage, PortError, PortResult, QueuedMessage};
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use std::time::Duration;
+
+pub use aws_sdk_sqs;
+
+/// SQS accepts at most ten entries per batch call and per receive.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+/// Payload cap per batch call. SQS allows 1 MiB now; 256 KiB also fits queues created with the
+/// older default `MaximumMessageSize`.
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// The longest visibility timeout SQS accepts.
+pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+
+/// Error codes meaning "this receipt is from an earlier delivery": the message is someone
+/// else's now (or gone), so there is nothing left for this delivery to do.
+const STALE_RECEIPT_CODES: [&str; 4] =
+    ["ReceiptHandleIsInvalid", "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight", "InvalidIdFormat"];
+
+/// Maps any SDK failure onto [`PortError::Unavailable`] with the service's error code, never
+/// the request itself. Shared by the AWS adapters.
+pub(crate) fn unavailable<E, R>(operation: &str, error: &SdkError<E, R>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(service) => PortError::Unavailable(format!(
+            "{operation}: {} ({})",
+            service.code().unwrap_or("unknown error"),
+            service.message().unwrap_or("no message")
+        )),
+        // Timeouts, connection failures, unreadable answers.
+        None => PortError::Unavailable(format!("{operation}: {}", DisplayErrorContext(error))),
+    }
+}
+
+fn is_stale_receipt<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error.as_service_error().and_then(ProvideErrorMetadata::code).is_some_and(|code| STALE_RECEIPT_CODES.contains(&code))
+}
+
+/// Whole seconds for SQS, rounded up so a retry never comes early, capped at 12 hours.
+fn visibility_seconds(delay: Duration) -> i32 {
+    let capped = delay.min(MAX_VISIBILITY_TIMEOUT);
+    let seconds = capped.as_secs() + u64::from(capped.subsec_nanos() > 0);
+    i32::try_from(seconds).unwrap_or(i32::MAX)
+}
+
+/// Splits messages into SendMessageBatch calls: at most ten entries and `MAX_BATCH_BYTES` each.
+fn batches(messages: &[OutgoingMessage]) -> Vec<&[OutgoingMessage]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, message) in messages.iter().enumerate() {
+        let size = message.body.len();
+        if index > start && (index - start == MAX_BATCH_ENTRIES || bytes + size > MAX_BATCH_BYTES) {
+            chunks.push(&messages[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < messages.len() {
+        chunks.push(&messages[start..]);
+    }
+    chunks
+}
+
+/// The FIFO events queue.
+#[derive(Clone, Debug)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self { client, queue_url: queue_url.into() }
+    }
+
+    pub fn from_conf(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
+        Self::new(Client::new(config), queue_url)
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn send_batch(&self, chunk: &[OutgoingMessage]) -> PortResult<()> {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(index, message)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .message_group_id(&message.group_id)
+                    .message_deduplication_id(&message.dedup_id)
+                    .message_body(&message.body)
+                    .build()
+                    .map_err(|error| PortError::Corrupt(format!("SendMessageBatch entry: {error}")))
+            })
+            .collect::<PortResult<Vec<_>>>()?;
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|error| unavailable("SendMessageBatch", &error))?;
+        // A partly failed batch fails the whole send: the sender retries and the dedup ids make
+        // the entries that did go through duplicates.
+        match output.failed().first() {
+            None => Ok(()),
+            Some(failed) => Err(PortError::Unavailable(format!(
+                "SendMessageBatch: {} of {} entries failed, e.g. {} ({})",
+                output.failed().len(),
+                chunk.len(),
+                failed.code(),
+                failed.message().unwrap_or("no message")
+            ))),
+        }
+    }
+}
+
+/// A received SQS message as the port's [`QueuedMessage`]; `None` when SQS left out a field a
+/// FIFO delivery always has.
+fn queued_message(message: &Message) -> Option<QueuedMessage> {
+    let attribute = |name: MessageSystemAttributeName| message.attributes().and_then(|attributes| attributes.get(&name));
+    Some(QueuedMessage {
+        message_id: message.message_id()?.to_owned(),
+        receipt: message.receipt_handle()?.to_owned(),
+        group_id: attribute(MessageSystemAttributeName::MessageGroupId)?.clone(),
+        body: message.body().unwrap_or_default().to_owned(),
+        receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount)
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1),
+    })
+}
+
+#[async_trait]
+impl EventQueue for SqsQueue {
+    async fn send(&self, messages: &[OutgoingMessage]) -> PortResult<()> {
+        for chunk in batches(messages) {
+            self.send_batch(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize) -> PortResult<Vec<QueuedMessage>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max.min(MAX_BATCH_ENTRIES) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .send()
+            .await
+            .map_err(|error| unavailable("ReceiveMessage", &error))?;
+        output
+            .messages()
+            .iter()
+            .map(|message| {
+                queued_message(message).ok_or_else(|| {
+                    PortError::Corrupt("ReceiveMessage: a message without id, receipt or group id".into())
+                })
+            })
+            .collect()
+    }
+
+    async fn ack(&self, message: &QueuedMessage) -> PortResult<()> {
+        let result =
+            self.client.delete_message().queue_url(&self.queue_url).receipt_handle(&message.receipt).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_stale_receipt(&error) => {
+                tracing::debug!(message_id = %message.message_id, "ack with a stale receipt ignored");
+                Ok(())
+            }
+            Err(error) => Err(unavailable("DeleteMessage", &error)),
+        }
+    }
+
+    async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()> {
+        let result = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&message.receipt)
+            .visibility_timeout(visibility_seconds(delay))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_stale_receipt(&error) => {
+                tracing::debug!(message_id = %message.message_id, "retry with a stale receipt ignored");
+                Ok(())
+            }
+            Err(error) => Err(unavailable("ChangeMessageVisibility", &error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(size: usize) -> OutgoingMessage {
+        OutgoingMessage { group_id: "g".into(), dedup_id: "d".into(), body: "x".repeat(size) }
+    }
+
+    #[test]
+    fn batches_hold_at_most_ten_entries() {
+        let messages: Vec<_> = (0..23).map(|_| message(10)).collect();
+        let sizes: Vec<usize> = batches(&messages).iter().map(|chunk| chunk.len()).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        assert!(batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn batches_stay_under_the_payload_cap() {
+        let messages: Vec<_> = (0..4).map(|_| message(100 * 1024)).collect();
+        let sizes: Vec<usize> = batches(&messages).iter().map(|chunk| chunk.len()).collect();
+        assert_eq!(sizes, [2, 2]);
+        // A single oversized body still goes alone; SQS decides.
+        assert_eq!(batches(&[message(300 * 1024)]).len(), 1);
+    }
+
+    #[test]
+    fn visibility_rounds_up_and_caps_at_twelve_hours() {
+        assert_eq!(visibility_seconds(Duration::ZERO), 0);
+        assert_eq!(visibility_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(visibility_seconds(Duration::from_secs(60)), 60);
+        assert_eq!(visibility_seconds(Duration::from_secs(86_400)), 43_200);
+    }
+}

@@ -1,0 +1,285 @@
+//! Configuration from the environment (DESIGN 8): the same names for the Lambdas, `serve` and
+//! `simulate`. Invalid configuration fails at start with one line naming the variable.
+
+use crate::Secret;
+use crate::domain::{DEFAULT_FULL_ATTENDANCE_PERCENT, FieldMap, Settings, TagTemplate};
+use crate::klicktipp::{KlickTippAuth, KlickTippConfig};
+use crate::sources::SourceSecrets;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_KLICKTIPP_BASE_URL: &str = "https://api.klicktipp.com";
+pub const DEFAULT_RPS: f64 = 10.0;
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+pub const DEFAULT_DB_PATH: &str = "./webinar-bridge.db";
+
+/// A configuration problem, printed as `VARIABLE: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn problem(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { variable, problem: problem.into() }
+}
+
+/// How the bridge writes to KlickTipp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KlickTippMode {
+    /// Management API: contacts, fields and all state tags.
+    Management,
+    /// Only a Listbuilding API key: registrations are signed in, other kinds are skipped.
+    Listbuilding,
+    /// No credentials at all: `serve` and `simulate` run the in-process simulator.
+    Unconfigured,
+}
+
+#[derive(Debug, Clone)]
+pub struct KlickTippSettings {
+    pub base_url: String,
+    pub auth: KlickTippAuth,
+    /// Opt-in process for new contacts; `None` = the account's default double opt-in.
+    pub listid: Option<u64>,
+    pub listbuilding_apikey: Option<Secret>,
+    /// The account-wide cap in calls per second.
+    pub rps: f64,
+}
+
+impl KlickTippSettings {
+    pub fn mode(&self) -> KlickTippMode {
+        match (&self.auth, &self.listbuilding_apikey) {
+            (KlickTippAuth::None, None) => KlickTippMode::Unconfigured,
+            (KlickTippAuth::None, Some(_)) => KlickTippMode::Listbuilding,
+            _ => KlickTippMode::Management,
+        }
+    }
+
+    /// Client configuration for one process that owns `share` of the account's rate.
+    pub fn client_config(&self, instances: u32) -> KlickTippConfig {
+        let mut config = KlickTippConfig::new(self.base_url.clone(), self.auth.clone());
+        config.listbuilding_apikey = self.listbuilding_apikey.clone();
+        config.rate_per_second = self.rps / f64::from(instances.max(1));
+        config
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    pub klicktipp: KlickTippSettings,
+    pub settings: Settings,
+    pub retention: Duration,
+    pub secrets: SourceSecrets,
+    pub events_queue_url: Option<String>,
+    pub events_table: Option<String>,
+    pub contacts_table: Option<String>,
+    pub db_path: PathBuf,
+    /// Consumer instances sharing the rate cap (`ScalingConfig.MaximumConcurrency`).
+    pub consumer_concurrency: u32,
+}
+
+impl BridgeConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the variables; empty values count as unset.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned);
+        let secret = |name: &str| get(name).map(Secret::new);
+
+        let base_url = get("KLICKTIPP_BASE_URL").unwrap_or_else(|| DEFAULT_KLICKTIPP_BASE_URL.to_owned());
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(problem("KLICKTIPP_BASE_URL", "must start with https:// (or http:// for a local simulator)"));
+        }
+        let auth = match (
+            get("KLICKTIPP_USERNAME"),
+            secret("KLICKTIPP_PASSWORD"),
+            secret("KLICKTIPP_DEVELOPER_KEY"),
+            secret("KLICKTIPP_CUSTOMER_KEY"),
+        ) {
+            (Some(username), _, Some(developer_key), Some(customer_key)) => {
+                if hex::decode(developer_key.expose()).is_err() {
+                    return Err(problem("KLICKTIPP_DEVELOPER_KEY", "must be the hexadecimal developer key KlickTipp issued"));
+                }
+                KlickTippAuth::Partner { username, developer_key, customer_key }
+            }
+            (_, _, Some(_), None) => return Err(problem("KLICKTIPP_CUSTOMER_KEY", "is required together with KLICKTIPP_DEVELOPER_KEY")),
+            (_, _, None, Some(_)) => return Err(problem("KLICKTIPP_DEVELOPER_KEY", "is required together with KLICKTIPP_CUSTOMER_KEY")),
+            (None, _, Some(_), Some(_)) => {
+                return Err(problem("KLICKTIPP_USERNAME", "is required for partner authentication (the X-Un header)"));
+            }
+            (Some(username), Some(password), None, None) => KlickTippAuth::Session { username, password },
+            (Some(_), None, None, None) => return Err(problem("KLICKTIPP_PASSWORD", "is required together with KLICKTIPP_USERNAME")),
+            (None, Some(_), None, None) => return Err(problem("KLICKTIPP_USERNAME", "is required together with KLICKTIPP_PASSWORD")),
+            (None, None, None, None) => KlickTippAuth::None,
+        };
+        let listid = get("KLICKTIPP_LISTID")
+            .map(|raw| raw.parse::<u64>().map_err(|_| problem("KLICKTIPP_LISTID", "must be the numeric id of an opt-in process (see `webinar-bridge klicktipp optins`)")))
+            .transpose()?;
+        let rps = match get("BRIDGE_KLICKTIPP_RPS") {
+            None => DEFAULT_RPS,
+            Some(raw) => match raw.parse::<f64>() {
+                Ok(rps) if rps.is_finite() && rps > 0.0 && rps <= 1000.0 => rps,
+                _ => return Err(problem("BRIDGE_KLICKTIPP_RPS", "must be a number of calls per second between 0 and 1000, e.g. 10")),
+            },
+        };
+        let klicktipp =
+            KlickTippSettings { base_url, auth, listid, listbuilding_apikey: secret("KLICKTIPP_LISTBUILDING_APIKEY"), rps };
+
+        let tag_template = match get("BRIDGE_TAG_TEMPLATE") {
+            None => TagTemplate::default(),
+            Some(raw) => TagTemplate::parse(&raw).map_err(|error| problem("BRIDGE_TAG_TEMPLATE", error.to_string()))?,
+        };
+        let field_map = match get("BRIDGE_FIELD_MAP") {
+            None => FieldMap::default(),
+            Some(raw) => FieldMap::parse_json(&raw).map_err(|error| problem("BRIDGE_FIELD_MAP", error.to_string()))?,
+        };
+        let full_attendance_percent = match get("BRIDGE_FULL_ATTENDANCE_PERCENT") {
+            None => DEFAULT_FULL_ATTENDANCE_PERCENT,
+            Some(raw) => raw
+                .parse::<u8>()
+                .ok()
+                .filter(|percent| (1..=100).contains(percent))
+                .ok_or_else(|| problem("BRIDGE_FULL_ATTENDANCE_PERCENT", "must be a whole percentage from 1 to 100, e.g. 80"))?,
+        };
+        let retention_days = match get("BRIDGE_EVENT_RETENTION_DAYS") {
+            None => DEFAULT_RETENTION_DAYS,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|days| (1..=3650).contains(days))
+                .ok_or_else(|| problem("BRIDGE_EVENT_RETENTION_DAYS", "must be a number of days from 1 to 3650, e.g. 30"))?,
+        };
+        let generic = secret("BRIDGE_GENERIC_SECRET");
+        if let Some(generic) = &generic {
+            validate_standard_webhooks_secret(generic)?;
+        }
+        let consumer_concurrency = match get("BRIDGE_CONSUMER_CONCURRENCY") {
+            None => 2,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| problem("BRIDGE_CONSUMER_CONCURRENCY", "must be the consumer's maximum concurrency, a whole number from 1 to 1000"))?,
+        };
+
+        Ok(Self {
+            klicktipp,
+            settings: Settings { tag_template, field_map, full_attendance_percent },
+            retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+            secrets: SourceSecrets {
+                webinarjam: secret("BRIDGE_WEBINARJAM_SECRET"),
+                everwebinar: secret("BRIDGE_EVERWEBINAR_SECRET"),
+                zoom: secret("BRIDGE_ZOOM_SECRET_TOKEN"),
+                generic,
+            },
+            events_queue_url: get("EVENTS_QUEUE_URL"),
+            events_table: get("EVENTS_TABLE"),
+            contacts_table: get("CONTACTS_TABLE"),
+            db_path: PathBuf::from(get("BRIDGE_DB").unwrap_or_else(|| DEFAULT_DB_PATH.to_owned())),
+            consumer_concurrency,
+        })
+    }
+
+    /// Names a variable the AWS functions need but did not get.
+    pub fn require<'a>(value: &'a Option<String>, variable: &'static str) -> Result<&'a str, ConfigError> {
+        value.as_deref().ok_or_else(|| problem(variable, "is required when running on AWS (the SAM template sets it)"))
+    }
+}
+
+/// A `whsec_` secret must carry base64 key bytes; a plain secret is used as a bearer token and
+/// as raw HMAC key bytes.
+fn validate_standard_webhooks_secret(secret: &Secret) -> Result<(), ConfigError> {
+    use base64::Engine;
+    if let Some(encoded) = secret.expose().strip_prefix("whsec_") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| problem("BRIDGE_GENERIC_SECRET", "a whsec_ secret must be followed by base64 (Standard Webhooks)"))?;
+        if decoded.len() < 24 || decoded.len() > 64 {
+            return Err(problem("BRIDGE_GENERIC_SECRET", "a whsec_ secret must decode to 24 to 64 bytes (Standard Webhooks)"));
+        }
+    } else if secret.expose().len() < 16 {
+        return Err(problem("BRIDGE_GENERIC_SECRET", "must be at least 16 characters (or a whsec_ Standard Webhooks secret)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_without_any_variable() {
+        let config = BridgeConfig::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(config.klicktipp.mode(), KlickTippMode::Unconfigured);
+        assert_eq!(config.klicktipp.rps, 10.0);
+        assert_eq!(config.settings.full_attendance_percent, 80);
+        assert_eq!(config.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.db_path, PathBuf::from("./webinar-bridge.db"));
+        assert!(config.secrets.zoom.is_none());
+    }
+
+    #[test]
+    fn session_partner_and_listbuilding_modes() {
+        let session = BridgeConfig::from_vars(&vars(&[("KLICKTIPP_USERNAME", "u"), ("KLICKTIPP_PASSWORD", "p")])).unwrap();
+        assert!(matches!(session.klicktipp.auth, KlickTippAuth::Session { .. }));
+        let partner = BridgeConfig::from_vars(&vars(&[
+            ("KLICKTIPP_USERNAME", "u"),
+            ("KLICKTIPP_DEVELOPER_KEY", "0123456789abcdef"),
+            ("KLICKTIPP_CUSTOMER_KEY", "customer-key"),
+        ]))
+        .unwrap();
+        assert!(matches!(partner.klicktipp.auth, KlickTippAuth::Partner { .. }));
+        let listbuilding = BridgeConfig::from_vars(&vars(&[("KLICKTIPP_LISTBUILDING_APIKEY", "k")])).unwrap();
+        assert_eq!(listbuilding.klicktipp.mode(), KlickTippMode::Listbuilding);
+    }
+
+    #[test]
+    fn every_invalid_value_names_its_variable() {
+        let cases = [
+            (vec![("KLICKTIPP_USERNAME", "u")], "KLICKTIPP_PASSWORD"),
+            (vec![("KLICKTIPP_PASSWORD", "p")], "KLICKTIPP_USERNAME"),
+            (vec![("KLICKTIPP_DEVELOPER_KEY", "0a")], "KLICKTIPP_CUSTOMER_KEY"),
+            (vec![("KLICKTIPP_BASE_URL", "api.klicktipp.com")], "KLICKTIPP_BASE_URL"),
+            (vec![("KLICKTIPP_LISTID", "abc")], "KLICKTIPP_LISTID"),
+            (vec![("BRIDGE_KLICKTIPP_RPS", "-1")], "BRIDGE_KLICKTIPP_RPS"),
+            (vec![("BRIDGE_TAG_TEMPLATE", "{webinar}")], "BRIDGE_TAG_TEMPLATE"),
+            (vec![("BRIDGE_FIELD_MAP", "{\"x\":\"field1\"}")], "BRIDGE_FIELD_MAP"),
+            (vec![("BRIDGE_FULL_ATTENDANCE_PERCENT", "120")], "BRIDGE_FULL_ATTENDANCE_PERCENT"),
+            (vec![("BRIDGE_EVENT_RETENTION_DAYS", "0")], "BRIDGE_EVENT_RETENTION_DAYS"),
+            (vec![("BRIDGE_GENERIC_SECRET", "whsec_!!")], "BRIDGE_GENERIC_SECRET"),
+            (vec![("BRIDGE_GENERIC_SECRET", "short")], "BRIDGE_GENERIC_SECRET"),
+            (vec![("BRIDGE_CONSUMER_CONCURRENCY", "0")], "BRIDGE_CONSUMER_CONCURRENCY"),
+        ];
+        for (pairs, variable) in cases {
+            let error = BridgeConfig::from_vars(&vars(&pairs)).unwrap_err();
+            assert_eq!(error.variable, variable, "{pairs:?}");
+            assert!(error.to_string().starts_with(variable));
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_debug() {
+        let config = BridgeConfig::from_vars(&vars(&[
+            ("KLICKTIPP_USERNAME", "u"),
+            ("KLICKTIPP_PASSWORD", "very-secret-password"),
+            ("BRIDGE_ZOOM_SECRET_TOKEN", "zoom-secret-token"),
+        ]))
+        .unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("very-secret-password") && !debug.contains("zoom-secret-token"));
+    }
+
+    #[test]
+    fn the_rate_is_split_across_consumer_instances() {
+        let config = BridgeConfig::from_vars(&vars(&[("BRIDGE_KLICKTIPP_RPS", "20")])).unwrap();
+        assert_eq!(config.klicktipp.client_config(4).rate_per_second, 5.0);
+    }
+}

@@ -1,0 +1,480 @@
+//! Consume use case: a batch of queued events -> one outcome per message (DESIGN 5, 6).
+//!
+//! Per contact (one FIFO group): claim each event, merge all claimed events into the contact
+//! record, plan once, apply the plan under the rate cap, save the record, then complete the
+//! events. Every step is safe to redo: claims lease out, KlickTipp calls are idempotent in
+//! effect, and a redo re-plans from what was saved.
+
+use crate::domain::{AppliedView, ContactRecord, Email, EventId, EventKind, Plan, Settings, WebinarEvent, plan};
+use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UpsertSubscriber};
+use crate::ports::{Claim, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason};
+use crate::tag_resolver::{TagResolveError, TagResolver};
+use futures::stream::{self, StreamExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// KlickTipp's "tag not found" error number.
+const KLICKTIPP_TAG_NOT_FOUND: i64 = 403;
+/// KlickTipp's "subscriber not found" error number (also used for an unknown tag by some accounts).
+const KLICKTIPP_SUBSCRIBER_NOT_FOUND: i64 = 7;
+
+/// Where registrations go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyMode {
+    /// Management API: upsert, tag, untag.
+    Management,
+    /// Listbuilding API key only: registrations are signed in; other kinds are skipped.
+    Listbuilding,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// How long a claim keeps other workers off an event; longer than one batch can take.
+    pub lease: Duration,
+    /// How long event records are kept (TTL).
+    pub retention: Duration,
+    pub listid: Option<u64>,
+    pub mode: ApplyMode,
+    /// First retry delay; doubles with every receive, up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Contacts processed at the same time within one batch (the rate limiter still caps calls).
+    pub group_concurrency: usize,
+    /// Reload-and-redo rounds when the contact record changed concurrently.
+    pub max_save_attempts: u32,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(120),
+            retention: Duration::from_secs(30 * 86_400),
+            listid: None,
+            mode: ApplyMode::Management,
+            retry_base: Duration::from_secs(2),
+            retry_cap: Duration::from_secs(300),
+            group_concurrency: 8,
+            max_save_attempts: 3,
+        }
+    }
+}
+
+/// How one message ended in this batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageResult {
+    Applied,
+    Duplicate,
+    /// The id was seen before with a different payload; not applied.
+    Flagged,
+    Rejected(RejectionReason),
+    Skipped(String),
+    /// The body is not an event document; it can never succeed.
+    Unreadable(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Finished: delete the message.
+    Done(MessageResult),
+    /// Make it visible again after `delay`.
+    RetryLater { delay: Duration, reason: String },
+    /// Leave it in flight, as a crashed process would; the queue redelivers it after the
+    /// visibility timeout. Only the fault-injection build produces this.
+    Abandoned,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageOutcome {
+    pub message_id: String,
+    pub event_id: Option<EventId>,
+    pub disposition: Disposition,
+}
+
+/// Where a simulated crash can happen (fault-injection builds only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// KlickTipp calls succeeded, the contact record is not saved yet.
+    AfterKlickTippBeforeSave,
+    /// The record is saved, the events are not completed yet.
+    AfterSaveBeforeComplete,
+}
+
+pub type CrashHook = Arc<dyn Fn(CrashPoint) -> bool + Send + Sync>;
+
+/// Why applying one contact did not finish.
+#[derive(Debug)]
+enum ApplyError {
+    Retry { reason: String, retry_after: Option<Duration> },
+    Permanent(RejectionReason),
+    Crash,
+}
+
+impl From<PortError> for ApplyError {
+    fn from(error: PortError) -> Self {
+        ApplyError::Retry { reason: error.to_string(), retry_after: None }
+    }
+}
+
+impl From<TagResolveError> for ApplyError {
+    fn from(error: TagResolveError) -> Self {
+        match error {
+            TagResolveError::KlickTipp(error) => classify(error),
+            TagResolveError::Port(error) => error.into(),
+            TagResolveError::CreationInProgress => {
+                ApplyError::Retry { reason: "a tag is being created by another consumer".into(), retry_after: Some(Duration::from_secs(1)) }
+            }
+        }
+    }
+}
+
+/// Maps a KlickTipp error onto the event's fate. Authentication failures are retried (and end in
+/// the dead-letter queue) rather than rejected: the event is fine, the credentials are not.
+fn classify(error: KlickTippError) -> ApplyError {
+    if matches!(error, KlickTippError::AuthFailed { .. }) || !matches!(error.class(), ErrorClass::Permanent) {
+        return ApplyError::Retry { reason: error.to_string(), retry_after: error.retry_after() };
+    }
+    let (operation, field, reason) = match &error {
+        KlickTippError::Rejected { operation, field, messages, .. } => (
+            operation.to_string(),
+            field.as_ref().and_then(|f| f.key.clone().or_else(|| f.label.clone())),
+            field.as_ref().and_then(|f| f.reason.clone()).or_else(|| messages.first().cloned()).unwrap_or_else(|| error.to_string()),
+        ),
+        other => (String::from("klicktipp"), None, other.to_string()),
+    };
+    ApplyError::Permanent(RejectionReason { operation, status: error.status(), error_number: error.error_number(), field, reason })
+}
+
+pub struct Consumer {
+    log: Arc<dyn EventLog>,
+    contacts: Arc<dyn ContactStore>,
+    tags: TagResolver,
+    klicktipp: KlickTippClient,
+    settings: Settings,
+    options: ConsumerOptions,
+    clock: Arc<dyn Clock>,
+    crash_hook: Option<CrashHook>,
+}
+
+impl Consumer {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        contacts: Arc<dyn ContactStore>,
+        tags: TagResolver,
+        klicktipp: KlickTippClient,
+        settings: Settings,
+        options: ConsumerOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { log, contacts, tags, klicktipp, settings, options, clock, crash_hook: None }
+    }
+
+    /// Installs a crash hook (the chaos soak uses it; production never does).
+    #[cfg(feature = "fault-injection")]
+    pub fn with_crash_hook(mut self, hook: CrashHook) -> Self {
+        self.crash_hook = Some(hook);
+        self
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Processes a batch; groups not started before `deadline` are handed back untouched.
+    /// Outcomes come back in the order of `messages`.
+    pub async fn process_batch(&self, messages: &[QueuedMessage], deadline: Option<Instant>) -> Vec<MessageOutcome> {
+        let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (index, message) in messages.iter().enumerate() {
+            groups.entry(message.group_id.as_str()).or_default().push(index);
+        }
+        let results: Vec<(Vec<usize>, Vec<MessageOutcome>)> = stream::iter(groups.into_values())
+            .map(|indices| async move {
+                let group: Vec<&QueuedMessage> = indices.iter().map(|&i| &messages[i]).collect();
+                let outcomes = if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    retry_all(&group, Duration::ZERO, "the invocation is about to time out")
+                } else {
+                    self.process_group(&group).await
+                };
+                (indices, outcomes)
+            })
+            .buffer_unordered(self.options.group_concurrency.max(1))
+            .collect()
+            .await;
+        let mut ordered: Vec<Option<MessageOutcome>> = vec![None; messages.len()];
+        for (indices, outcomes) in results {
+            for (index, outcome) in indices.into_iter().zip(outcomes) {
+                ordered[index] = Some(outcome);
+            }
+        }
+        ordered.into_iter().flatten().collect()
+    }
+
+    /// One FIFO group: every message of one contact in this batch, in order.
+    async fn process_group(&self, group: &[&QueuedMessage]) -> Vec<MessageOutcome> {
+        let now = self.clock.now();
+        let mut outcomes: Vec<MessageOutcome> = group
+            .iter()
+            .map(|message| MessageOutcome {
+                message_id: message.message_id.clone(),
+                event_id: None,
+                disposition: Disposition::Done(MessageResult::Applied),
+            })
+            .collect();
+        let mut claimed: Vec<(usize, WebinarEvent)> = Vec::new();
+        for (index, message) in group.iter().enumerate() {
+            let event = match serde_json::from_str::<WebinarEvent>(&message.body) {
+                Ok(event) => event,
+                Err(error) => {
+                    tracing::error!(message_id = %message.message_id, %error, "unreadable queue message dropped");
+                    outcomes[index].disposition = Disposition::Done(MessageResult::Unreadable(error.to_string()));
+                    continue;
+                }
+            };
+            outcomes[index].event_id = Some(event.event_id.clone());
+            let claim =
+                self.log.claim(&event.event_id, &event.fingerprint(), now, self.options.lease, self.options.retention).await;
+            match claim {
+                Ok(Claim::Claimed) => claimed.push((index, event)),
+                Ok(Claim::Completed(_)) => {
+                    tracing::info!(event_id = %event.event_id, "duplicate");
+                    outcomes[index].disposition = Disposition::Done(MessageResult::Duplicate);
+                }
+                Ok(Claim::PayloadMismatch) => {
+                    tracing::warn!(event_id = %event.event_id, contact = %event.contact.email.short_hash(), "event id reused with a different payload; not applied");
+                    outcomes[index].disposition = Disposition::Done(MessageResult::Flagged);
+                }
+                Ok(Claim::Busy) | Err(_) => {
+                    let reason = match claim {
+                        Err(error) => error.to_string(),
+                        _ => "another worker holds this event".to_owned(),
+                    };
+                    self.release(&claimed).await;
+                    return self.retry_group(group, outcomes, None, &reason);
+                }
+            }
+        }
+        let Some((_, first)) = claimed.first() else {
+            return outcomes;
+        };
+        let email = first.contact.email.clone();
+        let events: Vec<WebinarEvent> = claimed.iter().map(|(_, event)| event.clone()).collect();
+        match self.apply_contact(&email, &events).await {
+            Ok(skipped) => {
+                let now = self.clock.now();
+                for (index, event) in &claimed {
+                    let (result, outcome) = match skipped.get(&event.event_id) {
+                        Some(reason) => (MessageResult::Skipped(reason.clone()), FinalOutcome::Skipped { reason: reason.clone() }),
+                        None => (MessageResult::Applied, FinalOutcome::Applied),
+                    };
+                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await {
+                        // The effect is saved; a redelivery re-plans to nothing and completes.
+                        return self.retry_group(group, outcomes, None, &error.to_string());
+                    }
+                    outcomes[*index].disposition = Disposition::Done(result);
+                }
+                tracing::info!(contact = %email.short_hash(), events = claimed.len(), "applied");
+                outcomes
+            }
+            Err(ApplyError::Permanent(reason)) => {
+                tracing::warn!(contact = %email.short_hash(), operation = %reason.operation, error_number = reason.error_number, field = reason.field.as_deref(), reason = %reason.reason, "rejected by KlickTipp");
+                let now = self.clock.now();
+                for (index, event) in &claimed {
+                    let outcome = FinalOutcome::Rejected(reason.clone());
+                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await {
+                        return self.retry_group(group, outcomes, None, &error.to_string());
+                    }
+                    outcomes[*index].disposition = Disposition::Done(MessageResult::Rejected(reason.clone()));
+                }
+                outcomes
+            }
+            Err(ApplyError::Retry { reason, retry_after }) => {
+                tracing::warn!(contact = %email.short_hash(), %reason, "will retry");
+                self.release(&claimed).await;
+                self.retry_group(group, outcomes, retry_after, &reason)
+            }
+            Err(ApplyError::Crash) => {
+                outcomes.iter_mut().for_each(|outcome| outcome.disposition = Disposition::Abandoned);
+                outcomes
+            }
+        }
+    }
+
+    /// FIFO: when one message of a group fails, the whole group goes back, in order.
+    fn retry_group(
+        &self,
+        group: &[&QueuedMessage],
+        mut outcomes: Vec<MessageOutcome>,
+        retry_after: Option<Duration>,
+        reason: &str,
+    ) -> Vec<MessageOutcome> {
+        let attempts = group.iter().map(|message| message.receive_count).max().unwrap_or(1);
+        let delay = self.backoff(attempts).max(retry_after.unwrap_or_default());
+        for outcome in &mut outcomes {
+            outcome.disposition = Disposition::RetryLater { delay, reason: reason.to_owned() };
+        }
+        outcomes
+    }
+
+    fn backoff(&self, receive_count: u32) -> Duration {
+        let exponent = receive_count.saturating_sub(1).min(16);
+        self.options.retry_base.saturating_mul(1 << exponent).min(self.options.retry_cap)
+    }
+
+    async fn release(&self, claimed: &[(usize, WebinarEvent)]) {
+        for (_, event) in claimed {
+            if let Err(error) = self.log.release(&event.event_id).await {
+                // The lease expires on its own; releasing only makes the retry faster.
+                tracing::warn!(event_id = %event.event_id, %error, "could not release claim");
+            }
+        }
+    }
+
+    fn crash_at(&self, point: CrashPoint) -> bool {
+        self.crash_hook.as_ref().is_some_and(|hook| hook(point))
+    }
+
+    /// Merges, plans, applies and saves one contact; redone from a fresh read when the record
+    /// changed concurrently. Returns the events that were deliberately skipped, with why.
+    async fn apply_contact(&self, email: &Email, events: &[WebinarEvent]) -> Result<BTreeMap<EventId, String>, ApplyError> {
+        for _ in 0..self.options.max_save_attempts.max(1) {
+            let loaded = self.contacts.load(email).await?;
+            let version = loaded.as_ref().map(|versioned| versioned.version);
+            let mut record = loaded.map(|versioned| versioned.value).unwrap_or_else(|| ContactRecord::new(email.clone()));
+            for event in events {
+                record.apply(event);
+            }
+            let (result, skipped) = match self.options.mode {
+                ApplyMode::Management => (self.apply_management(&mut record).await, BTreeMap::new()),
+                ApplyMode::Listbuilding => self.apply_listbuilding(&mut record, events).await,
+            };
+            if self.crash_at(CrashPoint::AfterKlickTippBeforeSave) {
+                return Err(ApplyError::Crash);
+            }
+            match self.contacts.save(&record, version).await {
+                Ok(_) => {}
+                Err(PortError::VersionConflict) => continue,
+                Err(error) => return Err(error.into()),
+            }
+            if self.crash_at(CrashPoint::AfterSaveBeforeComplete) {
+                return Err(ApplyError::Crash);
+            }
+            return result.map(|()| skipped);
+        }
+        Err(ApplyError::Retry { reason: "the contact record kept changing concurrently".into(), retry_after: None })
+    }
+
+    async fn apply_management(&self, record: &mut ContactRecord) -> Result<(), ApplyError> {
+        let desired = record.desired(&self.settings);
+        let plan = plan(&desired, &record.applied, |name| self.tags.is_cached(name));
+        if plan.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(contact = %record.email.short_hash(), calls = plan.call_count(), "plan");
+        let email = record.email.clone();
+        let result = self.execute(&email, &plan, &mut record.applied).await;
+        if let Err(ApplyError::Permanent(reason)) = &result {
+            if self.recover_stale_view(reason, &plan, &mut record.applied).await {
+                return Err(ApplyError::Retry { reason: format!("KlickTipp no longer had what the bridge set ({}); re-applying", reason.reason), retry_after: None });
+            }
+        }
+        result
+    }
+
+    /// The applied view is stale when the user deleted the contact or a tag in KlickTipp:
+    /// forget what is gone so the retry creates it again instead of rejecting the event.
+    async fn recover_stale_view(&self, reason: &RejectionReason, plan: &Plan, applied: &mut AppliedView) -> bool {
+        let touches_tags = plan.upsert.as_ref().is_some_and(|upsert| upsert.tag.is_some()) || !plan.tag.is_empty();
+        match reason.error_number {
+            Some(KLICKTIPP_TAG_NOT_FOUND) if touches_tags => {}
+            Some(KLICKTIPP_SUBSCRIBER_NOT_FOUND) if applied.known && reason.operation != "upsert_subscriber" => {}
+            _ => return false,
+        }
+        applied.known = false;
+        for name in plan.upsert.iter().filter_map(|upsert| upsert.tag.as_ref()).chain(&plan.tag) {
+            if let Err(error) = self.tags.forget(name).await {
+                tracing::warn!(%error, "could not forget a stale tag");
+            }
+        }
+        true
+    }
+
+    /// Runs the plan, recording in `applied` each call that succeeded, so a failure part-way
+    /// saves the progress and the retry plans only what is left.
+    async fn execute(&self, email: &Email, plan: &Plan, applied: &mut AppliedView) -> Result<(), ApplyError> {
+        for name in &plan.create_tags {
+            self.tags.resolve(name).await?;
+        }
+        if let Some(upsert) = &plan.upsert {
+            let tagid = match &upsert.tag {
+                Some(name) => Some(self.tags.resolve(name).await?.0),
+                None => None,
+            };
+            let request = UpsertSubscriber {
+                email: email.as_str().to_owned(),
+                listid: self.options.listid,
+                tagid,
+                fields: upsert.fields.clone(),
+            };
+            self.klicktipp.upsert_subscriber(&request).await.map_err(classify)?;
+            applied.known = true;
+            applied.fields.extend(upsert.fields.clone());
+            applied.tags.extend(upsert.tag.clone());
+        }
+        if !plan.tag.is_empty() {
+            let mut ids = Vec::with_capacity(plan.tag.len());
+            for name in &plan.tag {
+                ids.push(self.tags.resolve(name).await?.0);
+            }
+            self.klicktipp.tag(email.as_str(), &ids).await.map_err(classify)?;
+            applied.tags.extend(plan.tag.iter().cloned());
+        }
+        for name in &plan.untag {
+            // A tag the account no longer has is on no contact: nothing to remove.
+            if let Some(id) = self.tags.existing(name).await? {
+                self.klicktipp.untag(email.as_str(), id).await.map_err(classify)?;
+            }
+            applied.tags.remove(name);
+        }
+        Ok(())
+    }
+
+    /// Listbuilding: one sign-in per contact, on its first registration; other kinds are
+    /// recorded as skipped because the Listbuilding API cannot tag or update.
+    async fn apply_listbuilding(&self, record: &mut ContactRecord, events: &[WebinarEvent]) -> (Result<(), ApplyError>, BTreeMap<EventId, String>) {
+        let skipped: BTreeMap<EventId, String> = events
+            .iter()
+            .filter(|event| event.kind != EventKind::Registered)
+            .map(|event| (event.event_id.clone(), format!("listbuilding mode applies registrations only, not {}", event.kind)))
+            .collect();
+        if record.applied.known || skipped.len() == events.len() {
+            return (Ok(()), skipped);
+        }
+        let desired = record.desired(&self.settings);
+        let result = match self.klicktipp.signin(record.email.as_str(), &desired.fields).await {
+            Ok(_) => {
+                record.applied.known = true;
+                record.applied.fields = desired.fields;
+                Ok(())
+            }
+            Err(error) => Err(classify(error)),
+        };
+        (result, skipped)
+    }
+
+    /// The KlickTipp client (for discovery commands and tests).
+    pub fn klicktipp(&self) -> &KlickTippClient {
+        &self.klicktipp
+    }
+}
+
+fn retry_all(group: &[&QueuedMessage], delay: Duration, reason: &str) -> Vec<MessageOutcome> {
+    group
+        .iter()
+        .map(|message| MessageOutcome {
+            message_id: message.message_id.clone(),
+            event_id: None,
+            disposition: Disposition::RetryLater { delay, reason: reason.to_owned() },
+        })
+        .collect()
+}

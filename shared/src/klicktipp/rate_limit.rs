@@ -1,0 +1,135 @@
+//! The per-process rate cap: evenly spaced call slots, no burst.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Slots are 2% further apart than `1 / rate`, so scheduling and network jitter can never
+/// squeeze `rate + 1` calls into one second of the server's clock.
+const SAFETY_MARGIN: f64 = 1.02;
+
+/// Rates below one call an hour are treated as one call an hour (keeps the arithmetic finite).
+const LONGEST_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Hands out call slots `interval` apart. Shared by every call of a client and its clones, so
+/// retries, logins and concurrent tasks all count against the same cap.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    interval: Option<Duration>,
+    next_slot: Mutex<Option<Instant>>,
+}
+
+impl RateLimiter {
+    /// `rate_per_second <= 0` or non-finite means unlimited.
+    pub fn new(rate_per_second: f64) -> Self {
+        let interval = (rate_per_second.is_finite() && rate_per_second > 0.0).then(|| {
+            Duration::try_from_secs_f64(SAFETY_MARGIN / rate_per_second)
+                .unwrap_or(LONGEST_INTERVAL)
+                .min(LONGEST_INTERVAL)
+        });
+        Self { rate: rate_per_second, interval, next_slot: Mutex::new(None) }
+    }
+
+    /// Wait for the next free slot. The first call of an idle limiter goes at once; a dropped
+    /// (cancelled) wait still uses up its slot, which errs on the safe side.
+    pub async fn acquire(&self) {
+        let Some(interval) = self.interval else { return };
+        let slot = {
+            // The guarded value is a plain Instant, valid even if a holder panicked.
+            let mut next_slot = self.next_slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            let slot = next_slot.map_or(now, |next| next.max(now));
+            *next_slot = Some(slot + interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// The configured calls per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The spacing between slots; `None` when unlimited.
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn spaces_calls_evenly_without_burst() {
+        let limiter = RateLimiter::new(10.0);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..30 {
+            limiter.acquire().await;
+            times.push(start.elapsed());
+        }
+        assert_eq!(times[0], Duration::ZERO);
+        let interval = limiter.interval().expect("limited");
+        assert!(interval.abs_diff(Duration::from_millis(102)) < Duration::from_micros(1));
+        for pair in times.windows(2) {
+            assert_eq!(pair[1] - pair[0], interval);
+        }
+        for (index, at) in times.iter().enumerate() {
+            let in_window = times.iter().filter(|other| **other >= *at && **other < *at + Duration::from_secs(1));
+            assert!(in_window.count() <= 10, "window from call {index}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_share_the_slots() {
+        let limiter = Arc::new(RateLimiter::new(5.0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                tokio::spawn(async move {
+                    limiter.acquire().await;
+                    start.elapsed()
+                })
+            })
+            .collect();
+        let mut times = Vec::new();
+        for task in tasks {
+            times.push(task.await.expect("task finished"));
+        }
+        times.sort();
+        let interval = limiter.interval().expect("limited");
+        assert_eq!(times.last().copied(), Some(interval * 9));
+        for pair in times.windows(2) {
+            assert_eq!(pair[1] - pair[0], interval);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_time_is_not_saved_up_as_burst() {
+        let limiter = RateLimiter::new(10.0);
+        limiter.acquire().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let start = Instant::now();
+        limiter.acquire().await;
+        limiter.acquire().await;
+        assert_eq!(Some(start.elapsed()), limiter.interval());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unlimited_rates_never_wait() {
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let limiter = RateLimiter::new(rate);
+            assert_eq!(limiter.interval(), None);
+            let start = Instant::now();
+            for _ in 0..100 {
+                limiter.acquire().await;
+            }
+            assert_eq!(start.elapsed(), Duration::ZERO);
+        }
+        assert_eq!(RateLimiter::new(1e-300).interval(), Some(LONGEST_INTERVAL));
+    }
+}

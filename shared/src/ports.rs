@@ -1,0 +1,216 @@
+//! The outside systems the engine depends on, one small trait each (DESIGN 2).
+//!
+//! Adapters: `adapters::memory` (tests), `adapters::sqlite` (embedded, `serve`), `adapters::sqs`
+//! and `adapters::dynamodb` (AWS). The same integration suite runs against all of them.
+
+use crate::domain::{ContactRecord, Email, EventId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Failure of a port call. Adapters map their own errors onto these so the engine can decide
+/// between retrying and giving up without knowing the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The backend is unreachable, throttling or timed out: retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A conditional write lost against a concurrent writer: reload and redo.
+    #[error("the record changed concurrently (version conflict)")]
+    VersionConflict,
+    /// Stored data cannot be read back (corrupt or from an incompatible version): permanent.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl PortError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, PortError::Corrupt(_))
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Time, injectable so lease and TTL behaviour can be tested without sleeping.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue
+
+/// A message to enqueue. FIFO: one group per contact, deduplicated by event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub group_id: String,
+    pub dedup_id: String,
+    pub body: String,
+}
+
+/// A received message. `receipt` identifies this delivery (for ack / retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub message_id: String,
+    pub receipt: String,
+    pub group_id: String,
+    pub body: String,
+    /// How many times this message has been received, this delivery included (1 = first).
+    pub receive_count: u32,
+}
+
+/// A durable FIFO queue with per-group ordering, a deduplication window, visibility timeouts and
+/// a dead-letter store (SQS FIFO semantics).
+#[async_trait]
+pub trait EventQueue: Send + Sync {
+    /// Enqueues messages; a dedup id seen within the window is accepted and dropped.
+    async fn send(&self, messages: &[OutgoingMessage]) -> PortResult<()>;
+    /// Up to `max` visible messages. Never returns a message whose group has an earlier
+    /// message in flight, so one contact's messages are processed in order, one batch at a time.
+    async fn receive(&self, max: usize) -> PortResult<Vec<QueuedMessage>>;
+    /// Done with it: delete.
+    async fn ack(&self, message: &QueuedMessage) -> PortResult<()>;
+    /// Make it visible again after `delay`. After the maximum receive count the next receive
+    /// moves it to the dead-letter store instead of delivering it.
+    async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event log (idempotency records)
+
+/// How an event ended (DESIGN 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum FinalOutcome {
+    Applied,
+    /// Permanently refused by KlickTipp; never retried.
+    Rejected(RejectionReason),
+    /// Deliberately not applied (e.g. a non-registration in listbuilding mode).
+    Skipped { reason: String },
+}
+
+/// Why KlickTipp refused an event, as a user needs it to fix the cause.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionReason {
+    pub operation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EventStatus {
+    InProgress { lease_until: DateTime<Utc> },
+    Completed(FinalOutcome),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub event_id: EventId,
+    /// `WebinarEvent::fingerprint` of the first payload seen under this id.
+    pub fingerprint: String,
+    pub status: EventStatus,
+    pub updated_at: DateTime<Utc>,
+    /// When the record may be forgotten (DynamoDB TTL); after this a redelivery is new again.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Result of trying to claim an event for processing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours until the lease ends: process it.
+    Claimed,
+    /// Already finished (a duplicate delivery): do nothing.
+    Completed(FinalOutcome),
+    /// Another worker holds a live lease: try again later.
+    Busy,
+    /// The id was seen with a different payload: flag it, never apply it.
+    PayloadMismatch,
+}
+
+/// Idempotency records: claim with a lease (conditional write), then complete with a TTL.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Claims `event_id` unless it is completed or leased by someone else. An expired lease is
+    /// taken over. `retention` sets the record's TTL.
+    async fn claim(
+        &self,
+        event_id: &EventId,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        retention: Duration,
+    ) -> PortResult<Claim>;
+    /// Records the final outcome of a claimed event.
+    async fn complete(
+        &self,
+        event_id: &EventId,
+        outcome: &FinalOutcome,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> PortResult<()>;
+    /// Gives a claim back so a retry can take it at once (a failed run).
+    async fn release(&self, event_id: &EventId) -> PortResult<()>;
+    async fn get(&self, event_id: &EventId) -> PortResult<Option<EventRecord>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contact store
+
+/// A stored contact record and the version its next write must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// Merged state and what KlickTipp holds, per e-mail, with optimistic concurrency.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    async fn load(&self, email: &Email) -> PortResult<Option<Versioned<ContactRecord>>>;
+    /// Writes the record if the stored version is still `expected` (`None` = must not exist);
+    /// returns the new version, or `PortError::VersionConflict`.
+    async fn save(&self, record: &ContactRecord, expected: Option<u64>) -> PortResult<u64>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tag directory
+
+/// Result of asking to become the one writer that creates a tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagClaim {
+    /// The tag is known: use this id.
+    Exists(u64),
+    /// Ours to create until the lease ends; call `record_created` afterwards.
+    Claimed,
+    /// Someone else is creating it right now: try again shortly.
+    HeldByOther,
+}
+
+/// Tag name -> KlickTipp tag id, shared by every consumer so a tag is created exactly once.
+#[async_trait]
+pub trait TagDirectory: Send + Sync {
+    async fn lookup(&self, name: &str) -> PortResult<Option<u64>>;
+    /// Records tags that already exist in KlickTipp (from `GET /tag`); existing entries win.
+    async fn record_existing(&self, tags: &BTreeMap<String, u64>) -> PortResult<()>;
+    /// Single-writer creation: at most one live claim per name. An expired claim is taken over.
+    async fn claim_creation(&self, name: &str, now: DateTime<Utc>, lease: Duration) -> PortResult<TagClaim>;
+    async fn record_created(&self, name: &str, id: u64) -> PortResult<()>;
+    /// Forgets a tag that KlickTipp no longer has (deleted by the user).
+    async fn forget(&self, name: &str) -> PortResult<()>;
+}

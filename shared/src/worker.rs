@@ -1,0 +1,89 @@
+//! The embedded consumer loop: receive a batch, process it, acknowledge or delay each message.
+
+use crate::consume::{Consumer, Disposition, MessageResult};
+use crate::ports::{EventQueue, PortResult};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// SQS allows at most ten messages per receive; the embedded queue follows the same shape.
+pub const BATCH_SIZE: usize = 10;
+
+/// Counts of what one or more batches did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub received: usize,
+    pub applied: usize,
+    pub duplicates: usize,
+    pub flagged: usize,
+    pub rejected: usize,
+    pub skipped: usize,
+    pub unreadable: usize,
+    pub retried: usize,
+    pub abandoned: usize,
+}
+
+impl BatchSummary {
+    pub fn add(&mut self, other: &BatchSummary) {
+        self.received += other.received;
+        self.applied += other.applied;
+        self.duplicates += other.duplicates;
+        self.flagged += other.flagged;
+        self.rejected += other.rejected;
+        self.skipped += other.skipped;
+        self.unreadable += other.unreadable;
+        self.retried += other.retried;
+        self.abandoned += other.abandoned;
+    }
+}
+
+/// Receives and processes one batch. `received == 0` means nothing was visible.
+pub async fn process_one_batch(queue: &dyn EventQueue, consumer: &Consumer) -> PortResult<BatchSummary> {
+    let messages = queue.receive(BATCH_SIZE).await?;
+    let mut summary = BatchSummary { received: messages.len(), ..BatchSummary::default() };
+    if messages.is_empty() {
+        return Ok(summary);
+    }
+    let outcomes = consumer.process_batch(&messages, None).await;
+    for (message, outcome) in messages.iter().zip(outcomes) {
+        match outcome.disposition {
+            Disposition::Done(result) => {
+                match result {
+                    MessageResult::Applied => summary.applied += 1,
+                    MessageResult::Duplicate => summary.duplicates += 1,
+                    MessageResult::Flagged => summary.flagged += 1,
+                    MessageResult::Rejected(_) => summary.rejected += 1,
+                    MessageResult::Skipped(_) => summary.skipped += 1,
+                    MessageResult::Unreadable(_) => summary.unreadable += 1,
+                }
+                queue.ack(message).await?;
+            }
+            Disposition::RetryLater { delay, .. } => {
+                summary.retried += 1;
+                queue.retry_later(message, delay).await?;
+            }
+            Disposition::Abandoned => summary.abandoned += 1,
+        }
+    }
+    Ok(summary)
+}
+
+/// Runs until `shutdown` turns true; the batch in flight is always finished first.
+pub async fn run(queue: &dyn EventQueue, consumer: &Consumer, mut shutdown: watch::Receiver<bool>, idle_wait: Duration) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let wait = match process_one_batch(queue, consumer).await {
+            Ok(summary) if summary.received > 0 => continue,
+            Ok(_) => idle_wait,
+            Err(error) => {
+                tracing::error!(%error, "consumer loop: queue error");
+                idle_wait * 5
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

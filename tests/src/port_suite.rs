@@ -1,0 +1,925 @@
+//! The port conformance suite: one set of behaviour checks run against every backend (memory,
+//! SQLite, later SQS + DynamoDB), so the adapters cannot drift apart (DESIGN 1, "both run by the
+//! same integration suite").
+//!
+//! A backend implements [`Backend`]: it hands out fresh, empty adapters. Time is a [`ManualClock`]
+//! so leases, visibility timeouts and TTLs are tested without sleeping. Queue checks that need
+//! time to pass are kept apart ([`queue_visibility_suite`], [`queue_dedup_expiry_suite`]) because
+//! SQS keeps visibility on the server's clock; such a backend overrides
+//! [`Backend::let_time_pass`] to sleep as well.
+//!
+//! Every case is a public function, so a backend can also run a selection.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use webinar_bridge::adapters::memory::{
+    DeadLetter, MemoryContactStore, MemoryEventLog, MemoryQueue, MemoryTagDirectory, QueueSettings,
+};
+use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteTagDirectory};
+use webinar_bridge::domain::{
+    Cents, ContactInfo, ContactRecord, Email, EventId, EventKind, Facts, FieldValue, Interval, Source, WebinarEvent,
+    WebinarInfo,
+};
+use webinar_bridge::ports::{
+    Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage, PortError,
+    PortResult, QueuedMessage, RejectionReason, TagClaim, TagDirectory,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Time
+
+/// A clock that only moves when told to.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    /// Where a default clock starts: a fixed, whole-second instant.
+    pub fn start() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_768_478_400, 0).unwrap_or_default() // 2026-01-15T12:00:00Z
+    }
+
+    pub fn new(now: DateTime<Utc>) -> Arc<Self> {
+        Arc::new(Self { now: Mutex::new(now) })
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.lock();
+        *now += chrono::Duration::from_std(by).expect("a test duration fits chrono");
+    }
+
+    pub fn set(&self, to: DateTime<Utc>) {
+        *self.lock() = to;
+    }
+
+    /// The same clock as the port's `Arc<dyn Clock>`.
+    pub fn shared(self: &Arc<Self>) -> Arc<dyn Clock> {
+        Arc::clone(self) as Arc<dyn Clock>
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DateTime<Utc>> {
+        self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.lock()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+/// What the suite needs from a queue beyond the port: a look at the dead-letter store.
+#[async_trait]
+pub trait InspectableQueue: EventQueue {
+    /// Messages that used up their receives.
+    async fn dead_letters(&self) -> PortResult<Vec<DeadLetter>>;
+    /// Messages neither acknowledged nor dead-lettered.
+    async fn pending(&self) -> PortResult<usize>;
+}
+
+/// A storage backend under test: every call returns fresh, empty adapters.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    async fn queue(&self, settings: QueueSettings, clock: Arc<dyn Clock>) -> Arc<dyn InspectableQueue>;
+    async fn event_log(&self, clock: Arc<dyn Clock>) -> Arc<dyn EventLog>;
+    async fn contact_store(&self) -> Arc<dyn ContactStore>;
+    async fn tag_directory(&self) -> Arc<dyn TagDirectory>;
+
+    /// Lets `duration` pass for adapters built with `clock`. A backend whose queue keeps time on
+    /// a server (SQS) also sleeps here.
+    async fn let_time_pass(&self, clock: &ManualClock, duration: Duration) {
+        clock.advance(duration);
+    }
+}
+
+/// The in-memory adapters: the reference behaviour.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemoryBackend;
+
+#[async_trait]
+impl InspectableQueue for MemoryQueue {
+    async fn dead_letters(&self) -> PortResult<Vec<DeadLetter>> {
+        Ok(MemoryQueue::dead_letters(self))
+    }
+
+    async fn pending(&self) -> PortResult<usize> {
+        Ok(MemoryQueue::pending(self))
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    async fn queue(&self, settings: QueueSettings, clock: Arc<dyn Clock>) -> Arc<dyn InspectableQueue> {
+        Arc::new(MemoryQueue::with_clock(settings, clock))
+    }
+
+    async fn event_log(&self, _clock: Arc<dyn Clock>) -> Arc<dyn EventLog> {
+        Arc::new(MemoryEventLog::default())
+    }
+
+    async fn contact_store(&self) -> Arc<dyn ContactStore> {
+        Arc::new(MemoryContactStore::default())
+    }
+
+    async fn tag_directory(&self) -> Arc<dyn TagDirectory> {
+        Arc::new(MemoryTagDirectory::default())
+    }
+}
+
+/// The SQLite adapters, each on a new database: a new file in `dir`, or in memory.
+#[derive(Debug)]
+pub struct SqliteBackend {
+    dir: Option<PathBuf>,
+    opened: AtomicU64,
+}
+
+impl SqliteBackend {
+    /// New database files in `dir` (which must outlive the backend, e.g. a temp dir).
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: Some(dir.into()), opened: AtomicU64::new(0) }
+    }
+
+    pub fn in_memory() -> Self {
+        Self { dir: None, opened: AtomicU64::new(0) }
+    }
+
+    /// A fresh, empty database.
+    pub fn open(&self) -> SqliteDb {
+        let opened = match &self.dir {
+            Some(dir) => {
+                let n = self.opened.fetch_add(1, Ordering::Relaxed);
+                SqliteDb::open(dir.join(format!("suite-{n}.db")))
+            }
+            None => SqliteDb::open_in_memory(),
+        };
+        opened.expect("open a fresh SQLite database")
+    }
+}
+
+#[async_trait]
+impl InspectableQueue for SqliteQueue {
+    async fn dead_letters(&self) -> PortResult<Vec<DeadLetter>> {
+        SqliteQueue::dead_letters(self).await
+    }
+
+    async fn pending(&self) -> PortResult<usize> {
+        SqliteQueue::pending(self).await
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn queue(&self, settings: QueueSettings, clock: Arc<dyn Clock>) -> Arc<dyn InspectableQueue> {
+        Arc::new(SqliteQueue::with_clock(self.open(), settings, clock))
+    }
+
+    async fn event_log(&self, clock: Arc<dyn Clock>) -> Arc<dyn EventLog> {
+        Arc::new(SqliteEventLog::with_clock(self.open(), clock))
+    }
+
+    async fn contact_store(&self) -> Arc<dyn ContactStore> {
+        Arc::new(SqliteContactStore::new(self.open()))
+    }
+
+    async fn tag_directory(&self) -> Arc<dyn TagDirectory> {
+        Arc::new(SqliteTagDirectory::new(self.open()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suites
+
+/// Runs cases in order, naming each on stderr so a failure says which one broke.
+macro_rules! run_cases {
+    ($backend:expr; $($case:ident),+ $(,)?) => {{
+        $(
+            eprintln!("port suite case: {}", stringify!($case));
+            $case($backend).await;
+        )+
+    }};
+}
+
+/// Every suite, for backends that support them all.
+pub async fn full_suite(backend: &dyn Backend) {
+    queue_suite(backend).await;
+    queue_visibility_suite(backend).await;
+    queue_dedup_expiry_suite(backend).await;
+    event_log_suite(backend).await;
+    contact_store_suite(backend).await;
+    tag_directory_suite(backend).await;
+    concurrency_suite(backend).await;
+}
+
+/// Queue behaviour that needs no time to pass.
+pub async fn queue_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        queue_delivers_a_group_in_fifo_order,
+        queue_runs_groups_in_parallel,
+        queue_blocks_a_group_while_its_head_is_in_flight,
+        queue_respects_the_receive_maximum,
+        queue_ack_with_a_stale_receipt_does_not_delete,
+        queue_retry_later_delays_and_blocks_the_group,
+        queue_retry_later_without_delay_redelivers_at_once,
+        queue_dead_letters_after_max_receives,
+        queue_drops_duplicates_within_the_dedup_window,
+    );
+}
+
+/// Queue behaviour that needs the visibility timeout or a delay to pass.
+pub async fn queue_visibility_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        queue_redelivers_after_the_visibility_timeout,
+        queue_retry_later_becomes_visible_after_the_delay,
+    );
+}
+
+/// Needs the whole dedup window (five minutes on SQS) to pass.
+pub async fn queue_dedup_expiry_suite(backend: &dyn Backend) {
+    run_cases!(backend; queue_accepts_a_dedup_id_again_after_the_window);
+}
+
+pub async fn event_log_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        event_log_claims_a_new_event,
+        event_log_reports_a_completed_event_as_duplicate,
+        event_log_is_busy_under_a_live_lease,
+        event_log_takes_over_an_expired_lease,
+        event_log_flags_a_payload_mismatch,
+        event_log_release_lets_a_retry_claim_at_once,
+        event_log_forgets_an_event_after_its_ttl,
+        event_log_refuses_to_complete_an_unclaimed_event,
+    );
+}
+
+pub async fn contact_store_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        contact_store_inserts_only_if_absent,
+        contact_store_conflicts_on_a_stale_version,
+        contact_store_round_trips_a_realistic_record,
+        contact_store_keeps_contacts_apart,
+    );
+}
+
+pub async fn tag_directory_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        tag_directory_lets_one_writer_create_a_tag,
+        tag_directory_takes_over_an_expired_claim,
+        tag_directory_record_existing_never_overrides_a_known_id,
+        tag_directory_forgets_a_tag,
+    );
+}
+
+/// Races between tasks on one adapter. Run it on a multi-threaded runtime.
+pub async fn concurrency_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        concurrent_event_claims_have_one_winner,
+        concurrent_tag_claims_have_one_winner,
+        concurrent_first_saves_have_one_winner,
+        concurrent_receives_deliver_each_message_once,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue cases
+
+/// Timeless cases: long enough that nothing reappears while a real-time backend runs them.
+fn timeless_settings() -> QueueSettings {
+    QueueSettings {
+        visibility_timeout: Duration::from_secs(60),
+        max_receive_count: 3,
+        dedup_window: Duration::from_secs(300),
+    }
+}
+
+/// Short enough for a backend that has to sleep through them.
+fn visibility_settings() -> QueueSettings {
+    QueueSettings { visibility_timeout: Duration::from_secs(2), ..timeless_settings() }
+}
+
+fn outgoing(group: &str, body: &str) -> OutgoingMessage {
+    OutgoingMessage { group_id: group.to_owned(), dedup_id: format!("dedup-{body}"), body: body.to_owned() }
+}
+
+fn bodies(messages: &[QueuedMessage]) -> Vec<&str> {
+    messages.iter().map(|message| message.body.as_str()).collect()
+}
+
+async fn send(queue: &dyn InspectableQueue, messages: &[OutgoingMessage]) {
+    queue.send(messages).await.expect("send");
+}
+
+async fn receive(queue: &dyn InspectableQueue, max: usize) -> Vec<QueuedMessage> {
+    queue.receive(max).await.expect("receive")
+}
+
+/// A receive that must deliver something; a few attempts, since a real queue may answer empty.
+async fn receive_some(queue: &dyn InspectableQueue, max: usize) -> Vec<QueuedMessage> {
+    for _ in 0..3 {
+        let received = receive(queue, max).await;
+        if !received.is_empty() {
+            return received;
+        }
+    }
+    panic!("expected a delivery, the queue stayed empty");
+}
+
+async fn receive_one(queue: &dyn InspectableQueue) -> QueuedMessage {
+    let mut received = receive_some(queue, 1).await;
+    assert_eq!(received.len(), 1, "receive(1) returned more than one message");
+    received.remove(0)
+}
+
+async fn pending(queue: &dyn InspectableQueue) -> usize {
+    queue.pending().await.expect("pending")
+}
+
+async fn fresh_queue(backend: &dyn Backend, settings: QueueSettings) -> (Arc<dyn InspectableQueue>, Arc<ManualClock>) {
+    let clock = ManualClock::new(ManualClock::start());
+    (backend.queue(settings, clock.shared()).await, clock)
+}
+
+pub async fn queue_delivers_a_group_in_fifo_order(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    send(&*queue, &[outgoing("a", "a1"), outgoing("a", "a2")]).await;
+    send(&*queue, &[outgoing("a", "a3")]).await;
+    for expected in ["a1", "a2", "a3"] {
+        let message = receive_one(&*queue).await;
+        assert_eq!(message.body, expected);
+        assert_eq!(message.group_id, "a");
+        assert_eq!(message.receive_count, 1);
+        queue.ack(&message).await.expect("ack");
+    }
+    assert!(receive(&*queue, 10).await.is_empty());
+    assert_eq!(pending(&*queue).await, 0);
+}
+
+pub async fn queue_runs_groups_in_parallel(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    send(&*queue, &[outgoing("a", "a1"), outgoing("a", "a2"), outgoing("b", "b1")]).await;
+    let first = receive_one(&*queue).await;
+    assert_eq!(first.body, "a1");
+    // Group a waits for a1; group b is independent of it.
+    assert_eq!(bodies(&receive_some(&*queue, 10).await), ["b1"]);
+}
+
+pub async fn queue_blocks_a_group_while_its_head_is_in_flight(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    send(&*queue, &[outgoing("a", "a1"), outgoing("a", "a2")]).await;
+    let head = receive_one(&*queue).await;
+    assert!(receive(&*queue, 10).await.is_empty(), "a2 overtook a1 while a1 was in flight");
+    queue.ack(&head).await.expect("ack");
+    assert_eq!(bodies(&receive_some(&*queue, 10).await), ["a2"]);
+}
+
+pub async fn queue_respects_the_receive_maximum(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    let groups = ["a", "b", "c", "d", "e"];
+    let messages: Vec<_> = groups.iter().map(|group| outgoing(group, &format!("{group}1"))).collect();
+    send(&*queue, &messages).await;
+    let mut delivered = BTreeSet::new();
+    while delivered.len() < groups.len() {
+        let batch = receive_some(&*queue, 2).await;
+        assert!(batch.len() <= 2, "receive(2) returned {} messages", batch.len());
+        for message in batch {
+            assert!(delivered.insert(message.body.clone()), "{} delivered twice", message.body);
+        }
+    }
+    assert!(receive(&*queue, 10).await.is_empty());
+}
+
+pub async fn queue_ack_with_a_stale_receipt_does_not_delete(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    send(&*queue, &[outgoing("a", "a1")]).await;
+    let first = receive_one(&*queue).await;
+    queue.retry_later(&first, Duration::ZERO).await.expect("retry_later");
+    let second = receive_one(&*queue).await;
+    assert_eq!(second.message_id, first.message_id);
+    assert_ne!(second.receipt, first.receipt, "each delivery needs its own receipt");
+    queue.ack(&first).await.expect("a stale ack is not an error");
+    assert_eq!(pending(&*queue).await, 1, "a stale receipt deleted the redelivered message");
+    queue.ack(&second).await.expect("ack");
+    assert_eq!(pending(&*queue).await, 0);
+}
+
+pub async fn queue_retry_later_delays_and_blocks_the_group(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    send(&*queue, &[outgoing("a", "a1"), outgoing("a", "a2")]).await;
+    let head = receive_one(&*queue).await;
+    queue.retry_later(&head, Duration::from_secs(60)).await.expect("retry_later");
+    assert!(receive(&*queue, 10).await.is_empty(), "a delayed head must hold back its group");
+    assert_eq!(pending(&*queue).await, 2);
+}
+
+pub async fn queue_retry_later_without_delay_redelivers_at_once(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    send(&*queue, &[outgoing("a", "a1"), outgoing("a", "a2")]).await;
+    let first = receive_one(&*queue).await;
+    queue.retry_later(&first, Duration::ZERO).await.expect("retry_later");
+    let again = receive_one(&*queue).await;
+    assert_eq!(again.body, "a1", "the retried head keeps its place in the group");
+    assert_eq!(again.receive_count, 2);
+}
+
+pub async fn queue_dead_letters_after_max_receives(backend: &dyn Backend) {
+    let settings = timeless_settings();
+    let (queue, _clock) = fresh_queue(backend, settings).await;
+    send(&*queue, &[outgoing("a", "poison"), outgoing("a", "next")]).await;
+    for attempt in 1..=settings.max_receive_count {
+        let message = receive_one(&*queue).await;
+        assert_eq!((message.body.as_str(), message.receive_count), ("poison", attempt));
+        queue.retry_later(&message, Duration::ZERO).await.expect("retry_later");
+    }
+    // The exhausted head goes to the dead letters and no longer blocks its group.
+    let next = receive_one(&*queue).await;
+    assert_eq!((next.body.as_str(), next.receive_count), ("next", 1));
+    let dead = queue.dead_letters().await.expect("dead_letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].body.as_str(), dead[0].group_id.as_str()), ("poison", "a"));
+    assert_eq!(dead[0].receive_count, settings.max_receive_count);
+    queue.ack(&next).await.expect("ack");
+    assert_eq!(pending(&*queue).await, 0);
+}
+
+pub async fn queue_drops_duplicates_within_the_dedup_window(backend: &dyn Backend) {
+    let (queue, clock) = fresh_queue(backend, timeless_settings()).await;
+    let message = outgoing("a", "a1");
+    send(&*queue, &[message.clone(), message.clone()]).await;
+    send(&*queue, std::slice::from_ref(&message)).await;
+    let delivered = receive_some(&*queue, 10).await;
+    assert_eq!(bodies(&delivered), ["a1"]);
+    queue.ack(&delivered[0]).await.expect("ack");
+    // Still a duplicate after the original is gone, as long as the window lasts.
+    clock.advance(Duration::from_secs(60));
+    send(&*queue, &[message]).await;
+    assert!(receive(&*queue, 10).await.is_empty());
+    assert_eq!(pending(&*queue).await, 0);
+}
+
+pub async fn queue_redelivers_after_the_visibility_timeout(backend: &dyn Backend) {
+    let settings = visibility_settings();
+    let (queue, clock) = fresh_queue(backend, settings).await;
+    send(&*queue, &[outgoing("a", "a1")]).await;
+    let first = receive_one(&*queue).await;
+    assert!(receive(&*queue, 10).await.is_empty());
+    backend.let_time_pass(&clock, settings.visibility_timeout + Duration::from_secs(1)).await;
+    let second = receive_one(&*queue).await;
+    assert_eq!((second.message_id.as_str(), second.receive_count), (first.message_id.as_str(), 2));
+    queue.ack(&first).await.expect("a stale ack is not an error");
+    assert_eq!(pending(&*queue).await, 1, "the first receipt went stale on redelivery");
+    queue.ack(&second).await.expect("ack");
+    assert_eq!(pending(&*queue).await, 0);
+}
+
+pub async fn queue_retry_later_becomes_visible_after_the_delay(backend: &dyn Backend) {
+    let (queue, clock) = fresh_queue(backend, visibility_settings()).await;
+    send(&*queue, &[outgoing("a", "a1")]).await;
+    let first = receive_one(&*queue).await;
+    queue.retry_later(&first, Duration::from_secs(3)).await.expect("retry_later");
+    backend.let_time_pass(&clock, Duration::from_secs(1)).await;
+    assert!(receive(&*queue, 10).await.is_empty(), "visible before its delay ended");
+    backend.let_time_pass(&clock, Duration::from_secs(3)).await;
+    let again = receive_one(&*queue).await;
+    assert_eq!((again.body.as_str(), again.receive_count), ("a1", 2));
+}
+
+pub async fn queue_accepts_a_dedup_id_again_after_the_window(backend: &dyn Backend) {
+    let settings = timeless_settings();
+    let (queue, clock) = fresh_queue(backend, settings).await;
+    let message = outgoing("a", "a1");
+    send(&*queue, std::slice::from_ref(&message)).await;
+    let first = receive_one(&*queue).await;
+    queue.ack(&first).await.expect("ack");
+    backend.let_time_pass(&clock, settings.dedup_window + Duration::from_secs(1)).await;
+    send(&*queue, &[message]).await;
+    let again = receive_one(&*queue).await;
+    assert_eq!(again.body, "a1");
+    assert_ne!(again.message_id, first.message_id, "a new message after the window");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event log cases
+
+const LEASE: Duration = Duration::from_secs(30);
+const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn event_id(name: &str) -> EventId {
+    EventId::from_sender(name).expect("a valid sender id")
+}
+
+async fn fresh_event_log(backend: &dyn Backend) -> (Arc<dyn EventLog>, Arc<ManualClock>) {
+    let clock = ManualClock::new(ManualClock::start());
+    (backend.event_log(clock.shared()).await, clock)
+}
+
+async fn claim(log: &dyn EventLog, id: &EventId, fingerprint: &str, now: DateTime<Utc>) -> Claim {
+    log.claim(id, fingerprint, now, LEASE, RETENTION).await.expect("claim")
+}
+
+async fn complete(log: &dyn EventLog, id: &EventId, outcome: &FinalOutcome, now: DateTime<Utc>) {
+    log.complete(id, outcome, now, RETENTION).await.expect("complete");
+}
+
+fn at(clock: &ManualClock, seconds_later: u64) -> DateTime<Utc> {
+    clock.now() + chrono::Duration::seconds(seconds_later as i64)
+}
+
+fn rejection() -> FinalOutcome {
+    FinalOutcome::Rejected(RejectionReason {
+        operation: "POST /subscriber".into(),
+        status: Some(406),
+        error_number: Some(9),
+        field: Some("fieldBirthday".into()),
+        reason: "Das Datum ist ungültig".into(),
+    })
+}
+
+pub async fn event_log_claims_a_new_event(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let id = event_id("evt-new");
+    let now = clock.now();
+    assert_eq!(log.get(&id).await.expect("get"), None);
+    assert_eq!(claim(&*log, &id, "fp", now).await, Claim::Claimed);
+    let record = log.get(&id).await.expect("get").expect("a claimed event has a record");
+    assert_eq!((record.event_id, record.fingerprint.as_str()), (id, "fp"));
+    assert_eq!(record.status, EventStatus::InProgress { lease_until: now + chrono::Duration::seconds(30) });
+    assert_eq!(record.updated_at, now);
+    assert_eq!(record.expires_at, now + chrono::Duration::days(30));
+}
+
+pub async fn event_log_reports_a_completed_event_as_duplicate(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    for (name, outcome) in [
+        ("evt-applied", FinalOutcome::Applied),
+        ("evt-rejected", rejection()),
+        ("evt-skipped", FinalOutcome::Skipped { reason: "listbuilding mode takes registrations only".into() }),
+    ] {
+        let id = event_id(name);
+        assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed);
+        complete(&*log, &id, &outcome, at(&clock, 1)).await;
+        assert_eq!(claim(&*log, &id, "fp", at(&clock, 2)).await, Claim::Completed(outcome.clone()));
+        let record = log.get(&id).await.expect("get").expect("record");
+        assert_eq!(record.status, EventStatus::Completed(outcome));
+        assert_eq!(record.updated_at, at(&clock, 1));
+    }
+}
+
+pub async fn event_log_is_busy_under_a_live_lease(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let id = event_id("evt-busy");
+    assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed);
+    assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Busy);
+    assert_eq!(claim(&*log, &id, "fp", at(&clock, 29)).await, Claim::Busy);
+}
+
+pub async fn event_log_takes_over_an_expired_lease(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let id = event_id("evt-crashed");
+    assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed);
+    // The lease ends at +30 s; from then on a crashed claim is taken over.
+    assert_eq!(claim(&*log, &id, "fp", at(&clock, 30)).await, Claim::Claimed);
+    let record = log.get(&id).await.expect("get").expect("record");
+    assert_eq!(record.status, EventStatus::InProgress { lease_until: at(&clock, 60) });
+    assert_eq!(claim(&*log, &id, "fp", at(&clock, 31)).await, Claim::Busy, "the new lease is live");
+}
+
+pub async fn event_log_flags_a_payload_mismatch(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let id = event_id("evt-reused");
+    assert_eq!(claim(&*log, &id, "fp-original", clock.now()).await, Claim::Claimed);
+    assert_eq!(claim(&*log, &id, "fp-other", clock.now()).await, Claim::PayloadMismatch);
+    complete(&*log, &id, &FinalOutcome::Applied, at(&clock, 1)).await;
+    assert_eq!(claim(&*log, &id, "fp-other", at(&clock, 2)).await, Claim::PayloadMismatch);
+    let record = log.get(&id).await.expect("get").expect("record");
+    assert_eq!(record.fingerprint, "fp-original", "a mismatch must not overwrite the record");
+}
+
+pub async fn event_log_release_lets_a_retry_claim_at_once(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let id = event_id("evt-released");
+    assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed);
+    log.release(&id).await.expect("release");
+    assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed);
+    // Releasing a completed event changes nothing.
+    complete(&*log, &id, &FinalOutcome::Applied, clock.now()).await;
+    log.release(&id).await.expect("release");
+    assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Completed(FinalOutcome::Applied));
+    log.release(&event_id("evt-never-seen")).await.expect("releasing an unknown event is fine");
+}
+
+pub async fn event_log_forgets_an_event_after_its_ttl(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let id = event_id("evt-old");
+    let other = event_id("evt-old-reused");
+    for id in [&id, &other] {
+        assert_eq!(claim(&*log, id, "fp", clock.now()).await, Claim::Claimed);
+        complete(&*log, id, &FinalOutcome::Applied, clock.now()).await;
+    }
+    let just_before = at(&clock, RETENTION.as_secs() - 1);
+    assert_eq!(claim(&*log, &id, "fp", just_before).await, Claim::Completed(FinalOutcome::Applied));
+    clock.advance(RETENTION);
+    if let Some(record) = log.get(&id).await.expect("get") {
+        assert!(record.expires_at <= clock.now(), "an expired record may linger, but only as expired");
+    }
+    assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed, "after the TTL it is new again");
+    assert_eq!(claim(&*log, &other, "fp-different", clock.now()).await, Claim::Claimed, "no mismatch after the TTL");
+}
+
+pub async fn event_log_refuses_to_complete_an_unclaimed_event(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let result = log.complete(&event_id("evt-unclaimed"), &FinalOutcome::Applied, clock.now(), RETENTION).await;
+    assert!(result.is_err(), "completing an unclaimed event must fail, got {result:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contact store cases
+
+fn email(raw: &str) -> Email {
+    Email::parse(raw).expect("a valid address")
+}
+
+fn record_for(address: &str) -> ContactRecord {
+    ContactRecord::new(email(address))
+}
+
+fn is_conflict<T: std::fmt::Debug>(result: &PortResult<T>) -> bool {
+    matches!(result, Err(PortError::VersionConflict))
+}
+
+fn instant(rfc3339: &str) -> DateTime<Utc> {
+    rfc3339.parse().expect("a valid RFC 3339 time")
+}
+
+/// One event of Erika's history; `seq` keeps the ids apart.
+fn erika_event(seq: u8, source: Source, webinar: WebinarInfo, kind: EventKind, at: &str, facts: Facts) -> WebinarEvent {
+    let mut contact = ContactInfo::new(email("Erika.Mustermann@Example.com"));
+    contact.first_name = Some("Erika".into());
+    contact.last_name = Some("Müßtermann".into());
+    contact.phone = Some("+49 30 1234567".into());
+    WebinarEvent {
+        schema: webinar_bridge::domain::EVENT_SCHEMA_VERSION,
+        event_id: EventId::hashed(&source, &[&[seq]]),
+        source,
+        kind,
+        occurred_at: instant(at),
+        received_at: instant(at) + chrono::Duration::seconds(2),
+        contact,
+        webinar,
+        facts,
+    }
+}
+
+/// A record as the consumer leaves it: two webinars' events merged, and what KlickTipp holds.
+pub fn realistic_contact_record() -> ContactRecord {
+    let mut demo = WebinarInfo::new("81234567890");
+    demo.name = Some("Demo Webinar".into());
+    demo.starts_at = Some(instant("2026-01-15T17:00:00Z"));
+    demo.timezone = Some("Europe/Berlin".into());
+    demo.join_url = Some("https://zoom.us/w/81234567890?tk=abc".into());
+    demo.duration_minutes = Some(60);
+    let mut masterclass = WebinarInfo::new("mc-7");
+    masterclass.name = Some("Masterclass \"Preise\"".into());
+    masterclass.replay_url = Some("replay.example.com/mc-7".into());
+    let livestorm = Source::Generic { tool: "Livestorm".into() };
+    let joined = Facts {
+        intervals: vec![
+            Interval { start: instant("2026-01-15T17:01:00Z"), end: Some(instant("2026-01-15T17:30:00Z")) },
+            Interval { start: instant("2026-01-15T17:35:00Z"), end: None },
+        ],
+        ..Facts::default()
+    };
+    let bought = Facts { purchase_amount: Some(Cents(104_900)), ..Facts::default() };
+    let events = [
+        erika_event(1, Source::Zoom, demo.clone(), EventKind::Registered, "2026-01-10T09:00:00Z", Facts::default()),
+        erika_event(2, Source::Zoom, demo.clone(), EventKind::Attended, "2026-01-15T17:01:00Z", joined),
+        erika_event(3, Source::Zoom, demo, EventKind::Purchased, "2026-01-15T18:05:00Z", bought),
+        erika_event(
+            4,
+            livestorm.clone(),
+            masterclass.clone(),
+            EventKind::Registered,
+            "2026-01-11T08:00:00Z",
+            Facts::default(),
+        ),
+        erika_event(5, livestorm, masterclass, EventKind::Cancelled, "2026-01-12T08:00:00Z", Facts::default()),
+    ];
+    let mut record = ContactRecord::new(events[0].contact.email.clone());
+    for event in &events {
+        record.apply(event);
+    }
+    record.applied.known = true;
+    record.applied.fields = BTreeMap::from([
+        ("fieldFirstName".to_owned(), FieldValue::Text("Erika".into())),
+        ("field1234".to_owned(), FieldValue::Number(1_768_496_400)),
+    ]);
+    record.applied.tags =
+        BTreeSet::from(["[Zoom] [Demo Webinar] Attended".to_owned(), "[Zoom] [Demo Webinar] Buyer".to_owned()]);
+    record
+}
+
+async fn fresh_contact_store(backend: &dyn Backend) -> Arc<dyn ContactStore> {
+    backend.contact_store().await
+}
+
+pub async fn contact_store_inserts_only_if_absent(backend: &dyn Backend) {
+    let store = fresh_contact_store(backend).await;
+    let record = record_for("first@example.com");
+    assert_eq!(store.load(&record.email).await.expect("load"), None);
+    assert_eq!(store.save(&record, None).await.expect("first save"), 1);
+    assert!(is_conflict(&store.save(&record, None).await), "a second insert must conflict");
+    let loaded = store.load(&record.email).await.expect("load").expect("saved");
+    assert_eq!((loaded.value, loaded.version), (record, 1));
+}
+
+pub async fn contact_store_conflicts_on_a_stale_version(backend: &dyn Backend) {
+    let store = fresh_contact_store(backend).await;
+    let mut record = record_for("stale@example.com");
+    let first = store.save(&record, None).await.expect("insert");
+    record.applied.known = true;
+    let second = store.save(&record, Some(first)).await.expect("update");
+    assert!(second > first, "versions must grow");
+    let mut stale = record.clone();
+    stale.applied.known = false;
+    assert!(is_conflict(&store.save(&stale, Some(first)).await), "a stale version must conflict");
+    assert!(is_conflict(&store.save(&stale, Some(second + 5)).await), "a future version must conflict");
+    assert!(is_conflict(&store.save(&record_for("nobody@example.com"), Some(1)).await), "no record, no version");
+    let loaded = store.load(&record.email).await.expect("load").expect("saved");
+    assert_eq!((loaded.value, loaded.version), (record, second));
+}
+
+pub async fn contact_store_round_trips_a_realistic_record(backend: &dyn Backend) {
+    let store = fresh_contact_store(backend).await;
+    let record = realistic_contact_record();
+    assert_eq!(record.webinars.len(), 2, "the fixture should cover two webinars");
+    let version = store.save(&record, None).await.expect("save");
+    let loaded = store.load(&record.email).await.expect("load").expect("saved");
+    assert_eq!(loaded.value, record);
+    assert_eq!(loaded.version, version);
+}
+
+pub async fn contact_store_keeps_contacts_apart(backend: &dyn Backend) {
+    let store = fresh_contact_store(backend).await;
+    let (a, b) = (record_for("a@example.com"), record_for("b@example.com"));
+    let version_a = store.save(&a, None).await.expect("save a");
+    store.save(&b, None).await.expect("save b is independent of a");
+    store.save(&a, Some(version_a)).await.expect("a's version is its own");
+    assert_eq!(store.load(&email("c@example.com")).await.expect("load"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tag directory cases
+
+const TAG_LEASE: Duration = Duration::from_secs(10);
+
+async fn fresh_tag_directory(backend: &dyn Backend) -> (Arc<dyn TagDirectory>, Arc<ManualClock>) {
+    (backend.tag_directory().await, ManualClock::new(ManualClock::start()))
+}
+
+async fn claim_tag(tags: &dyn TagDirectory, name: &str, now: DateTime<Utc>) -> TagClaim {
+    tags.claim_creation(name, now, TAG_LEASE).await.expect("claim_creation")
+}
+
+async fn lookup(tags: &dyn TagDirectory, name: &str) -> Option<u64> {
+    tags.lookup(name).await.expect("lookup")
+}
+
+pub async fn tag_directory_lets_one_writer_create_a_tag(backend: &dyn Backend) {
+    let (tags, clock) = fresh_tag_directory(backend).await;
+    let name = "[Zoom] [Demo Webinar] Attended";
+    assert_eq!(lookup(&*tags, name).await, None);
+    assert_eq!(claim_tag(&*tags, name, clock.now()).await, TagClaim::Claimed);
+    assert_eq!(claim_tag(&*tags, name, at(&clock, 1)).await, TagClaim::HeldByOther);
+    assert_eq!(lookup(&*tags, name).await, None, "a claim is not a tag");
+    tags.record_created(name, 7).await.expect("record_created");
+    assert_eq!(lookup(&*tags, name).await, Some(7));
+    assert_eq!(claim_tag(&*tags, name, at(&clock, 2)).await, TagClaim::Exists(7));
+}
+
+pub async fn tag_directory_takes_over_an_expired_claim(backend: &dyn Backend) {
+    let (tags, clock) = fresh_tag_directory(backend).await;
+    let name = "[Zoom] [Demo Webinar] Registered";
+    assert_eq!(claim_tag(&*tags, name, clock.now()).await, TagClaim::Claimed);
+    assert_eq!(claim_tag(&*tags, name, at(&clock, 9)).await, TagClaim::HeldByOther);
+    assert_eq!(claim_tag(&*tags, name, at(&clock, 10)).await, TagClaim::Claimed, "the lease ended at +10 s");
+    assert_eq!(claim_tag(&*tags, name, at(&clock, 11)).await, TagClaim::HeldByOther, "the new claim is live");
+}
+
+pub async fn tag_directory_record_existing_never_overrides_a_known_id(backend: &dyn Backend) {
+    let (tags, clock) = fresh_tag_directory(backend).await;
+    tags.record_created("known", 1).await.expect("record_created");
+    assert_eq!(claim_tag(&*tags, "pending", clock.now()).await, TagClaim::Claimed);
+    let listed = BTreeMap::from([("known".to_owned(), 2), ("new".to_owned(), 3), ("pending".to_owned(), 4)]);
+    tags.record_existing(&listed).await.expect("record_existing");
+    assert_eq!(lookup(&*tags, "known").await, Some(1), "a known id wins");
+    assert_eq!(lookup(&*tags, "new").await, Some(3));
+    assert_eq!(lookup(&*tags, "pending").await, Some(4), "KlickTipp's id replaces a pending claim");
+    assert_eq!(claim_tag(&*tags, "new", clock.now()).await, TagClaim::Exists(3));
+    tags.record_existing(&BTreeMap::new()).await.expect("an empty listing is fine");
+}
+
+pub async fn tag_directory_forgets_a_tag(backend: &dyn Backend) {
+    let (tags, clock) = fresh_tag_directory(backend).await;
+    tags.record_created("deleted by the user", 5).await.expect("record_created");
+    tags.forget("deleted by the user").await.expect("forget");
+    assert_eq!(lookup(&*tags, "deleted by the user").await, None);
+    assert_eq!(claim_tag(&*tags, "deleted by the user", clock.now()).await, TagClaim::Claimed);
+    tags.forget("never known").await.expect("forgetting an unknown tag is fine");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency cases
+
+const RACERS: usize = 16;
+
+/// Runs `RACERS` copies of `race` at once and returns their results.
+async fn race<T, F, Fut>(race: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn() -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            let run = race();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(RACERS);
+    for handle in handles {
+        results.push(handle.await.expect("a racing task panicked"));
+    }
+    results
+}
+
+pub async fn concurrent_event_claims_have_one_winner(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let (id, now) = (event_id("evt-contended"), clock.now());
+    let claims = race(|| {
+        let (log, id) = (Arc::clone(&log), id.clone());
+        async move { log.claim(&id, "fp", now, LEASE, RETENTION).await.expect("claim") }
+    })
+    .await;
+    assert_eq!(claims.iter().filter(|claim| **claim == Claim::Claimed).count(), 1, "{claims:?}");
+    assert_eq!(claims.iter().filter(|claim| **claim == Claim::Busy).count(), RACERS - 1, "{claims:?}");
+}
+
+pub async fn concurrent_tag_claims_have_one_winner(backend: &dyn Backend) {
+    let (tags, clock) = fresh_tag_directory(backend).await;
+    let now = clock.now();
+    let claims = race(|| {
+        let tags = Arc::clone(&tags);
+        async move { tags.claim_creation("[Zoom] [Demo Webinar] Buyer", now, TAG_LEASE).await.expect("claim") }
+    })
+    .await;
+    assert_eq!(claims.iter().filter(|claim| **claim == TagClaim::Claimed).count(), 1, "{claims:?}");
+    assert_eq!(claims.iter().filter(|claim| **claim == TagClaim::HeldByOther).count(), RACERS - 1, "{claims:?}");
+}
+
+pub async fn concurrent_first_saves_have_one_winner(backend: &dyn Backend) {
+    let store = fresh_contact_store(backend).await;
+    let saves = race(|| {
+        let store = Arc::clone(&store);
+        async move { store.save(&record_for("race@example.com"), None).await }
+    })
+    .await;
+    assert_eq!(saves.iter().filter(|save| save.is_ok()).count(), 1, "{saves:?}");
+    assert_eq!(saves.iter().filter(|save| is_conflict(save)).count(), RACERS - 1, "{saves:?}");
+}
+
+pub async fn concurrent_receives_deliver_each_message_once(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    let messages: Vec<_> = (0..RACERS * 2).map(|n| outgoing(&format!("group-{n}"), &format!("m{n}"))).collect();
+    send(&*queue, &messages).await;
+    let batches = race(|| {
+        let queue = Arc::clone(&queue);
+        async move { queue.receive(3).await.expect("receive") }
+    })
+    .await;
+    let mut seen = HashSet::new();
+    let mut record = |message: QueuedMessage| {
+        assert!(seen.insert(message.message_id.clone()), "{} delivered to two receivers", message.body);
+    };
+    batches.into_iter().flatten().for_each(&mut record);
+    // Whatever the racers left is still there, exactly once.
+    loop {
+        let rest = receive(&*queue, 10).await;
+        if rest.is_empty() {
+            break;
+        }
+        rest.into_iter().for_each(&mut record);
+    }
+    assert_eq!(seen.len(), messages.len(), "every message is delivered exactly once");
+}

@@ -1,0 +1,38 @@
+//! The port conformance suite against the in-memory adapters, the reference behaviour.
+
+use webinar_bridge_tests::port_suite::{self, MemoryBackend};
+
+#[tokio::test]
+async fn queue() {
+    port_suite::queue_suite(&MemoryBackend).await;
+}
+
+#[tokio::test]
+async fn queue_visibility() {
+    port_suite::queue_visibility_suite(&MemoryBackend).await;
+}
+
+#[tokio::test]
+async fn queue_dedup_expiry() {
+    port_suite::queue_dedup_expiry_suite(&MemoryBackend).await;
+}
+
+#[tokio::test]
+async fn event_log() {
+    port_suite::event_log_suite(&MemoryBackend).await;
+}
+
+#[tokio::test]
+async fn contact_store() {
+    port_suite::contact_store_suite(&MemoryBackend).await;
+}
+
+#[tokio::test]
+async fn tag_directory() {
+    port_suite::tag_directory_suite(&MemoryBackend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency() {
+    port_suite::concurrency_suite(&MemoryBackend).await;
+}

@@ -1,0 +1,401 @@
+//! The port conformance suite against the SQLite adapters (on files and in memory), plus what
+//! only a durable backend has to show: restarts, WAL, migrations, several connections on one
+//! file, redrive and TTL purge.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tempfile::TempDir;
+use webinar_bridge::adapters::memory::QueueSettings;
+use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteTagDirectory};
+use webinar_bridge::domain::EventId;
+use webinar_bridge::ports::{
+    Claim, Clock, ContactStore, EventLog, EventQueue, FinalOutcome, OutgoingMessage, QueuedMessage, TagDirectory,
+};
+use webinar_bridge_tests::port_suite::{self, ManualClock, SqliteBackend, realistic_contact_record};
+
+fn temp_dir() -> TempDir {
+    tempfile::tempdir().expect("create a temp dir")
+}
+
+fn open(path: &Path) -> SqliteDb {
+    SqliteDb::open(path).expect("open the database file")
+}
+
+fn outgoing(group: &str, body: &str) -> OutgoingMessage {
+    OutgoingMessage { group_id: group.to_owned(), dedup_id: format!("dedup-{body}"), body: body.to_owned() }
+}
+
+fn event_id(name: &str) -> EventId {
+    EventId::from_sender(name).expect("a valid id")
+}
+
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+async fn receive(queue: &SqliteQueue, max: usize) -> Vec<QueuedMessage> {
+    queue.receive(max).await.expect("receive")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared suite
+
+#[tokio::test]
+async fn queue_on_a_file() {
+    let dir = temp_dir();
+    port_suite::queue_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test]
+async fn queue_visibility_on_a_file() {
+    let dir = temp_dir();
+    port_suite::queue_visibility_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test]
+async fn queue_dedup_expiry_on_a_file() {
+    let dir = temp_dir();
+    port_suite::queue_dedup_expiry_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test]
+async fn event_log_on_a_file() {
+    let dir = temp_dir();
+    port_suite::event_log_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test]
+async fn contact_store_on_a_file() {
+    let dir = temp_dir();
+    port_suite::contact_store_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test]
+async fn tag_directory_on_a_file() {
+    let dir = temp_dir();
+    port_suite::tag_directory_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency_on_a_file() {
+    let dir = temp_dir();
+    port_suite::concurrency_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_suite_in_memory() {
+    port_suite::full_suite(&SqliteBackend::in_memory()).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durability
+
+#[tokio::test]
+async fn a_restart_loses_nothing_and_redelivers_in_flight_messages() {
+    let dir = temp_dir();
+    let path = dir.path().join("bridge.db");
+    let clock = ManualClock::new(ManualClock::start());
+    let settings = QueueSettings::default();
+    let record = realistic_contact_record();
+    {
+        let db = open(&path);
+        let queue = SqliteQueue::with_clock(db.clone(), settings, clock.shared());
+        queue.send(&[outgoing("a", "a1"), outgoing("b", "b1")]).await.expect("send");
+        let in_flight = receive(&queue, 1).await;
+        assert_eq!((in_flight[0].body.as_str(), in_flight[0].receive_count), ("a1", 1));
+        let log = SqliteEventLog::with_clock(db.clone(), clock.shared());
+        let (lease, retention) = (Duration::from_secs(30), Duration::from_secs(3600));
+        let claimed = log.claim(&event_id("evt-1"), "fp", clock.now(), lease, retention).await.expect("claim");
+        assert_eq!(claimed, Claim::Claimed);
+        SqliteContactStore::new(db.clone()).save(&record, None).await.expect("save");
+        SqliteTagDirectory::new(db).record_created("[Zoom] [Demo Webinar] Buyer", 42).await.expect("record_created");
+        assert!(sidecar(&path, "-wal").exists(), "WAL mode keeps a -wal file beside the database");
+        assert!(sidecar(&path, "-shm").exists(), "WAL mode keeps a -shm file beside the database");
+    } // every handle dropped: the process is gone, a1 was never acknowledged
+
+    let db = open(&path);
+    let queue = SqliteQueue::with_clock(db.clone(), settings, clock.shared());
+    assert_eq!(queue.pending().await.expect("pending"), 2);
+    let before_timeout: Vec<_> = receive(&queue, 10).await.into_iter().map(|message| message.body).collect();
+    assert_eq!(before_timeout, ["b1"], "a1 stays invisible until its visibility timeout");
+    clock.advance(settings.visibility_timeout + Duration::from_secs(1));
+    let redelivered = receive(&queue, 10).await;
+    assert_eq!(redelivered.len(), 2, "a1 and b1 both timed out: {redelivered:?}");
+    assert_eq!((redelivered[0].body.as_str(), redelivered[0].receive_count), ("a1", 2));
+
+    let log = SqliteEventLog::with_clock(db.clone(), clock.shared());
+    assert!(log.get(&event_id("evt-1")).await.expect("get").is_some(), "the claim survived");
+    let loaded = SqliteContactStore::new(db.clone()).load(&record.email).await.expect("load").expect("saved");
+    assert_eq!((loaded.value, loaded.version), (record, 1));
+    let tags = SqliteTagDirectory::new(db);
+    assert_eq!(tags.lookup("[Zoom] [Demo Webinar] Buyer").await.expect("lookup"), Some(42));
+}
+
+#[tokio::test]
+async fn committed_writes_are_readable_by_a_new_connection_before_any_checkpoint() {
+    let dir = temp_dir();
+    let path = dir.path().join("bridge.db");
+    let crashed = open(&path);
+    SqliteTagDirectory::new(crashed.clone()).record_created("tag", 7).await.expect("record_created");
+    // A crash never closes the connection, so nothing is checkpointed: the write lives in the WAL.
+    std::mem::forget(crashed);
+    let tags = SqliteTagDirectory::new(open(&path));
+    assert_eq!(tags.lookup("tag").await.expect("lookup"), Some(7));
+}
+
+#[tokio::test]
+async fn migrations_run_once_and_reopening_keeps_the_schema() {
+    let dir = temp_dir();
+    let path = dir.path().join("bridge.db");
+    let first = open(&path);
+    assert_eq!(first.schema_version().await.expect("schema_version"), SqliteDb::SCHEMA_VERSION);
+    assert_eq!(first.path(), Some(path.as_path()));
+    SqliteTagDirectory::new(first.clone()).record_created("tag", 1).await.expect("record_created");
+    // A second open while the first is live (another process) and a reopen after it closed.
+    let second = open(&path);
+    drop(first);
+    drop(second);
+    let reopened = open(&path);
+    assert_eq!(reopened.schema_version().await.expect("schema_version"), SqliteDb::SCHEMA_VERSION);
+    assert_eq!(SqliteTagDirectory::new(reopened).lookup("tag").await.expect("lookup"), Some(1));
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused() {
+    let dir = temp_dir();
+    let path = dir.path().join("notes.db");
+    std::fs::write(&path, "this is not a SQLite database, just some text that is long enough".repeat(20))
+        .expect("write");
+    assert!(SqliteDb::open(&path).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several connections on one file (several processes)
+
+/// One claim per connection, all released at once by a barrier.
+async fn race_claims_over(logs: &[Arc<SqliteEventLog>], id: &EventId) -> Vec<Claim> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(logs.len()));
+    let tasks: Vec<_> = logs
+        .iter()
+        .map(|log| {
+            let (log, id, barrier) = (Arc::clone(log), id.clone(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                log.claim(&id, "fp", ManualClock::start(), Duration::from_secs(30), Duration::from_secs(3600)).await
+            })
+        })
+        .collect();
+    let mut claims = Vec::new();
+    for task in tasks {
+        claims.push(task.await.expect("task").expect("claim"));
+    }
+    claims
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn claims_through_separate_connections_have_one_winner() {
+    let dir = temp_dir();
+    let path = dir.path().join("bridge.db");
+    let logs: Vec<Arc<SqliteEventLog>> = (0..8).map(|_| Arc::new(SqliteEventLog::new(open(&path)))).collect();
+    // Many rounds, because a race between processes is only sometimes close enough to matter.
+    for round in 0..50 {
+        let claims = race_claims_over(&logs, &event_id(&format!("evt-shared-{round}"))).await;
+        assert_eq!(claims.iter().filter(|claim| **claim == Claim::Claimed).count(), 1, "{claims:?}");
+        assert_eq!(claims.iter().filter(|claim| **claim == Claim::Busy).count(), logs.len() - 1, "{claims:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn receives_through_separate_connections_deliver_each_message_once() {
+    let dir = temp_dir();
+    let path = dir.path().join("bridge.db");
+    let queues: Vec<Arc<SqliteQueue>> =
+        (0..4).map(|_| Arc::new(SqliteQueue::new(open(&path), QueueSettings::default()))).collect();
+    let messages: Vec<_> = (0..40).map(|n| outgoing(&format!("group-{n}"), &format!("m{n}"))).collect();
+    queues[0].send(&messages).await.expect("send");
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let queue = Arc::clone(&queues[n % queues.len()]);
+            tokio::spawn(async move { queue.receive(3).await })
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for task in tasks {
+        for message in task.await.expect("task").expect("receive") {
+            assert!(seen.insert(message.message_id), "{} delivered twice", message.body);
+        }
+    }
+    assert_eq!(seen.len(), messages.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator tools
+
+#[tokio::test]
+async fn redrive_moves_dead_letters_back_in_place() {
+    let clock = ManualClock::new(ManualClock::start());
+    let settings = QueueSettings { max_receive_count: 1, ..QueueSettings::default() };
+    let queue = SqliteQueue::with_clock(SqliteDb::open_in_memory().expect("open"), settings, clock.shared());
+    queue.send(&[outgoing("a", "poison"), outgoing("a", "next")]).await.expect("send");
+    let poison = receive(&queue, 1).await;
+    queue.retry_later(&poison[0], Duration::ZERO).await.expect("retry_later");
+    let next = receive(&queue, 10).await;
+    assert_eq!(next.iter().map(|message| message.body.as_str()).collect::<Vec<_>>(), ["next"]);
+    queue.ack(&next[0]).await.expect("ack");
+    assert_eq!(queue.dead_letters().await.expect("dead_letters").len(), 1);
+
+    assert_eq!(queue.redrive_dead_letters().await.expect("redrive"), 1);
+    assert!(queue.dead_letters().await.expect("dead_letters").is_empty());
+    assert_eq!(queue.pending().await.expect("pending"), 1);
+    let again = receive(&queue, 10).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].body.as_str(), again[0].receive_count), ("poison", 1), "a fresh receive count");
+    assert_ne!(again[0].receipt, poison[0].receipt);
+    queue.ack(&poison[0]).await.expect("a receipt from before the redrive is stale");
+    assert_eq!(queue.pending().await.expect("pending"), 1);
+    assert_eq!(queue.redrive_dead_letters().await.expect("redrive"), 0);
+}
+
+#[tokio::test]
+async fn expired_event_records_are_hidden_and_purged() {
+    let clock = ManualClock::new(ManualClock::start());
+    let log = SqliteEventLog::with_clock(SqliteDb::open_in_memory().expect("open"), clock.shared());
+    let hour = Duration::from_secs(3600);
+    for (name, retention) in [("evt-short", hour), ("evt-long", hour * 2)] {
+        let id = event_id(name);
+        assert_eq!(log.claim(&id, "fp", clock.now(), hour, retention).await.expect("claim"), Claim::Claimed);
+        log.complete(&id, &FinalOutcome::Applied, clock.now(), retention).await.expect("complete");
+    }
+    clock.advance(hour);
+    assert_eq!(log.get(&event_id("evt-short")).await.expect("get"), None, "expired records behave as absent");
+    assert!(log.get(&event_id("evt-long")).await.expect("get").is_some());
+    assert_eq!(log.purge_expired(clock.now()).await.expect("purge"), 1);
+    clock.advance(hour);
+    assert_eq!(log.purge_expired(clock.now()).await.expect("purge"), 1);
+    assert_eq!(log.purge_expired(clock.now()).await.expect("purge"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Differential check: the SQLite queue against the reference on random histories
+
+mod differential {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use webinar_bridge::adapters::memory::{DeadLetter, MemoryQueue};
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// (group, dedup id) pairs.
+        Send(Vec<(u8, u8)>),
+        Receive(usize),
+        Ack(Index),
+        RetryLater(Index, u64),
+        Advance(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            prop::collection::vec((0..3u8, 0..12u8), 1..4).prop_map(Op::Send),
+            (0..5usize).prop_map(Op::Receive),
+            any::<Index>().prop_map(Op::Ack),
+            (any::<Index>(), prop_oneof![Just(0u64), Just(5)]).prop_map(|(which, delay)| Op::RetryLater(which, delay)),
+            prop_oneof![Just(1u64), Just(31), Just(200)].prop_map(Op::Advance),
+        ]
+    }
+
+    /// What a delivery says, without the receipt (each backend makes its own).
+    fn seen(messages: &[QueuedMessage]) -> Vec<(String, String, String, u32)> {
+        messages.iter().map(|m| (m.message_id.clone(), m.group_id.clone(), m.body.clone(), m.receive_count)).collect()
+    }
+
+    struct Pair {
+        memory: MemoryQueue,
+        sqlite: SqliteQueue,
+        clock: Arc<ManualClock>,
+        /// Every delivery so far, as (memory's, SQLite's), for acks and retries of any age.
+        deliveries: Vec<(QueuedMessage, QueuedMessage)>,
+    }
+
+    impl Pair {
+        fn new() -> Self {
+            let settings = QueueSettings {
+                visibility_timeout: Duration::from_secs(30),
+                max_receive_count: 2,
+                dedup_window: Duration::from_secs(120),
+            };
+            let clock = ManualClock::new(ManualClock::start());
+            let db = SqliteDb::open_in_memory().expect("open");
+            Self {
+                memory: MemoryQueue::with_clock(settings, clock.shared()),
+                sqlite: SqliteQueue::with_clock(db, settings, clock.shared()),
+                clock,
+                deliveries: Vec::new(),
+            }
+        }
+
+        fn delivery(&self, which: &Index) -> Option<(QueuedMessage, QueuedMessage)> {
+            (!self.deliveries.is_empty()).then(|| self.deliveries[which.index(self.deliveries.len())].clone())
+        }
+
+        async fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+            match op {
+                Op::Send(pairs) => {
+                    let messages: Vec<_> = pairs
+                        .iter()
+                        .map(|(group, dedup)| OutgoingMessage {
+                            group_id: format!("g{group}"),
+                            dedup_id: format!("d{dedup}"),
+                            body: format!("g{group}-d{dedup}"),
+                        })
+                        .collect();
+                    self.memory.send(&messages).await.expect("memory send");
+                    self.sqlite.send(&messages).await.expect("sqlite send");
+                }
+                Op::Receive(max) => {
+                    let from_memory = self.memory.receive(*max).await.expect("memory receive");
+                    let from_sqlite = self.sqlite.receive(*max).await.expect("sqlite receive");
+                    prop_assert_eq!(seen(&from_sqlite), seen(&from_memory));
+                    self.deliveries.extend(from_memory.into_iter().zip(from_sqlite));
+                }
+                Op::Ack(which) => {
+                    if let Some((memory, sqlite)) = self.delivery(which) {
+                        self.memory.ack(&memory).await.expect("memory ack");
+                        self.sqlite.ack(&sqlite).await.expect("sqlite ack");
+                    }
+                }
+                Op::RetryLater(which, delay) => {
+                    if let Some((memory, sqlite)) = self.delivery(which) {
+                        let delay = Duration::from_secs(*delay);
+                        self.memory.retry_later(&memory, delay).await.expect("memory retry_later");
+                        self.sqlite.retry_later(&sqlite, delay).await.expect("sqlite retry_later");
+                    }
+                }
+                Op::Advance(seconds) => self.clock.advance(Duration::from_secs(*seconds)),
+            }
+            prop_assert_eq!(self.sqlite.pending().await.expect("pending"), self.memory.pending());
+            let dead: Vec<DeadLetter> = self.sqlite.dead_letters().await.expect("dead_letters");
+            prop_assert_eq!(dead, self.memory.dead_letters());
+            Ok(())
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn sqlite_queue_matches_the_memory_queue(ops in prop::collection::vec(op(), 1..40)) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let mut pair = Pair::new();
+                for op in &ops {
+                    pair.apply(op).await?;
+                }
+                Ok::<(), TestCaseError>(())
+            })?;
+        }
+    }
+}

@@ -3,14 +3,12 @@
 
 use crate::Secret;
 use crate::domain::{DEFAULT_FULL_ATTENDANCE_PERCENT, FieldMap, Settings, TagTemplate};
-use crate::klicktipp::{KlickTippAuth, KlickTippConfig};
+use crate::klicktipp::{DEFAULT_BASE_URL, DEFAULT_RATE_PER_SECOND, KlickTippAuth, KlickTippConfig};
 use crate::sources::SourceSecrets;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const DEFAULT_KLICKTIPP_BASE_URL: &str = "https://api.klicktipp.com";
-pub const DEFAULT_RPS: f64 = 10.0;
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_DB_PATH: &str = "./webinar-bridge.db";
 
@@ -90,7 +88,7 @@ impl BridgeConfig {
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned);
         let secret = |name: &str| get(name).map(Secret::new);
 
-        let base_url = get("KLICKTIPP_BASE_URL").unwrap_or_else(|| DEFAULT_KLICKTIPP_BASE_URL.to_owned());
+        let base_url = get("KLICKTIPP_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(problem("KLICKTIPP_BASE_URL", "must start with https:// (or http:// for a local simulator)"));
         }
@@ -120,7 +118,7 @@ impl BridgeConfig {
             .map(|raw| raw.parse::<u64>().map_err(|_| problem("KLICKTIPP_LISTID", "must be the numeric id of an opt-in process (see `webinar-bridge klicktipp optins`)")))
             .transpose()?;
         let rps = match get("BRIDGE_KLICKTIPP_RPS") {
-            None => DEFAULT_RPS,
+            None => DEFAULT_RATE_PER_SECOND,
             Some(raw) => match raw.parse::<f64>() {
                 Ok(rps) if rps.is_finite() && rps > 0.0 && rps <= 1000.0 => rps,
                 _ => return Err(problem("BRIDGE_KLICKTIPP_RPS", "must be a number of calls per second between 0 and 1000, e.g. 10")),

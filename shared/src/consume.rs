@@ -232,6 +232,14 @@ impl Consumer {
                 }
             };
             outcomes[index].event_id = Some(event.event_id.clone());
+            // A redelivery queued behind its original (possible once the queue's dedup window has
+            // passed) must not run into the lease this very batch just took.
+            if let Some((_, original)) = claimed.iter().find(|(_, claimed)| claimed.event_id == event.event_id) {
+                let result =
+                    if original.fingerprint() == event.fingerprint() { MessageResult::Duplicate } else { MessageResult::Flagged };
+                outcomes[index].disposition = Disposition::Done(result);
+                continue;
+            }
             let claim =
                 self.log.claim(&event.event_id, &event.fingerprint(), now, self.options.lease, self.options.retention).await;
             match claim {
@@ -244,13 +252,16 @@ impl Consumer {
                     tracing::warn!(event_id = %event.event_id, contact = %event.contact.email.short_hash(), "event id reused with a different payload; not applied");
                     outcomes[index].disposition = Disposition::Done(MessageResult::Flagged);
                 }
-                Ok(Claim::Busy) | Err(_) => {
-                    let reason = match claim {
-                        Err(error) => error.to_string(),
-                        _ => "another worker holds this event".to_owned(),
-                    };
+                Ok(Claim::Busy) => {
+                    // Wait out the other worker's lease instead of spending receives on it: short
+                    // backoffs would reach the dead-letter queue before a crashed lease expires.
                     self.release(&claimed).await;
-                    return self.retry_group(group, outcomes, None, &reason);
+                    let lease = Some(self.options.lease);
+                    return self.retry_group(group, outcomes, lease, "another worker holds this event");
+                }
+                Err(error) => {
+                    self.release(&claimed).await;
+                    return self.retry_group(group, outcomes, None, &error.to_string());
                 }
             }
         }
@@ -373,10 +384,11 @@ impl Consumer {
         tracing::debug!(contact = %record.email.short_hash(), calls = plan.call_count(), "plan");
         let email = record.email.clone();
         let result = self.execute(&email, &plan, &mut record.applied).await;
-        if let Err(ApplyError::Permanent(reason)) = &result {
-            if self.recover_stale_view(reason, &plan, &mut record.applied).await {
-                return Err(ApplyError::Retry { reason: format!("KlickTipp no longer had what the bridge set ({}); re-applying", reason.reason), retry_after: None });
-            }
+        if let Err(ApplyError::Permanent(reason)) = &result
+            && self.recover_stale_view(reason, &plan, &mut record.applied).await
+        {
+            let reason = format!("KlickTipp no longer had what the bridge set ({}); re-applying", reason.reason);
+            return Err(ApplyError::Retry { reason, retry_after: None });
         }
         result
     }

@@ -19,7 +19,8 @@ impl IngestResponse {
         Self { status, body }
     }
 
-    fn rejected(rejection: &Rejection) -> Self {
+    /// The JSON error answer of DESIGN 7 for a refused request.
+    pub fn from_rejection(rejection: &Rejection) -> Self {
         Self::new(rejection.status(), json!(rejection.body()))
     }
 
@@ -73,7 +74,7 @@ impl Ingest {
             };
         }
         match sources::handle(request, &self.secrets) {
-            Err(rejection) => IngestResponse::rejected(&rejection),
+            Err(rejection) => IngestResponse::from_rejection(&rejection),
             Ok(SourceOutcome::UrlValidation { plain_token, encrypted_token }) => {
                 IngestResponse::new(200, json!({"plainToken": plain_token, "encryptedToken": encrypted_token}))
             }

@@ -245,3 +245,23 @@ async fn listbuilding_mode_signs_in_registrations_and_skips_the_rest() {
     assert_eq!((summary.applied, summary.skipped), (1, 1));
     assert_eq!(rig.calls(), counts(&[("POST /subscriber/signin", 1)]));
 }
+
+#[tokio::test]
+async fn a_redelivery_queued_behind_its_original_in_one_batch_is_a_duplicate() {
+    let rig = rig().await;
+    let registration = event_for(ERIKA, "w1", Registered, 0);
+    let original = to_message(&registration).unwrap();
+    // Past the queue's dedup window the same event arrives again while the original still waits.
+    let mut redelivery = original.clone();
+    redelivery.dedup_id.push_str("-after-window");
+    rig.queue.send(&[original, redelivery]).await.unwrap();
+    let messages = rig.queue.receive(10).await.unwrap();
+    assert_eq!(messages.len(), 2, "both in one batch");
+    let outcomes = rig.consumer.process_batch(&messages, None).await;
+    let results: Vec<_> = outcomes.into_iter().map(|o| o.disposition).collect();
+    assert_eq!(
+        results,
+        vec![Disposition::Done(MessageResult::Applied), Disposition::Done(MessageResult::Duplicate)]
+    );
+    assert_eq!(rig.calls()["POST /subscriber"], 1);
+}

@@ -247,10 +247,10 @@ impl ServeProcess {
         let client = reqwest::Client::new();
         let started = Instant::now();
         loop {
-            if let Ok(response) = client.get(self.url("/health")).send().await {
-                if response.status().is_success() {
-                    return;
-                }
+            if let Ok(response) = client.get(self.url("/health")).send().await
+                && response.status().is_success()
+            {
+                return;
             }
             assert!(started.elapsed() < STARTUP_TIMEOUT, "serve never became healthy; stderr:\n{}", self.stderr_text());
             tokio::time::sleep(Duration::from_millis(20)).await;

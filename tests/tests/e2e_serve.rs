@@ -793,12 +793,15 @@ async fn discovery_and_check_config_read_the_account() {
 // ---------------------------------------------------------------------------------------------
 // The same use cases over memory and SQLite, in-process
 
+/// A KlickTipp contact as the use cases compare it: email, status, tags, fields.
+type ContactSnapshot = (String, String, Vec<String>, BTreeMap<String, String>);
+
 /// What a backend leaves behind after the use cases; must not depend on the backend.
 #[derive(Debug, PartialEq)]
 struct UseCaseResult {
     responses: Vec<(u16, Value)>,
     consumed: [usize; 6],
-    contacts: Vec<(String, String, Vec<String>, BTreeMap<String, String>)>,
+    contacts: Vec<ContactSnapshot>,
     calls: BTreeMap<String, u64>,
     outcomes: Vec<Option<EventStatus>>,
 }

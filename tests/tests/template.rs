@@ -27,7 +27,8 @@ struct Template {
 impl Template {
     fn load() -> Self {
         // TEMPLATE_UNDER_TEST lets a mutated copy be checked (to see that a check can fail).
-        let path = std::env::var_os("TEMPLATE_UNDER_TEST").map_or_else(|| repo_root().join("template.yaml"), PathBuf::from);
+        let path =
+            std::env::var_os("TEMPLATE_UNDER_TEST").map_or_else(|| repo_root().join("template.yaml"), PathBuf::from);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let root = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("template.yaml is not YAML: {e}"));
         Self { root }
@@ -63,7 +64,10 @@ impl Template {
             .resources()
             .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(SERVERLESS_FUNCTION))
             .filter(|(_, r)| {
-                r.get("Metadata").and_then(|m| m.get("BuildProperties")).and_then(|b| b.get("Binary")).and_then(Value::as_str)
+                r.get("Metadata")
+                    .and_then(|m| m.get("BuildProperties"))
+                    .and_then(|b| b.get("Binary"))
+                    .and_then(Value::as_str)
                     == Some(binary)
             })
             .map(|(id, _)| id)
@@ -110,7 +114,9 @@ impl Template {
     fn number(&self, value: &Value, scenario: Scenario) -> f64 {
         if let Some(name) = ref_target(value) {
             let parameter = self.parameter(name);
-            let pick = |key: &str| parameter.get(key).map(|v| as_f64(v).unwrap_or_else(|| panic!("{name}.{key} is not a number")));
+            let pick = |key: &str| {
+                parameter.get(key).map(|v| as_f64(v).unwrap_or_else(|| panic!("{name}.{key} is not a number")))
+            };
             let default = pick("Default").unwrap_or_else(|| panic!("parameter {name} needs a Default"));
             return match scenario {
                 Scenario::Min => pick("MinValue").unwrap_or_else(|| panic!("parameter {name} needs a MinValue")),
@@ -233,9 +239,13 @@ fn key_schema(t: &Template, table: &str) -> Vec<(String, String)> {
 /// (the consumer's event source, then its RedrivePolicy), not through names.
 fn queues(t: &Template) -> (String, String) {
     let consumer = t.function("consumer");
-    let (queue, attribute) = get_att(&t.sqs_event(consumer)["Queue"]).expect("the SQS event's Queue is !GetAtt <queue>.Arn");
+    let (queue, attribute) =
+        get_att(&t.sqs_event(consumer)["Queue"]).expect("the SQS event's Queue is !GetAtt <queue>.Arn");
     assert_eq!(attribute, "Arn");
-    let redrive = t.props(&queue).get("RedrivePolicy").unwrap_or_else(|| panic!("{queue} has no RedrivePolicy: failed events would be lost"));
+    let redrive = t
+        .props(&queue)
+        .get("RedrivePolicy")
+        .unwrap_or_else(|| panic!("{queue} has no RedrivePolicy: failed events would be lost"));
     let (dlq, attribute) = get_att(&redrive["deadLetterTargetArn"]).expect("deadLetterTargetArn is !GetAtt <dlq>.Arn");
     assert_eq!(attribute, "Arn");
     (queue, dlq)
@@ -259,8 +269,12 @@ fn functions_are_rust_on_arm64_built_from_the_workspace_crate_that_defines_the_b
         // `cargo lambda build --bin <Binary>` and where it looks the binary name up.
         let code_uri = t.props(id)["CodeUri"].as_str().expect("CodeUri is a path");
         let manifest = repo_root().join(code_uri).join("Cargo.toml");
-        let manifest = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{id}: {}: {e}", manifest.display()));
-        assert!(manifest.contains(&format!("name = \"{binary}\"")), "{id}: {code_uri}/Cargo.toml declares no [[bin]] `{binary}`");
+        let manifest =
+            std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{id}: {}: {e}", manifest.display()));
+        assert!(
+            manifest.contains(&format!("name = \"{binary}\"")),
+            "{id}: {code_uri}/Cargo.toml declares no [[bin]] `{binary}`"
+        );
     }
 }
 
@@ -299,7 +313,10 @@ fn failed_events_reach_the_dead_letter_queue_after_at_least_five_receives() {
     let (queue, dlq) = queues(&t);
     assert_ne!(queue, dlq);
     let receives = t.number(&t.props(&queue)["RedrivePolicy"]["maxReceiveCount"], Scenario::Default);
-    assert!(receives >= 5.0, "maxReceiveCount {receives}: fewer than 5 receives parks events on a short KlickTipp hiccup");
+    assert!(
+        receives >= 5.0,
+        "maxReceiveCount {receives}: fewer than 5 receives parks events on a short KlickTipp hiccup"
+    );
     let main_retention = t.number(&t.props(&queue)["MessageRetentionPeriod"], Scenario::Default);
     let dlq_retention = t.number(&t.props(&dlq)["MessageRetentionPeriod"], Scenario::Default);
     // A standard queue's message keeps its original enqueue time in the DLQ (a FIFO one may not);
@@ -313,7 +330,8 @@ fn consumer_event_source_respects_fifo_limits_and_the_rate_cap() {
     let t = Template::load();
     let consumer = t.function("consumer");
     let event = t.sqs_event(consumer);
-    let reserved = t.props(consumer).get("ReservedConcurrentExecutions").expect("the consumer needs ReservedConcurrentExecutions");
+    let reserved =
+        t.props(consumer).get("ReservedConcurrentExecutions").expect("the consumer needs ReservedConcurrentExecutions");
     let maximum = &event["ScalingConfig"]["MaximumConcurrency"];
     assert!(!maximum.is_null(), "ScalingConfig.MaximumConcurrency is the rate limiter and must be set");
     for scenario in SCENARIOS {
@@ -322,13 +340,19 @@ fn consumer_event_source_respects_fifo_limits_and_the_rate_cap() {
         let max = t.number(maximum, scenario);
         assert!(max >= 2.0, "{scenario:?}: MaximumConcurrency {max} (the API's minimum is 2)");
         let reserved = t.number(reserved, scenario);
-        assert!(max <= reserved, "{scenario:?}: MaximumConcurrency {max} > ReservedConcurrentExecutions {reserved}: throttled batches burn receive attempts");
+        assert!(
+            max <= reserved,
+            "{scenario:?}: MaximumConcurrency {max} > ReservedConcurrentExecutions {reserved}: throttled batches burn receive attempts"
+        );
     }
     assert!(
         strings(&event["FunctionResponseTypes"]).iter().any(|s| s == "ReportBatchItemFailures"),
         "without ReportBatchItemFailures the failure list is ignored and failed events are deleted"
     );
-    assert!(event.get("MaximumBatchingWindowInSeconds").is_none(), "FIFO event sources do not support a batching window");
+    assert!(
+        event.get("MaximumBatchingWindowInSeconds").is_none(),
+        "FIFO event sources do not support a batching window"
+    );
 }
 
 #[test]
@@ -339,8 +363,14 @@ fn consumer_token_bucket_divides_by_the_same_parameter_as_maximum_concurrency() 
     let env = t.environment(consumer);
     let variable = env.get("BRIDGE_CONSUMER_CONCURRENCY").expect("the consumer needs BRIDGE_CONSUMER_CONCURRENCY");
     match (ref_target(maximum), ref_target(variable)) {
-        (Some(a), Some(b)) => assert_eq!(a, b, "MaximumConcurrency and BRIDGE_CONSUMER_CONCURRENCY must be the same parameter"),
-        _ => assert_eq!(as_f64(maximum), as_f64(variable), "MaximumConcurrency and BRIDGE_CONSUMER_CONCURRENCY must agree"),
+        (Some(a), Some(b)) => {
+            assert_eq!(a, b, "MaximumConcurrency and BRIDGE_CONSUMER_CONCURRENCY must be the same parameter")
+        }
+        _ => assert_eq!(
+            as_f64(maximum),
+            as_f64(variable),
+            "MaximumConcurrency and BRIDGE_CONSUMER_CONCURRENCY must agree"
+        ),
     }
     assert!(env.contains_key("BRIDGE_KLICKTIPP_RPS"), "the consumer needs the account-wide rate");
 }
@@ -367,7 +397,10 @@ fn dynamodb_tables_match_the_adapter_contract() {
         let props = t.props(table);
         assert_eq!(props["BillingMode"].as_str(), Some("PAY_PER_REQUEST"), "{table}");
         assert!(is_true(props["PointInTimeRecoverySpecification"].get("PointInTimeRecoveryEnabled")), "{table}: PITR");
-        assert!(props.get("DeletionProtectionEnabled").is_some(), "{table}: DeletionProtectionEnabled (behind a parameter)");
+        assert!(
+            props.get("DeletionProtectionEnabled").is_some(),
+            "{table}: DeletionProtectionEnabled (behind a parameter)"
+        );
     }
     assert_eq!(key_schema(&t, &events), [(format!("{EVENTS_PARTITION_KEY}:HASH"), "S".to_owned())]);
     assert_eq!(key_schema(&t, &contacts), [(format!("{CONTACTS_PARTITION_KEY}:HASH"), "S".to_owned())]);
@@ -383,7 +416,8 @@ fn every_function_gets_the_whole_configuration_pointing_at_this_stack() {
     let consumer_env = t.environment(t.function("consumer"));
     let events_table = ref_target(&consumer_env["EVENTS_TABLE"]).unwrap().to_owned();
     let contacts_table = ref_target(&consumer_env["CONTACTS_TABLE"]).unwrap().to_owned();
-    let expected_refs = [("EVENTS_QUEUE_URL", queue.as_str()), ("EVENTS_TABLE", "EventsTable"), ("CONTACTS_TABLE", "ContactsTable")];
+    let expected_refs =
+        [("EVENTS_QUEUE_URL", queue.as_str()), ("EVENTS_TABLE", "EventsTable"), ("CONTACTS_TABLE", "ContactsTable")];
     assert_eq!((events_table.as_str(), contacts_table.as_str()), ("EventsTable", "ContactsTable"));
     for binary in ["ingest", "consumer"] {
         let id = t.function(binary);
@@ -410,7 +444,10 @@ fn every_function_gets_the_whole_configuration_pointing_at_this_stack() {
         let mut secret_refs = BTreeSet::new();
         references(&env[SECRETS_ARN_VARIABLE], &mut secret_refs);
         assert!(
-            secret_refs.iter().any(|r| t.section("Resources").get(r.as_str()).is_some_and(|res| res["Type"] == "AWS::SecretsManager::Secret")),
+            secret_refs.iter().any(|r| t
+                .section("Resources")
+                .get(r.as_str())
+                .is_some_and(|res| res["Type"] == "AWS::SecretsManager::Secret")),
             "{id}: {SECRETS_ARN_VARIABLE} must reference the stack's secret, got {secret_refs:?}"
         );
     }
@@ -418,8 +455,12 @@ fn every_function_gets_the_whole_configuration_pointing_at_this_stack() {
 
 /// Allowed statements of the role a function runs with: (actions, resource expressions).
 fn role_statements(t: &Template, function: &str) -> Vec<(Vec<String>, Vec<Value>)> {
-    assert!(t.props(function).get("Policies").is_none(), "{function}: SAM Policies would add AWSLambdaBasicExecutionRole (logs on *)");
-    let (role, attribute) = get_att(&t.props(function)["Role"]).expect("each function runs with its own role (!GetAtt <role>.Arn)");
+    assert!(
+        t.props(function).get("Policies").is_none(),
+        "{function}: SAM Policies would add AWSLambdaBasicExecutionRole (logs on *)"
+    );
+    let (role, attribute) =
+        get_att(&t.props(function)["Role"]).expect("each function runs with its own role (!GetAtt <role>.Arn)");
     assert_eq!(attribute, "Arn");
     assert_eq!(t.resource_type(&role), "AWS::IAM::Role");
     let role_props = t.props(&role);
@@ -447,7 +488,10 @@ fn iam_statements_name_their_actions_and_resources() {
             Value::Mapping(m) => {
                 if let Some(statements) = m.get("Statement").and_then(Value::as_sequence) {
                     for s in statements {
-                        assert!(s.get("NotAction").is_none() && s.get("NotResource").is_none(), "{path}: NotAction/NotResource");
+                        assert!(
+                            s.get("NotAction").is_none() && s.get("NotResource").is_none(),
+                            "{path}: NotAction/NotResource"
+                        );
                         for action in strings(&s["Action"]) {
                             assert!(!action.contains('*'), "{path}: wildcard action {action}");
                             out.push(action);
@@ -499,16 +543,29 @@ fn iam_statements_name_their_actions_and_resources() {
     };
 
     let ingest = t.function("ingest");
-    let ingest_log = ref_target(&t.props(ingest)["LoggingConfig"]["LogGroup"]).expect("LoggingConfig.LogGroup").to_owned();
+    let ingest_log =
+        ref_target(&t.props(ingest)["LoggingConfig"]["LogGroup"]).expect("LoggingConfig.LogGroup").to_owned();
     let granted = grants(ingest);
-    let expected: BTreeSet<&str> = ["logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "secretsmanager:GetSecretValue"].into();
-    assert_eq!(granted.keys().map(String::as_str).collect::<BTreeSet<_>>(), expected, "ingest may only log, enqueue and read its secret");
-    assert!(granted["sqs:SendMessage"].iter().all(|r| get_att_of(r, &queue, "Arn")), "ingest sends only to the events queue");
-    assert!(granted["logs:PutLogEvents"].iter().all(|r| get_att_of(r, &ingest_log, "Arn")), "ingest writes only its own log group");
+    let expected: BTreeSet<&str> =
+        ["logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "secretsmanager:GetSecretValue"].into();
+    assert_eq!(
+        granted.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        expected,
+        "ingest may only log, enqueue and read its secret"
+    );
+    assert!(
+        granted["sqs:SendMessage"].iter().all(|r| get_att_of(r, &queue, "Arn")),
+        "ingest sends only to the events queue"
+    );
+    assert!(
+        granted["logs:PutLogEvents"].iter().all(|r| get_att_of(r, &ingest_log, "Arn")),
+        "ingest writes only its own log group"
+    );
     assert!(secret_of(&granted["secretsmanager:GetSecretValue"]), "ingest reads only the bridge secret");
 
     let consumer = t.function("consumer");
-    let consumer_log = ref_target(&t.props(consumer)["LoggingConfig"]["LogGroup"]).expect("LoggingConfig.LogGroup").to_owned();
+    let consumer_log =
+        ref_target(&t.props(consumer)["LoggingConfig"]["LogGroup"]).expect("LoggingConfig.LogGroup").to_owned();
     let granted = grants(consumer);
     let expected: BTreeSet<&str> = [
         "logs:CreateLogStream",
@@ -529,13 +586,24 @@ fn iam_statements_name_their_actions_and_resources() {
     for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"] {
         assert!(granted[action].iter().all(|r| get_att_of(r, &queue, "Arn")), "{action} only on the events queue");
     }
-    for action in ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"] {
+    for action in [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    ] {
         assert!(
-            granted[action].iter().all(|r| get_att_of(r, "EventsTable", "Arn") || get_att_of(r, "ContactsTable", "Arn")),
+            granted[action]
+                .iter()
+                .all(|r| get_att_of(r, "EventsTable", "Arn") || get_att_of(r, "ContactsTable", "Arn")),
             "{action} only on the two tables"
         );
     }
-    assert!(granted["logs:PutLogEvents"].iter().all(|r| get_att_of(r, &consumer_log, "Arn")), "consumer writes only its own log group");
+    assert!(
+        granted["logs:PutLogEvents"].iter().all(|r| get_att_of(r, &consumer_log, "Arn")),
+        "consumer writes only its own log group"
+    );
     assert!(secret_of(&granted["secretsmanager:GetSecretValue"]), "consumer reads only the bridge secret");
 }
 
@@ -547,14 +615,19 @@ fn every_log_group_has_retention_and_every_function_logs_json_to_its_own() {
         let id = t.function(binary);
         let logging = &t.props(id)["LoggingConfig"];
         assert_eq!(logging["LogFormat"].as_str(), Some("JSON"), "{id}");
-        let group = ref_target(&logging["LogGroup"]).unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup is !Ref <log group>"));
+        let group = ref_target(&logging["LogGroup"])
+            .unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup is !Ref <log group>"));
         groups.push(group.to_owned());
     }
     assert_ne!(groups[0], groups[1], "each function has its own log group");
     let api_logs = t
         .resources()
         .filter(|(_, r)| r["Type"] == "AWS::Serverless::HttpApi")
-        .map(|(id, r)| get_att(&r["Properties"]["AccessLogSettings"]["DestinationArn"]).unwrap_or_else(|| panic!("{id}: access logs")).0)
+        .map(|(id, r)| {
+            get_att(&r["Properties"]["AccessLogSettings"]["DestinationArn"])
+                .unwrap_or_else(|| panic!("{id}: access logs"))
+                .0
+        })
         .collect::<Vec<_>>();
     assert_eq!(api_logs.len(), 1, "one HTTP API with access logs");
     groups.extend(api_logs);
@@ -562,7 +635,10 @@ fn every_log_group_has_retention_and_every_function_logs_json_to_its_own() {
         assert_eq!(t.resource_type(group), "AWS::Logs::LogGroup");
     }
     for (id, resource) in t.resources().filter(|(_, r)| r["Type"] == "AWS::Logs::LogGroup") {
-        assert!(resource["Properties"].get("RetentionInDays").is_some(), "{id}: logs without retention are kept (and billed) forever");
+        assert!(
+            resource["Properties"].get("RetentionInDays").is_some(),
+            "{id}: logs without retention are kept (and billed) forever"
+        );
     }
 }
 
@@ -575,7 +651,9 @@ fn ingest_routes_cover_the_design_contract() {
         .expect("ingest Events")
         .values()
         .filter(|e| e["Type"] == "HttpApi")
-        .filter_map(|e| Some((e["Properties"]["Method"].as_str()?.to_uppercase(), e["Properties"]["Path"].as_str()?.to_owned())))
+        .filter_map(|e| {
+            Some((e["Properties"]["Method"].as_str()?.to_uppercase(), e["Properties"]["Path"].as_str()?.to_owned()))
+        })
         .collect();
     for (method, path) in [
         ("POST", "/hooks/webinarjam/{kind}"),
@@ -587,14 +665,28 @@ fn ingest_routes_cover_the_design_contract() {
         assert!(routes.contains(&(method.to_owned(), path.to_owned())), "missing route {method} {path}");
     }
     let stage = &t.props("WebhookApi")["DefaultRouteSettings"];
-    assert!(stage.get("ThrottlingRateLimit").is_some() && stage.get("ThrottlingBurstLimit").is_some(), "stage throttling");
+    assert!(
+        stage.get("ThrottlingRateLimit").is_some() && stage.get("ThrottlingBurstLimit").is_some(),
+        "stage throttling"
+    );
 }
 
 fn named_like_a_secret(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    ["secret", "password", "token", "apikey", "api_key", "credential", "customerkey", "developerkey", "customer_key", "developer_key"]
-        .iter()
-        .any(|word| lower.contains(word))
+    [
+        "secret",
+        "password",
+        "token",
+        "apikey",
+        "api_key",
+        "credential",
+        "customerkey",
+        "developerkey",
+        "customer_key",
+        "developer_key",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
 }
 
 #[test]
@@ -603,17 +695,27 @@ fn secrets_never_appear_in_parameters_outputs_or_function_configuration() {
     let text = serde_yaml::to_string(&t.root).unwrap();
     // A dynamic reference would copy the secret's value into the function configuration,
     // readable by anyone with lambda:GetFunctionConfiguration.
-    assert!(!text.contains("{{resolve:secretsmanager") && !text.contains("{{resolve:ssm-secure"), "no dynamic secret references");
+    assert!(
+        !text.contains("{{resolve:secretsmanager") && !text.contains("{{resolve:ssm-secure"),
+        "no dynamic secret references"
+    );
 
     for (name, parameter) in t.section("Parameters") {
         let name = name.as_str().unwrap();
         // An ARN names a secret, it is not one.
         if named_like_a_secret(name) && !name.ends_with("Arn") {
-            assert!(is_true(parameter.get("NoEcho")), "parameter {name} looks like a secret: keep it in Secrets Manager");
+            assert!(
+                is_true(parameter.get("NoEcho")),
+                "parameter {name} looks like a secret: keep it in Secrets Manager"
+            );
         }
     }
-    let no_echo: BTreeSet<String> =
-        t.section("Parameters").iter().filter(|(_, p)| is_true(p.get("NoEcho"))).map(|(n, _)| n.as_str().unwrap().to_owned()).collect();
+    let no_echo: BTreeSet<String> = t
+        .section("Parameters")
+        .iter()
+        .filter(|(_, p)| is_true(p.get("NoEcho")))
+        .map(|(n, _)| n.as_str().unwrap().to_owned())
+        .collect();
     for (name, output) in t.section("Outputs") {
         let name = name.as_str().unwrap();
         let mut refs = BTreeSet::new();
@@ -630,7 +732,10 @@ fn secrets_never_appear_in_parameters_outputs_or_function_configuration() {
     for binary in ["ingest", "consumer"] {
         let id = t.function(binary);
         for variable in t.environment(id).keys() {
-            assert!(!SECRET_KEYS.contains(&variable.as_str()), "{id}: {variable} belongs in the secret, not the environment");
+            assert!(
+                !SECRET_KEYS.contains(&variable.as_str()),
+                "{id}: {variable} belongs in the secret, not the environment"
+            );
         }
     }
 
@@ -640,8 +745,12 @@ fn secrets_never_appear_in_parameters_outputs_or_function_configuration() {
         .find(|(_, r)| r["Type"] == "AWS::SecretsManager::Secret")
         .map(|(_, r)| r["Properties"]["SecretString"].as_str().expect("SecretString is literal JSON").to_owned())
         .expect("the stack can create the secret");
-    let placeholder: BTreeMap<String, String> = serde_json::from_str(&placeholder).expect("SecretString is a JSON object of strings");
-    assert_eq!(placeholder.keys().map(String::as_str).collect::<BTreeSet<_>>(), SECRET_KEYS.into_iter().collect::<BTreeSet<_>>());
+    let placeholder: BTreeMap<String, String> =
+        serde_json::from_str(&placeholder).expect("SecretString is a JSON object of strings");
+    assert_eq!(
+        placeholder.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        SECRET_KEYS.into_iter().collect::<BTreeSet<_>>()
+    );
     assert!(placeholder.values().all(String::is_empty), "the template never carries a secret value");
 }
 
@@ -650,10 +759,14 @@ fn parameters_are_described_and_constrained() {
     let t = Template::load();
     for (name, parameter) in t.section("Parameters") {
         let name = name.as_str().unwrap();
-        assert!(parameter.get("Description").and_then(Value::as_str).is_some_and(|d| !d.is_empty()), "{name}: Description");
+        assert!(
+            parameter.get("Description").and_then(Value::as_str).is_some_and(|d| !d.is_empty()),
+            "{name}: Description"
+        );
         let constrained = match parameter["Type"].as_str() {
             Some("Number") => {
-                parameter.get("AllowedValues").is_some() || (parameter.get("MinValue").is_some() && parameter.get("MaxValue").is_some())
+                parameter.get("AllowedValues").is_some()
+                    || (parameter.get("MinValue").is_some() && parameter.get("MaxValue").is_some())
             }
             _ => parameter.get("AllowedValues").is_some() || parameter.get("AllowedPattern").is_some(),
         };

@@ -7,9 +7,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
-use serde_json::json;
 use webinar_bridge::ingest::{Ingest, IngestResponse};
-use webinar_bridge::sources::{MAX_BODY_BYTES, RawRequest, Rejection, RejectionKind};
+use webinar_bridge::sources::{MAX_BODY_BYTES, RawRequest, Rejection};
 
 pub fn router(ingest: Ingest) -> Router {
     Router::new().fallback(handle).with_state(ingest)
@@ -19,7 +18,12 @@ async fn handle(State(ingest): State<Ingest>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = match read_body(body).await {
         Ok(body) => body,
-        Err(refusal) => return json_response(&refusal),
+        Err(refusal) => {
+            // Ingest never saw it, so log it here the way ingest logs its own refusals.
+            let error = refusal.body.get("error").and_then(|code| code.as_str());
+            tracing::info!(method = %parts.method, path = %parts.uri.path(), status = refusal.status, error, "webhook");
+            return json_response(&refusal);
+        }
     };
     let raw = RawRequest {
         method: parts.method.as_str().to_owned(),
@@ -49,21 +53,13 @@ async fn read_body(body: Body) -> Result<Bytes, IngestResponse> {
 
 /// DESIGN 7: 413 for a body over 256 KiB, with the usual JSON error body.
 pub fn oversized_body() -> IngestResponse {
-    let rejection = Rejection::new(
-        RejectionKind::PayloadTooLarge,
-        "payload_too_large",
-        format!(
-            "The body is larger than {} KiB; send one webinar event (or a small batch) per request.",
-            MAX_BODY_BYTES / 1024
-        ),
-    );
-    IngestResponse { status: rejection.status(), body: json!(rejection.body()) }
+    IngestResponse::from_rejection(&Rejection::payload_too_large())
 }
 
 fn unreadable_body() -> IngestResponse {
     let rejection =
         Rejection::malformed("The request body could not be read completely; send it again.").with_field("body");
-    IngestResponse { status: rejection.status(), body: json!(rejection.body()) }
+    IngestResponse::from_rejection(&rejection)
 }
 
 /// Header values that are not UTF-8 are kept lossily: signatures and tokens are ASCII, so a

@@ -27,6 +27,13 @@ enum Command {
     /// Run ingest (HTTP) and the consumer on one machine with SQLite at BRIDGE_DB.
     Serve(serve::ServeArgs),
     /// Replay recorded requests (JSON lines) offline through the real pipeline; print one JSON report.
+    ///
+    /// Each line: {"method","path","headers":{..},"body":"<raw text>"} (or "body_base64"), with an
+    /// optional "query" and "received_at" (RFC 3339). Storage is in memory and KlickTipp is an
+    /// in-process simulator, so nothing outside this process is touched. A request arrives at its
+    /// received_at, else at its x-zm-request-timestamp or webhook-timestamp (so recorded signatures
+    /// still verify), else at 2026-01-01T00:00:00Z plus one second per line. Configuration comes
+    /// from the same environment as `serve`.
     Simulate(simulate::SimulateArgs),
     /// List what the configured KlickTipp account has (setup discovery).
     #[command(subcommand)]

@@ -195,6 +195,8 @@ impl ConsumerFunction {
         if readable.len() < records.len() {
             tracing::error!(records = records.len(), readable = readable.len(), "SQS records without id, receipt, body or group");
         }
+        let remaining = deadline.map(|deadline| deadline.duration_since(SystemTime::now()).unwrap_or_default());
+        tracing::debug!(records = records.len(), remaining_ms = remaining.map(|r| r.as_millis() as u64), "batch received");
         let outcomes = self.consumer.process_batch(&readable, work_deadline(deadline, self.safety_margin)).await;
         let settlements = settle(&records, &outcomes);
         self.delay_retries(&messages, &settlements).await;

@@ -16,8 +16,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn chrono_duration(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+/// `at + duration`, saturating at the end of time instead of overflowing on absurd durations.
+fn later(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration).ok().and_then(|delta| at.checked_add_signed(delta)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,9 +104,9 @@ impl Default for MemoryQueue {
 impl EventQueue for MemoryQueue {
     async fn send(&self, messages: &[OutgoingMessage]) -> PortResult<()> {
         let now = self.clock.now();
-        let window = chrono_duration(self.settings.dedup_window);
+        let window = self.settings.dedup_window;
         let mut state = lock(&self.state);
-        state.dedup.retain(|_, sent_at| *sent_at + window > now);
+        state.dedup.retain(|_, sent_at| later(*sent_at, window) > now);
         for message in messages {
             if state.dedup.contains_key(&message.dedup_id) {
                 continue;
@@ -127,7 +128,7 @@ impl EventQueue for MemoryQueue {
 
     async fn receive(&self, max: usize) -> PortResult<Vec<QueuedMessage>> {
         let now = self.clock.now();
-        let visibility = chrono_duration(self.settings.visibility_timeout);
+        let visibility = self.settings.visibility_timeout;
         let max_receives = self.settings.max_receive_count;
         let mut state = lock(&self.state);
         let state = &mut *state;
@@ -159,7 +160,7 @@ impl EventQueue for MemoryQueue {
             state.next_receipt += 1;
             let receipt = format!("{}-{}", message.id, state.next_receipt);
             message.receive_count += 1;
-            message.visible_at = now + visibility;
+            message.visible_at = later(now, visibility);
             message.in_flight_receipt = Some(receipt.clone());
             received.push(QueuedMessage {
                 message_id: message.id.to_string(),
@@ -181,7 +182,7 @@ impl EventQueue for MemoryQueue {
     }
 
     async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()> {
-        let visible_at = self.clock.now() + chrono_duration(delay);
+        let visible_at = later(self.clock.now(), delay);
         let mut state = lock(&self.state);
         if let Some(stored) =
             state.messages.iter_mut().find(|stored| stored.in_flight_receipt.as_deref() == Some(message.receipt.as_str()))
@@ -236,9 +237,9 @@ impl EventLog for MemoryEventLog {
                 EventRecord {
                     event_id: event_id.clone(),
                     fingerprint: fingerprint.to_owned(),
-                    status: EventStatus::InProgress { lease_until: now + chrono_duration(lease) },
+                    status: EventStatus::InProgress { lease_until: later(now, lease) },
                     updated_at: now,
-                    expires_at: now + chrono_duration(retention),
+                    expires_at: later(now, retention),
                 },
             );
         }
@@ -256,7 +257,7 @@ impl EventLog for MemoryEventLog {
         let record = records.get_mut(event_id).ok_or_else(|| PortError::Corrupt("completing an unclaimed event".into()))?;
         record.status = EventStatus::Completed(outcome.clone());
         record.updated_at = now;
-        record.expires_at = now + chrono_duration(retention);
+        record.expires_at = later(now, retention);
         Ok(())
     }
 
@@ -342,7 +343,7 @@ impl TagDirectory for MemoryTagDirectory {
             Some(TagEntry::Known(id)) => Ok(TagClaim::Exists(*id)),
             Some(TagEntry::Creating { lease_until }) if *lease_until > now => Ok(TagClaim::HeldByOther),
             _ => {
-                entries.insert(name.to_owned(), TagEntry::Creating { lease_until: now + chrono_duration(lease) });
+                entries.insert(name.to_owned(), TagEntry::Creating { lease_until: later(now, lease) });
                 Ok(TagClaim::Claimed)
             }
         }

@@ -25,10 +25,10 @@ pub struct Stamped<T> {
 
 /// Keeps whichever side has the later stamp.
 fn last_writer_wins<T: Clone>(mine: &mut Option<Stamped<T>>, theirs: &Option<Stamped<T>>) {
-    if let Some(theirs) = theirs {
-        if mine.as_ref().is_none_or(|mine| theirs.stamp > mine.stamp) {
-            *mine = Some(theirs.clone());
-        }
+    if let Some(theirs) = theirs
+        && mine.as_ref().is_none_or(|mine| theirs.stamp > mine.stamp)
+    {
+        *mine = Some(theirs.clone());
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Nothing here ever puts request content into an error message.
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 use serde_json::error::Category;
 
@@ -252,12 +252,21 @@ pub(super) fn parse_loose_datetime(raw: &str, timezone: Option<&str>) -> Option<
         return Some(with_offset.with_timezone(&Utc));
     }
     let local = LOCAL_FORMATS.iter().find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())?;
-    let offset = timezone.and_then(parse_utc_offset).unwrap_or_else(|| Utc.fix());
-    offset.from_local_datetime(&local).single().map(|time| time.with_timezone(&Utc))
+    // Offsets first: `GMT+2` means UTC+2 as platforms write it, while the IANA name `Etc/GMT+2`
+    // means the opposite. An IANA zone (`Europe/Berlin`) brings its daylight-saving rules.
+    // Unknown or missing zones fall back to UTC.
+    if let Some(offset) = timezone.and_then(parse_utc_offset) {
+        return offset.from_local_datetime(&local).single().map(|time| time.with_timezone(&Utc));
+    }
+    match timezone.and_then(|name| name.trim().parse::<chrono_tz::Tz>().ok()) {
+        // In the autumn overlap the earlier instant is the one the session was scheduled for.
+        Some(zone) => zone.from_local_datetime(&local).earliest().map(|time| time.with_timezone(&Utc)),
+        None => Some(local.and_utc()),
+    }
 }
 
 /// `GMT+2`, `UTC-05:00`, `GMT+5:30`, `+0200`, `UTC`, `Z` as a fixed offset. `None` for anything
-/// else, including IANA names.
+/// else, including IANA names (handled by the caller).
 pub(super) fn parse_utc_offset(raw: &str) -> Option<FixedOffset> {
     let trimmed = raw.trim();
     let upper = trimmed.to_ascii_uppercase();
@@ -328,6 +337,18 @@ mod tests {
     ];
 
     #[test]
+    fn local_times_follow_their_zone_including_daylight_saving() {
+        let at = |raw, zone| parse_loose_datetime(raw, Some(zone)).map(|t| t.to_rfc3339());
+        assert_eq!(at("2026-02-10 19:00", "Europe/Berlin").as_deref(), Some("2026-02-10T18:00:00+00:00"));
+        assert_eq!(at("2026-07-10 19:00", "Europe/Berlin").as_deref(), Some("2026-07-10T17:00:00+00:00"));
+        assert_eq!(at("2026-07-10 9:00", "America/New_York").as_deref(), Some("2026-07-10T13:00:00+00:00"));
+        assert_eq!(at("2026-07-10 19:00", "GMT+2").as_deref(), Some("2026-07-10T17:00:00+00:00"));
+        assert_eq!(at("2026-07-10 19:00", "Mars/Olympus").as_deref(), Some("2026-07-10T19:00:00+00:00"));
+        // The hour that does not exist when clocks go forward has no instant.
+        assert_eq!(at("2026-03-29 02:30", "Europe/Berlin"), None);
+    }
+
+    #[test]
     fn nested_json_resolves_by_parent_and_key() {
         let body =
             br#"{"registrant":{"email":"a@example.com","name":"Erika Muster"},"webinar":{"id":7,"name":"Demo"}}"#;
@@ -377,8 +398,8 @@ mod tests {
         expect("2026-02-10 19:00:00", Some("UTC-05:00"), "2026-02-11T00:00:00Z");
         expect("2026-02-10T19:00:00+01:00", Some("GMT+5"), "2026-02-10T18:00:00Z");
         expect("2026-02-10 7:00 PM", Some("GMT+5:30"), "2026-02-10T13:30:00Z");
-        // IANA names need a tz database the bridge does not ship: read as UTC.
-        expect("2026-02-10 19:00", Some("Europe/Berlin"), "2026-02-10T19:00:00Z");
+        expect("2026-02-10 19:00", Some("Europe/Berlin"), "2026-02-10T18:00:00Z");
+        expect("2026-02-10 19:00", Some("Not/AZone"), "2026-02-10T19:00:00Z");
         assert_eq!(parse_loose_datetime("next tuesday", None), None);
         assert_eq!(parse_loose_datetime("2026-02-10", None), None);
     }

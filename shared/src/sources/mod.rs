@@ -129,11 +129,7 @@ pub fn handle(request: &RawRequest, secrets: &SourceSecrets) -> Result<SourceOut
         )
     })?;
     if request.body.len() > MAX_BODY_BYTES {
-        return Err(Rejection::new(
-            RejectionKind::PayloadTooLarge,
-            "payload_too_large",
-            format!("The body is larger than {} KiB; send one webinar event (or a small batch) per request.", MAX_BODY_BYTES / 1024),
-        ));
+        return Err(Rejection::payload_too_large());
     }
     match route {
         Route::Genesis { product, kind } => webinarjam::parse(product, &kind, request, secret),

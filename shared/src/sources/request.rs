@@ -110,6 +110,18 @@ impl Rejection {
         Self::new(RejectionKind::MalformedBody, "malformed_body", message)
     }
 
+    /// DESIGN 7: 413 for a body over [`MAX_BODY_BYTES`], decided before any parsing.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            RejectionKind::PayloadTooLarge,
+            "payload_too_large",
+            format!(
+                "The body is larger than {} KiB; send one webinar event (or a small batch) per request.",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+    }
+
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(RejectionKind::Unauthorized, code, message)
     }

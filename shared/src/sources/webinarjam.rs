@@ -198,10 +198,12 @@ fn identity_hash(
     webinar: &WebinarInfo,
     body: &LooseBody<Field>,
 ) -> EventId {
-    let session_date = match (webinar.starts_at, body.get(Field::SessionDate)) {
-        (Some(starts_at), _) => starts_at.to_rfc3339(),
-        (None, raw) => raw.unwrap_or_default().to_owned(),
-    };
+    // The date as sent, normalized but read without its zone, so a redelivery hashes the same
+    // whether or not it repeats the `timezone` field.
+    let raw_date = body.get(Field::SessionDate).unwrap_or_default();
+    let session_date = fields::parse_loose_datetime(raw_date, None)
+        .map(|local| local.naive_utc().to_string())
+        .unwrap_or_else(|| raw_date.trim().to_owned());
     EventId::hashed(
         source,
         &[

@@ -3,8 +3,9 @@
 
 mod banner;
 
-use crate::{http, wiring};
+use crate::{exit, http, wiring};
 use anyhow::Context as _;
+use klicktipp_sim::Simulator;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::SqliteDb;
-use webinar_bridge::consume::Consumer;
+use webinar_bridge::config::BridgeConfig;
+use webinar_bridge::consume::{ApplyMode, Consumer};
+use webinar_bridge::ingest::Ingest;
 use webinar_bridge::ports::{EventQueue, SystemClock};
 use webinar_bridge::worker;
 
@@ -36,46 +39,69 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = wiring::load_config()?;
-    let db = SqliteDb::open(&config.db_path)
-        .with_context(|| format!("cannot open the database {} (BRIDGE_DB)", config.db_path.display()))?;
-    let target = wiring::klicktipp_target(&config, &args.simulator_listen).await?;
-    // The claim lease equals the visibility timeout, so a message redelivered after a crash
-    // finds its claim expired and is taken over, instead of being retried into the dead letters.
-    let reservation = Duration::from_secs(args.visibility_timeout);
-    let ports =
-        wiring::sqlite_ports(&db, QueueSettings { visibility_timeout: reservation, ..QueueSettings::default() });
-    let options = wiring::consumer_options(&config, target.mode, reservation);
-    let (ingest, consumer) = wiring::assemble(&ports, target.client, &config, options, Arc::new(SystemClock));
-
+    let pipeline = Pipeline::build(&config, &args).await?;
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
     let address = listener.local_addr().context("the listener has no local address")?;
     let signals = ShutdownSignals::install()?;
-    banner::print(address, &config, target.simulator.as_ref());
-    tracing::info!(%address, mode = ?target.mode, simulator = target.simulator.is_some(), "serving");
+    banner::print(address, &config, pipeline.simulator.as_ref());
+    tracing::info!(%address, mode = ?pipeline.mode, simulator = pipeline.simulator.is_some(), "serving");
 
-    let (stop, stopped) = watch::channel(false);
-    let stop = Arc::new(stop);
-    let worker = tokio::spawn(consume(Arc::clone(&ports.queue), consumer, stopped));
-    let stop_on_signal = {
-        let stop = Arc::clone(&stop);
-        async move {
-            signals.wait().await;
-            tracing::info!("shutdown requested: no new requests; finishing the batch in flight");
-            stop.send_replace(true);
-        }
-    };
-    let served = axum::serve(listener, http::router(ingest)).with_graceful_shutdown(stop_on_signal).await;
-    // Also when the server failed on its own: the consumer must not outlive it.
-    stop.send_replace(true);
-    worker.await.context("the consumer loop panicked")?;
-    served.context("the HTTP server failed")?;
-    if let Some(simulator) = target.simulator {
+    let simulator = pipeline.run_until(listener, signals).await?;
+    if let Some(simulator) = simulator {
         simulator.shutdown().await;
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ingest and consumer on one SQLite file, and the simulator when it stands in for KlickTipp.
+struct Pipeline {
+    ingest: Ingest,
+    consumer: Consumer,
+    queue: Arc<dyn EventQueue>,
+    mode: ApplyMode,
+    simulator: Option<Simulator>,
+}
+
+impl Pipeline {
+    async fn build(config: &BridgeConfig, args: &ServeArgs) -> anyhow::Result<Self> {
+        let db = SqliteDb::open(&config.db_path).map_err(|error| {
+            exit::unusable(format!("BRIDGE_DB: cannot open the database {}: {error}", config.db_path.display()))
+        })?;
+        let target = wiring::klicktipp_target(config, &args.simulator_listen).await?;
+        // The claim lease equals the visibility timeout, so a message redelivered after a crash
+        // finds its claim expired and is taken over, instead of being retried into the dead letters.
+        let reservation = Duration::from_secs(args.visibility_timeout);
+        let queue_settings = QueueSettings { visibility_timeout: reservation, ..QueueSettings::default() };
+        let ports = wiring::sqlite_ports(&db, queue_settings);
+        let options = wiring::consumer_options(config, target.mode, reservation);
+        let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
+        Ok(Self { ingest, consumer, queue: ports.queue, mode: target.mode, simulator: target.simulator })
+    }
+
+    /// Serves and consumes until a shutdown signal: then stops accepting, lets the batch in
+    /// flight finish, and hands back the simulator (if any) to be shut down.
+    async fn run_until(self, listener: TcpListener, signals: ShutdownSignals) -> anyhow::Result<Option<Simulator>> {
+        let (stop, stopped) = watch::channel(false);
+        let stop = Arc::new(stop);
+        let worker = tokio::spawn(consume(self.queue, self.consumer, stopped));
+        let stop_on_signal = {
+            let stop = Arc::clone(&stop);
+            async move {
+                signals.wait().await;
+                tracing::info!("shutdown requested: no new requests; finishing the batch in flight");
+                stop.send_replace(true);
+            }
+        };
+        let served = axum::serve(listener, http::router(self.ingest)).with_graceful_shutdown(stop_on_signal).await;
+        // Also when the server failed on its own: the consumer must not outlive it.
+        stop.send_replace(true);
+        worker.await.context("the consumer loop panicked")?;
+        served.context("the HTTP server failed")?;
+        Ok(self.simulator)
+    }
 }
 
 async fn consume(queue: Arc<dyn EventQueue>, consumer: Consumer, stopped: watch::Receiver<bool>) {

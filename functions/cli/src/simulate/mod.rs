@@ -25,6 +25,7 @@ use webinar_bridge::adapters::memory::{MemoryQueue, QueueSettings};
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};
 use webinar_bridge::ingest::Ingest;
+use webinar_bridge::klicktipp::KlickTippClient;
 use webinar_bridge::sources::MAX_BODY_BYTES;
 use webinar_bridge::worker::{self, BatchSummary};
 
@@ -86,10 +87,7 @@ async fn replay(config: &BridgeConfig, simulator: &Simulator, requests: &[Record
 
 /// The simulator's own credentials, whatever the environment holds: a replay never reaches the
 /// real KlickTipp. Unlimited rate, since the simulator is in-process and no one else shares it.
-fn simulated_client(
-    config: &BridgeConfig,
-    simulator: &Simulator,
-) -> anyhow::Result<webinar_bridge::klicktipp::KlickTippClient> {
+fn simulated_client(config: &BridgeConfig, simulator: &Simulator) -> anyhow::Result<KlickTippClient> {
     let mut client = wiring::simulator_client_config(simulator, 0.0);
     client.listbuilding_apikey = config.klicktipp.listbuilding_apikey.clone();
     wiring::client(client)

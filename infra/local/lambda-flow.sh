@@ -47,10 +47,12 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-wait_for_http() { # url timeout-seconds
+wait_for_http() { # url timeout-seconds [pid that must stay alive]
     local deadline=$((SECONDS + $2))
     until curl -sf -o /dev/null "$1"; do
-        ((SECONDS < deadline)) || return 1
+        if ((SECONDS >= deadline)) || { [[ -n "${3:-}" ]] && ! kill -0 "$3" 2>/dev/null; }; then
+            return 1
+        fi
         sleep 0.5
     done
 }
@@ -70,7 +72,7 @@ SIM_PORT="$(free_port)"
 "$ROOT/target/debug/klicktipp-sim" --listen "127.0.0.1:$SIM_PORT" >"$RUN_DIR/sim.log" 2>&1 &
 SIM_PID=$!
 SIM_URL="http://127.0.0.1:$SIM_PORT"
-wait_for_http "$SIM_URL/_sim/contacts" 30 || fail "klicktipp-sim did not start"
+wait_for_http "$SIM_URL/_sim/contacts" 30 "$SIM_PID" || fail "klicktipp-sim did not start"
 log "klicktipp-sim at $SIM_URL"
 
 ZOOM_SECRET="flow-zoom-secret-$$"
@@ -96,7 +98,7 @@ KLICKTIPP_BASE_URL=$SIM_URL
 KLICKTIPP_USERNAME=bridge
 BRIDGE_KLICKTIPP_RPS=10
 BRIDGE_CONSUMER_CONCURRENCY=2
-RUST_LOG=debug,aws_smithy_runtime=info,aws_config=info,hyper=info,reqwest=info,h2=info,rustls=info,aws_sdk_dynamodb=info,aws_sdk_sqs=info,aws_runtime=info,aws_smithy_http_client=info
+RUST_LOG="info,webinar_bridge_consumer=debug"
 ENV
 LAMBDA_PORT="$(free_port)"
 setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --ignore-changes \
@@ -104,7 +106,7 @@ setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT
 WATCH_PID=$!
 LAMBDA_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url"
 log "cargo lambda watch on 127.0.0.1:$LAMBDA_PORT; building ingest on its first call"
-wait_for_http "$LAMBDA_URL/ingest/health" "$FIRST_CALL_TIMEOUT" || fail "the ingest function never answered /health"
+wait_for_http "$LAMBDA_URL/ingest/health" "$FIRST_CALL_TIMEOUT" "$WATCH_PID" || fail "the ingest function never answered /health"
 
 # --------------------------------------------------------------------------- 1. ingest
 BODY="$ROOT/tests/fixtures/zoom/registration_created.json"

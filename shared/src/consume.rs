@@ -6,7 +6,7 @@
 //! effect, and a redo re-plans from what was saved.
 
 use crate::domain::{AppliedView, ContactRecord, Email, EventId, EventKind, Plan, Settings, WebinarEvent, plan};
-use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UpsertSubscriber};
+use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSCRIBER, UpsertSubscriber};
 use crate::ports::{Claim, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason};
 use crate::tag_resolver::{TagResolveError, TagResolver};
 use futures::stream::{self, StreamExt};
@@ -135,15 +135,14 @@ fn classify(error: KlickTippError) -> ApplyError {
     if matches!(error, KlickTippError::AuthFailed { .. }) || !matches!(error.class(), ErrorClass::Permanent) {
         return ApplyError::Retry { reason: error.to_string(), retry_after: error.retry_after() };
     }
-    let (operation, field, reason) = match &error {
-        KlickTippError::Rejected { operation, field, messages, .. } => (
-            operation.to_string(),
-            field.as_ref().and_then(|f| f.key.clone().or_else(|| f.label.clone())),
-            field.as_ref().and_then(|f| f.reason.clone()).or_else(|| messages.first().cloned()).unwrap_or_else(|| error.to_string()),
-        ),
-        other => (String::from("klicktipp"), None, other.to_string()),
-    };
-    ApplyError::Permanent(RejectionReason { operation, status: error.status(), error_number: error.error_number(), field, reason })
+    // Redacted: the reason is logged and stored, and KlickTipp's text may quote the address.
+    ApplyError::Permanent(RejectionReason {
+        operation: error.operation().unwrap_or("klicktipp").to_owned(),
+        status: error.status(),
+        error_number: error.error_number(),
+        field: error.field_name(),
+        reason: error.redacted_reason(),
+    })
 }
 
 pub struct Consumer {
@@ -399,7 +398,7 @@ impl Consumer {
         let touches_tags = plan.upsert.as_ref().is_some_and(|upsert| upsert.tag.is_some()) || !plan.tag.is_empty();
         match reason.error_number {
             Some(KLICKTIPP_TAG_NOT_FOUND) if touches_tags => {}
-            Some(KLICKTIPP_SUBSCRIBER_NOT_FOUND) if applied.known && reason.operation != "upsert_subscriber" => {}
+            Some(KLICKTIPP_SUBSCRIBER_NOT_FOUND) if applied.known && reason.operation != UPSERT_SUBSCRIBER => {}
             _ => return false,
         }
         applied.known = false;

@@ -57,7 +57,7 @@ impl Ingest {
         let response = self.respond(request).await;
         tracing::info!(
             method = %request.method,
-            path = %request.path,
+            route = sources::route_label(&request.path),
             status = response.status,
             error = response.body.get("error").and_then(|v| v.as_str()),
             "webhook"

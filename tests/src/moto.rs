@@ -1,14 +1,17 @@
 //! A private moto server (SQS, DynamoDB, Secrets Manager on their real wire protocols) for the
 //! AWS adapter and handler suites, with uniquely named resources per test.
 //!
-//! [`Moto::start`] runs `.tools/bin/moto_server` on a free loopback port, or reuses the server at
-//! `MOTO_ENDPOINT` when that is set, and kills its own server on drop. The SDK configuration is
+//! [`Moto::start`] runs moto's server from `.tools` on a free loopback port, one request at a time
+//! (see [`SERIALIZED_MOTO`]), or reuses the server at `MOTO_ENDPOINT` when that is set, and kills
+//! its own server on drop. (A server at `MOTO_ENDPOINT` is used as it is; a plain threaded moto
+//! can let the concurrency cases fail for its own races.) The SDK configuration is
 //! built explicitly (endpoint, region, static test credentials), so nothing in production code
 //! knows about tests: production reads the same settings from `AWS_ENDPOINT_URL` and friends.
 //!
-//! Resources mirror the SAM template: a FIFO queue without content-based deduplication and a FIFO
-//! dead-letter queue behind a redrive policy, the events table keyed by `event_id` with TTL on
-//! `expires_at`, and the contacts table keyed by `pk`, both on demand.
+//! Resources mirror the SAM template (and `infra/local/create-resources.sh`): a high-throughput
+//! FIFO queue without content-based deduplication and a FIFO dead-letter queue behind a redrive
+//! policy, the events table keyed by `event_id` with TTL on `expires_at`, and the contacts table
+//! keyed by `pk`, both on demand. Visibility timeout and maxReceiveCount come from the test.
 
 use crate::port_suite::InspectableQueue;
 use async_trait::async_trait;
@@ -25,9 +28,9 @@ use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb::types::{
 };
 use webinar_bridge::adapters::dynamodb::{CONTACTS_PARTITION_KEY, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE};
 use webinar_bridge::adapters::memory::{DeadLetter, QueueSettings};
+use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::ports::{EventQueue, OutgoingMessage, PortError, PortResult, QueuedMessage};
 
 pub const REGION: &str = "eu-central-1";
@@ -41,6 +44,23 @@ const START_ATTEMPTS: usize = 3;
 pub fn moto_server_binary() -> PathBuf {
     crate::harness::workspace_root().join(".tools/bin/moto_server")
 }
+
+/// `moto_server` with one change: requests are handled one at a time. moto serves each request on
+/// its own thread without locking its backends, so two simultaneous conditional writes can both
+/// pass their condition, and two receives can both get one message. AWS makes each request atomic;
+/// serializing whole requests restores that, while tasks still interleave between requests, which
+/// is where the adapters' races live.
+const SERIALIZED_MOTO: &str = "\
+import threading
+from moto import server
+lock = threading.Lock()
+serve = server.DomainDispatcherApplication.__call__
+def one_at_a_time(self, environ, start_response):
+    with lock:
+        return list(serve(self, environ, start_response))
+server.DomainDispatcherApplication.__call__ = one_at_a_time
+server.main()
+";
 
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
@@ -111,10 +131,15 @@ impl Moto {
     pub async fn create_queue(&self, settings: QueueSettings) -> MotoQueue {
         let sqs = self.sqs();
         let name = unique_name("events");
-        let dlq_url = create_fifo_queue(&sqs, &format!("{name}-dlq.fifo"), &[]).await;
+        let dlq_retention = [(QueueAttributeName::MessageRetentionPeriod, "1209600".to_owned())];
+        let dlq_url = create_fifo_queue(&sqs, &format!("{name}-dlq.fifo"), &dlq_retention).await;
         let dlq_arn = queue_arn(&sqs, &dlq_url).await;
-        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.max_receive_count});
+        let redrive =
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.max_receive_count});
         let attributes = [
+            (QueueAttributeName::DeduplicationScope, "messageGroup".to_owned()),
+            (QueueAttributeName::FifoThroughputLimit, "perMessageGroupId".to_owned()),
+            (QueueAttributeName::MessageRetentionPeriod, "345600".to_owned()),
             (QueueAttributeName::VisibilityTimeout, settings.visibility_timeout.as_secs().to_string()),
             (QueueAttributeName::RedrivePolicy, redrive.to_string()),
         ];
@@ -177,13 +202,14 @@ async fn spawn_moto() -> (String, Child) {
     assert!(binary.exists(), "{} is missing: run infra/local/install-tools.sh first", binary.display());
     for _ in 0..START_ATTEMPTS {
         let port = free_port();
-        let mut child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let python = binary.with_file_name("python3");
+        let mut child = Command::new(&python)
+            .args(["-c", SERIALIZED_MOTO, "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+            .unwrap_or_else(|error| panic!("cannot start moto with {}: {error}", python.display()));
         let endpoint = format!("http://127.0.0.1:{port}");
         if wait_until_up(&endpoint, &mut child).await {
             return (endpoint, child);
@@ -331,7 +357,14 @@ impl MotoQueue {
             });
             // Back to visible, so the dead letters stay where an operator would find them.
             if let Some(receipt) = message.receipt_handle() {
-                let _ = self.sqs.change_message_visibility().queue_url(&self.dlq_url).receipt_handle(receipt).visibility_timeout(0).send().await;
+                let _ = self
+                    .sqs
+                    .change_message_visibility()
+                    .queue_url(&self.dlq_url)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .send()
+                    .await;
             }
         }
         Ok(dead)

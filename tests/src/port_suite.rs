@@ -224,6 +224,7 @@ pub async fn queue_suite(backend: &dyn Backend) {
     run_cases!(backend;
         queue_delivers_a_group_in_fifo_order,
         queue_runs_groups_in_parallel,
+        queue_delivers_a_groups_waiting_messages_together,
         queue_blocks_a_group_while_its_head_is_in_flight,
         queue_respects_the_receive_maximum,
         queue_ack_with_a_stale_receipt_does_not_delete,
@@ -369,6 +370,24 @@ pub async fn queue_runs_groups_in_parallel(backend: &dyn Backend) {
     assert_eq!(first.body, "a1");
     // Group a waits for a1; group b is independent of it.
     assert_eq!(bodies(&receive_some(&*queue, 10).await), ["b1"]);
+}
+
+/// SQS FIFO's shape (and the embedded queues'): a receive takes groups in the order of their
+/// oldest message, each with every message it has waiting, so a contact's events are planned
+/// once; `max` may cut the last group.
+pub async fn queue_delivers_a_groups_waiting_messages_together(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    let interleaved = ["a1", "b1", "a2", "c1", "b2", "a3"].map(|body| outgoing(&body[..1], body));
+    send(&*queue, &interleaved).await;
+    let first = receive_some(&*queue, 4).await;
+    assert_eq!(bodies(&first), ["a1", "a2", "a3", "b1"]);
+    // a and b are in flight; b2 waits behind b1, and a message sent now waits behind a's.
+    send(&*queue, &[outgoing("a", "a4")]).await;
+    assert_eq!(bodies(&receive_some(&*queue, 10).await), ["c1"]);
+    for message in &first {
+        queue.ack(message).await.expect("ack");
+    }
+    assert_eq!(bodies(&receive_some(&*queue, 10).await), ["b2", "a4"]);
 }
 
 pub async fn queue_blocks_a_group_while_its_head_is_in_flight(backend: &dyn Backend) {

@@ -3,7 +3,8 @@
 //! between separate clients, TTL attribute shape, redrive to the dead-letter queue, the
 //! consumer's partial batch response on real SQS records).
 //!
-//! Needs `bash infra/local/install-tools.sh` (moto in `.tools`); each test runs its own moto.
+//! Needs `bash infra/local/install-tools.sh` (moto in `.tools`); each test runs its own moto,
+//! serialized per request as AWS is atomic per request (see `moto::SERIALIZED_MOTO`).
 //!
 //! Queue cases left out, each for a documented moto difference or a wait too long for CI:
 //! - `queue_ack_with_a_stale_receipt_does_not_delete` and
@@ -134,7 +135,8 @@ async fn two_consumers_claiming_one_event_yield_exactly_one_claim() {
     let moto = Moto::start().await;
     let table = moto.create_events_table().await;
     // Separate SDK clients, as two Lambda instances would have.
-    let logs: Vec<Arc<DynamoEventLog>> = (0..8).map(|_| Arc::new(DynamoEventLog::from_conf(moto.sdk(), &table))).collect();
+    let logs: Vec<Arc<DynamoEventLog>> =
+        (0..8).map(|_| Arc::new(DynamoEventLog::from_conf(moto.sdk(), &table))).collect();
     let now = ManualClock::start();
     let claims = futures::future::join_all(logs.iter().map(|log| {
         let log = Arc::clone(log);
@@ -150,7 +152,8 @@ async fn two_consumers_claiming_one_event_yield_exactly_one_claim() {
 async fn a_crashed_claim_is_taken_over_by_another_consumer_after_its_lease() {
     let moto = Moto::start().await;
     let table = moto.create_events_table().await;
-    let (crashed, survivor) = (DynamoEventLog::from_conf(moto.sdk(), &table), DynamoEventLog::from_conf(moto.sdk(), &table));
+    let (crashed, survivor) =
+        (DynamoEventLog::from_conf(moto.sdk(), &table), DynamoEventLog::from_conf(moto.sdk(), &table));
     let clock = ManualClock::new(ManualClock::start());
     let id = event_id("evt-crashed");
     assert_eq!(crashed.claim(&id, "fp", clock.now(), LEASE, RETENTION).await.expect("claim"), Claim::Claimed);
@@ -167,7 +170,8 @@ async fn a_crashed_claim_is_taken_over_by_another_consumer_after_its_lease() {
 async fn a_contact_version_conflict_is_detected_and_a_reload_succeeds() {
     let moto = Moto::start().await;
     let table = moto.create_contacts_table().await;
-    let (first, second) = (DynamoContactStore::from_conf(moto.sdk(), &table), DynamoContactStore::from_conf(moto.sdk(), &table));
+    let (first, second) =
+        (DynamoContactStore::from_conf(moto.sdk(), &table), DynamoContactStore::from_conf(moto.sdk(), &table));
     let mut record = realistic_contact_record();
     let v1 = first.save(&record, None).await.expect("insert");
     let loaded_by_first = first.load(&record.email).await.expect("load").expect("saved");
@@ -231,7 +235,11 @@ async fn a_tag_creation_race_between_two_consumers_creates_one_tag() {
     let table = moto.create_contacts_table().await;
     let resolver = || {
         let directory = Arc::new(DynamoTagDirectory::from_conf(moto.sdk(), &table));
-        Arc::new(TagResolver::new(directory, harness::simulator_client(&simulator), Arc::new(webinar_bridge::ports::SystemClock)))
+        Arc::new(TagResolver::new(
+            directory,
+            harness::simulator_client(&simulator),
+            Arc::new(webinar_bridge::ports::SystemClock),
+        ))
     };
     let (a, b) = (resolver(), resolver());
     let name = "[Zoom] [Demo Webinar] Registered";
@@ -313,9 +321,17 @@ async fn a_partial_batch_response_reports_the_failed_groups_later_messages() {
     let received = queue.receive_raw(10).await;
     assert_eq!(received.len(), 4, "one receive returns both groups in order");
     let records: Vec<SqsMessage> = received.iter().map(|message| lambda_record(message, &queue)).collect();
-    let queued: Vec<_> = records.iter().map(|record| queued_message_from_sqs_record(record).expect("complete")).collect();
-    assert_eq!(queued.iter().map(|m| (m.group_id.as_str(), m.receive_count)).collect::<Vec<_>>(), [("a", 1), ("b", 1), ("a", 1), ("b", 1)]);
-    assert!(received.iter().all(|m| m.attributes().is_some_and(|a| a.contains_key(&MessageSystemAttributeName::SequenceNumber))));
+    let queued: Vec<_> =
+        records.iter().map(|record| queued_message_from_sqs_record(record).expect("complete")).collect();
+    assert_eq!(
+        queued.iter().map(|m| (m.group_id.as_str(), m.receive_count)).collect::<Vec<_>>(),
+        [("a", 1), ("b", 1), ("a", 1), ("b", 1)]
+    );
+    assert!(
+        received
+            .iter()
+            .all(|m| m.attributes().is_some_and(|a| a.contains_key(&MessageSystemAttributeName::SequenceNumber)))
+    );
     // Group a's head is retried; a2 is reported too, even though the engine calls it done.
     let outcome = |index: usize, disposition: Disposition| MessageOutcome {
         message_id: queued[index].message_id.clone(),
@@ -330,7 +346,8 @@ async fn a_partial_batch_response_reports_the_failed_groups_later_messages() {
     ];
     let settlements = settle(&records, &outcomes);
     let response = batch_response(&records, &settlements);
-    let failed: Vec<&str> = response.batch_item_failures.iter().map(|failure| failure.item_identifier.as_str()).collect();
+    let failed: Vec<&str> =
+        response.batch_item_failures.iter().map(|failure| failure.item_identifier.as_str()).collect();
     assert_eq!(failed, [queued[0].message_id.as_str(), queued[2].message_id.as_str()]);
     assert_eq!(settlements[2], Settlement::Fail { delay: Some(Duration::from_secs(1)) });
     // What Lambda does with that answer: delete the successes, leave the failures.

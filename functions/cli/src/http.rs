@@ -8,7 +8,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use webinar_bridge::ingest::{Ingest, IngestResponse};
-use webinar_bridge::sources::{MAX_BODY_BYTES, RawRequest, Rejection};
+use webinar_bridge::sources::{MAX_BODY_BYTES, RawRequest, Rejection, route_label};
+
+/// A client that stops sending mid-body must not hold a connection (and its buffer) for ever.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn router(ingest: Ingest) -> Router {
     Router::new().fallback(handle).with_state(ingest)
@@ -16,12 +19,13 @@ pub fn router(ingest: Ingest) -> Router {
 
 async fn handle(State(ingest): State<Ingest>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match read_body(body).await {
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body)).await.unwrap_or_else(|_| Err(body_timeout()));
+    let body = match read {
         Ok(body) => body,
         Err(refusal) => {
             // Ingest never saw it, so log it here the way ingest logs its own refusals.
             let error = refusal.body.get("error").and_then(|code| code.as_str());
-            tracing::info!(method = %parts.method, path = %parts.uri.path(), status = refusal.status, error, "webhook");
+            tracing::info!(method = %parts.method, route = route_label(parts.uri.path()), status = refusal.status, error, "webhook");
             return json_response(&refusal);
         }
     };
@@ -56,6 +60,15 @@ pub fn oversized_body() -> IngestResponse {
     IngestResponse::from_rejection(&Rejection::payload_too_large())
 }
 
+fn body_timeout() -> IngestResponse {
+    let rejection = Rejection::new(
+        webinar_bridge::sources::RejectionKind::RequestTimeout,
+        "request_timeout",
+        "The request body did not arrive within 10 seconds; send it again.",
+    );
+    IngestResponse::from_rejection(&rejection)
+}
+
 fn unreadable_body() -> IngestResponse {
     let rejection =
         Rejection::malformed("The request body could not be read completely; send it again.").with_field("body");
@@ -75,4 +88,24 @@ fn json_response(response: &IngestResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
     (status, headers, response.body_bytes()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use webinar_bridge::adapters::memory::MemoryQueue;
+    use webinar_bridge::sources::SourceSecrets;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_gets_a_408_json_error() {
+        let ingest = Ingest::new(Arc::new(MemoryQueue::default()), SourceSecrets::default());
+        let stalled = Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+        let request = Request::builder().method("POST").uri("/hooks/zoom").body(stalled).expect("a request");
+        let response = handle(State(ingest), request).await;
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.expect("a body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(json["error"], "request_timeout");
+    }
 }

@@ -13,7 +13,6 @@ mod wiring;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "webinar-bridge", version, about = "Webinar platforms to KlickTipp, exactly once in effect.")]
@@ -55,7 +54,8 @@ impl Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.command.default_log_level());
+    // JSON lines on stderr; stdout stays free for what the command prints for people and scripts.
+    webinar_bridge::telemetry::init_json_logging(cli.command.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return exit::report(anyhow::Error::new(error).context("cannot start the async runtime")),
@@ -75,8 +75,3 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// JSON lines on stderr; stdout stays free for what the command prints for people and scripts.
-fn init_logging(default_level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
-}

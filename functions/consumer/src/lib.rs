@@ -113,9 +113,29 @@ pub fn work_deadline(deadline: Option<SystemTime>, margin: Duration) -> Option<I
     Some(Instant::now() + remaining)
 }
 
-/// The invocation deadline; `None` when the runtime gave none (a zero context, e.g. in tests).
+/// How far in the past a deadline may lie and still be taken as one (clock skew).
+const DEADLINE_SKEW: Duration = Duration::from_secs(60);
+
+/// The invocation deadline (epoch milliseconds), or `None` when there is no usable one.
+///
+/// Lambda never starts an invocation past its deadline, so one far in the past is not an epoch
+/// time: `cargo lambda watch` sends the timeout itself (600000). Believing it would hand every
+/// batch back untouched until the messages reach the dead-letter queue; running without a cut-off
+/// is the safe reading.
+pub fn plausible_deadline(deadline_ms: u64, now: SystemTime) -> Option<SystemTime> {
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    if deadline_ms > 0 && deadline + DEADLINE_SKEW >= now {
+        return Some(deadline);
+    }
+    if deadline_ms > 0 {
+        tracing::warn!(deadline_ms, "ignoring an invocation deadline that lies in the past");
+    }
+    None
+}
+
+/// The invocation deadline of a runtime context (see [`plausible_deadline`]).
 pub fn invocation_deadline(context: &lambda_runtime::Context) -> Option<SystemTime> {
-    (context.deadline > 0).then(|| context.deadline())
+    plausible_deadline(context.deadline, SystemTime::now())
 }
 
 fn apply_mode(klicktipp: &KlickTippSettings) -> Result<ApplyMode, ConfigError> {
@@ -193,10 +213,18 @@ impl ConsumerFunction {
         let messages: Vec<Option<QueuedMessage>> = records.iter().map(queued_message_from_sqs_record).collect();
         let readable: Vec<QueuedMessage> = messages.iter().flatten().cloned().collect();
         if readable.len() < records.len() {
-            tracing::error!(records = records.len(), readable = readable.len(), "SQS records without id, receipt, body or group");
+            tracing::error!(
+                records = records.len(),
+                readable = readable.len(),
+                "SQS records without id, receipt, body or group"
+            );
         }
         let remaining = deadline.map(|deadline| deadline.duration_since(SystemTime::now()).unwrap_or_default());
-        tracing::debug!(records = records.len(), remaining_ms = remaining.map(|r| r.as_millis() as u64), "batch received");
+        tracing::debug!(
+            records = records.len(),
+            remaining_ms = remaining.map(|r| r.as_millis() as u64),
+            "batch received"
+        );
         let outcomes = self.consumer.process_batch(&readable, work_deadline(deadline, self.safety_margin)).await;
         let settlements = settle(&records, &outcomes);
         self.delay_retries(&messages, &settlements).await;
@@ -205,15 +233,16 @@ impl ConsumerFunction {
     }
 
     /// Sets each retry's visibility. Best effort: without it the message returns after the
-    /// queue's visibility timeout, which is only later, never wrong.
+    /// queue's visibility timeout instead, a different delay but never a lost message.
     async fn delay_retries(&self, messages: &[Option<QueuedMessage>], settlements: &[Settlement]) {
-        let retries = messages.iter().zip(settlements).filter_map(|(message, settlement)| match (message, settlement) {
-            (Some(message), Settlement::Fail { delay: Some(delay) }) => Some((message, *delay)),
-            _ => None,
-        });
-        let results = join_all(retries.map(|(message, delay)| async move {
-            (message, self.queue.retry_later(message, delay).await)
-        }))
+        let retries =
+            messages.iter().zip(settlements).filter_map(|(message, settlement)| match (message, settlement) {
+                (Some(message), Settlement::Fail { delay: Some(delay) }) => Some((message, *delay)),
+                _ => None,
+            });
+        let results = join_all(
+            retries.map(|(message, delay)| async move { (message, self.queue.retry_later(message, delay).await) }),
+        )
         .await;
         for (message, result) in results {
             if let Err(error) = result {
@@ -238,16 +267,6 @@ fn log_summary(outcomes: &[MessageOutcome], settlements: &[Settlement]) {
         failed = settlements.iter().filter(|s| matches!(s, Settlement::Fail { .. })).count(),
         "batch"
     );
-}
-
-/// Structured JSON logs; the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, default `info`.
-pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
-    let filter = EnvFilter::try_new(level.as_deref().unwrap_or("info").to_ascii_lowercase())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    // `try_init`: a second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_target(false).try_init();
 }
 
 #[cfg(test)]
@@ -315,8 +334,24 @@ mod tests {
         assert_eq!(work_deadline(None, SAFETY_MARGIN), None);
         let past = work_deadline(Some(SystemTime::now()), SAFETY_MARGIN).expect("a deadline");
         assert!(past <= Instant::now());
-        let later = work_deadline(Some(SystemTime::now() + Duration::from_secs(60)), SAFETY_MARGIN).expect("a deadline");
+        let later =
+            work_deadline(Some(SystemTime::now() + Duration::from_secs(60)), SAFETY_MARGIN).expect("a deadline");
         assert!(later > Instant::now() + Duration::from_secs(50));
         assert_eq!(invocation_deadline(&lambda_runtime::Context::default()), None);
+    }
+
+    #[test]
+    fn only_a_plausible_epoch_deadline_is_believed() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_768_478_400);
+        let in_a_minute = 1_768_478_460_000;
+        assert_eq!(
+            plausible_deadline(in_a_minute, now),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(in_a_minute))
+        );
+        // Just missed (skew): still a deadline, so the batch is handed back at once.
+        assert!(plausible_deadline(1_768_478_399_000, now).is_some());
+        // A duration (cargo lambda's 600000) or nothing at all: no cut-off.
+        assert_eq!(plausible_deadline(600_000, now), None);
+        assert_eq!(plausible_deadline(0, now), None);
     }
 }

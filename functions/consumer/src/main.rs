@@ -4,11 +4,11 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use webinar_bridge::adapters::aws_secrets::{bridge_config, load_sdk_config};
-use webinar_bridge_consumer::{ConsumerFunction, init_logging};
+use webinar_bridge_consumer::{ConsumerFunction};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
+    webinar_bridge::telemetry::init_json_logging("info");
     let sdk = load_sdk_config().await;
     let config = bridge_config(&sdk).await?;
     let function = ConsumerFunction::from_config(&sdk, &config)?;

@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::http::StatusCode;
+use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::sync::Arc;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
@@ -61,9 +61,9 @@ pub fn raw_request(request: &Request, received_at: DateTime<Utc>) -> RawRequest 
 }
 
 fn is_route(path: &str) -> bool {
-    ["/hooks", "/health"].iter().any(|root| {
-        path.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    ["/hooks", "/health"]
+        .iter()
+        .any(|root| path.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
 /// The path the engine routes on: an API Gateway stage prefix (`/prod/hooks/zoom`) removed.
@@ -83,16 +83,6 @@ pub fn json_response(answer: &IngestResponse) -> Response<Body> {
     *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
-}
-
-/// Structured JSON logs; the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, default `info`.
-pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
-    let filter = EnvFilter::try_new(level.as_deref().unwrap_or("info").to_ascii_lowercase())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    // `try_init`: a second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_target(false).try_init();
 }
 
 #[cfg(test)]

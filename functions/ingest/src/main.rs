@@ -2,11 +2,11 @@
 //! engine (see `lib.rs`).
 
 use webinar_bridge::adapters::aws_secrets::{bridge_config, load_sdk_config};
-use webinar_bridge_ingest::{IngestFunction, init_logging};
+use webinar_bridge_ingest::{IngestFunction};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
+    webinar_bridge::telemetry::init_json_logging("info");
     let sdk = load_sdk_config().await;
     let config = bridge_config(&sdk).await?;
     let function = IngestFunction::from_config(&sdk, &config)?;

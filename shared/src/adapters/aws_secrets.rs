@@ -71,8 +71,10 @@ pub enum StartupError {
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`), with
 /// timeouts short enough for a Lambda.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    let timeouts =
-        TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).operation_timeout(OPERATION_TIMEOUT).build();
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
     aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await
 }
 

@@ -60,7 +60,7 @@ fn epoch_seconds_ceil(at: DateTime<Utc>) -> i64 {
 
 /// Epoch milliseconds, rounded up: a lease never ends before its time.
 fn epoch_millis_ceil(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis() + i64::from(at.timestamp_subsec_nanos() % 1_000_000 > 0)
+    at.timestamp_millis() + i64::from(!at.timestamp_subsec_nanos().is_multiple_of(1_000_000))
 }
 
 fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -226,7 +226,8 @@ fn event_item(event_id: &EventId, fingerprint: &str, now: DateTime<Utc>, lease: 
 
 fn event_record(item: &Item) -> PortResult<EventRecord> {
     const WHAT: &str = "event record";
-    let event_id = required(string_attr(item, EVENTS_PARTITION_KEY).and_then(EventId::from_sender), WHAT, EVENTS_PARTITION_KEY)?;
+    let event_id =
+        required(string_attr(item, EVENTS_PARTITION_KEY).and_then(EventId::from_sender), WHAT, EVENTS_PARTITION_KEY)?;
     let status = match required(string_attr(item, "status"), WHAT, "status")? {
         STATUS_IN_PROGRESS => {
             let millis = required(number_attr::<i64>(item, "lease_until"), WHAT, "lease_until")?;
@@ -401,7 +402,9 @@ impl ContactStore for DynamoContactStore {
         ]);
         let condition = match expected {
             None => Condition::new("attribute_not_exists(#pk)", &[("#pk", CONTACTS_PARTITION_KEY)]),
-            Some(expected) => Condition::new("#version = :expected", &[("#version", "version")]).value(":expected", n(expected)),
+            Some(expected) => {
+                Condition::new("#version = :expected", &[("#version", "version")]).value(":expected", n(expected))
+            }
         };
         match self.table.put(item, Some(condition)).await? {
             Written::Yes => Ok(version),
@@ -430,7 +433,8 @@ impl DynamoTagDirectory {
 
     async fn known(&self, name: &str, id: u64, only_if_unknown: bool) -> PortResult<()> {
         let item = HashMap::from([(CONTACTS_PARTITION_KEY.to_owned(), s(tag_key(name))), ("tag_id".to_owned(), n(id))]);
-        let condition = only_if_unknown.then(|| Condition::new("attribute_not_exists(#tag_id)", &[("#tag_id", "tag_id")]));
+        let condition =
+            only_if_unknown.then(|| Condition::new("attribute_not_exists(#tag_id)", &[("#tag_id", "tag_id")]));
         self.table.put(item, condition).await.map(|_| ())
     }
 }

@@ -7,7 +7,7 @@ use crate::ports::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -65,7 +65,71 @@ struct QueueState {
     next_receipt: u64,
     messages: VecDeque<StoredMessage>,
     dedup: HashMap<String, DateTime<Utc>>,
-    dead_letters: Vec<DeadLetter>,
+    /// The same ids by time sent, so expiring them costs only the expired ones, not a pass over
+    /// every id remembered (which made each send O(ids in the window)).
+    dedup_by_age: BTreeSet<(DateTime<Utc>, String)>,
+    /// With the time each one died, to list them as SQLite does: oldest first, then by id.
+    dead_letters: Vec<(DateTime<Utc>, u64, DeadLetter)>,
+}
+
+impl QueueState {
+    /// Forgets the ids sent at a time `expired` says is out of the window, oldest first.
+    fn forget_expired_dedup_ids(&mut self, expired: impl Fn(DateTime<Utc>) -> bool) {
+        while let Some((sent_at, _)) = self.dedup_by_age.first() {
+            if !expired(*sent_at) {
+                break;
+            }
+            if let Some((_, dedup_id)) = self.dedup_by_age.pop_first() {
+                self.dedup.remove(&dedup_id);
+            }
+        }
+    }
+}
+
+/// What one receive does, by index into the queue: deliveries in delivery order, and the
+/// exhausted messages it meets on the way (to the dead letters).
+#[derive(Default)]
+struct ReceivePlan {
+    deliver: Vec<usize>,
+    dead: Vec<usize>,
+}
+
+/// SQS FIFO's receive shape: groups in the order of their oldest message, each with its visible
+/// messages up to the first one in flight or delayed (the group waits behind that one), so one
+/// contact's waiting events arrive in one batch and are planned once. A group whose oldest
+/// message is invisible is skipped whole. Exhausted messages met on the way are dead-lettered
+/// without counting towards `max`; the walk stops right after the `max`-th delivery.
+/// `SqliteQueue::receive` walks the same way.
+fn plan_receive(messages: &VecDeque<StoredMessage>, now: DateTime<Utc>, max: usize, max_receives: u32) -> ReceivePlan {
+    // Each group's run of visible messages from its oldest on; `None` once the run has ended.
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut run_of_group: HashMap<&str, Option<usize>> = HashMap::new();
+    for (index, message) in messages.iter().enumerate() {
+        let visible = message.visible_at <= now;
+        match run_of_group.get(message.group_id.as_str()).copied() {
+            Some(None) => {}
+            Some(Some(run)) if visible => runs[run].push(index),
+            Some(Some(_)) | None if !visible => {
+                run_of_group.insert(&message.group_id, None);
+            }
+            _ => {
+                run_of_group.insert(&message.group_id, Some(runs.len()));
+                runs.push(vec![index]);
+            }
+        }
+    }
+    let mut plan = ReceivePlan::default();
+    for index in runs.into_iter().flatten() {
+        if plan.deliver.len() >= max {
+            break;
+        }
+        if messages[index].receive_count >= max_receives {
+            plan.dead.push(index);
+        } else {
+            plan.deliver.push(index);
+        }
+    }
+    plan
 }
 
 #[derive(Clone)]
@@ -84,8 +148,11 @@ impl MemoryQueue {
         Self { state: Arc::default(), settings, clock }
     }
 
+    /// Oldest first, then by message id (as `SqliteQueue::dead_letters`).
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        lock(&self.state).dead_letters.clone()
+        let mut dead = lock(&self.state).dead_letters.clone();
+        dead.sort_by_key(|(dead_at, id, _)| (*dead_at, *id));
+        dead.into_iter().map(|(_, _, letter)| letter).collect()
     }
 
     /// Messages not yet acknowledged or dead-lettered.
@@ -106,12 +173,13 @@ impl EventQueue for MemoryQueue {
         let now = self.clock.now();
         let window = self.settings.dedup_window;
         let mut state = lock(&self.state);
-        state.dedup.retain(|_, sent_at| later(*sent_at, window) > now);
+        state.forget_expired_dedup_ids(|sent_at| later(sent_at, window) <= now);
         for message in messages {
             if state.dedup.contains_key(&message.dedup_id) {
                 continue;
             }
             state.dedup.insert(message.dedup_id.clone(), now);
+            state.dedup_by_age.insert((now, message.dedup_id.clone()));
             state.next_id += 1;
             let id = state.next_id;
             state.messages.push_back(StoredMessage {
@@ -129,35 +197,13 @@ impl EventQueue for MemoryQueue {
     async fn receive(&self, max: usize) -> PortResult<Vec<QueuedMessage>> {
         let now = self.clock.now();
         let visibility = self.settings.visibility_timeout;
-        let max_receives = self.settings.max_receive_count;
         let mut state = lock(&self.state);
         let state = &mut *state;
-        // Groups whose head is in flight or waiting are blocked: FIFO order within a group.
-        let mut blocked: HashSet<String> = HashSet::new();
-        let mut received = Vec::new();
-        let mut index = 0;
-        while index < state.messages.len() && received.len() < max {
-            let message = &mut state.messages[index];
-            if blocked.contains(&message.group_id) {
-                index += 1;
-                continue;
-            }
-            if message.visible_at > now {
-                blocked.insert(message.group_id.clone());
-                index += 1;
-                continue;
-            }
-            if message.receive_count >= max_receives {
-                let dead = state.messages.remove(index).expect("index is in bounds");
-                state.dead_letters.push(DeadLetter {
-                    message_id: dead.id.to_string(),
-                    group_id: dead.group_id,
-                    body: dead.body,
-                    receive_count: dead.receive_count,
-                });
-                continue;
-            }
+        let plan = plan_receive(&state.messages, now, max, self.settings.max_receive_count);
+        let mut received = Vec::with_capacity(plan.deliver.len());
+        for index in plan.deliver {
             state.next_receipt += 1;
+            let message = &mut state.messages[index];
             let receipt = format!("{}-{}", message.id, state.next_receipt);
             message.receive_count += 1;
             message.visible_at = later(now, visibility);
@@ -169,7 +215,20 @@ impl EventQueue for MemoryQueue {
                 body: message.body.clone(),
                 receive_count: message.receive_count,
             });
-            index += 1;
+        }
+        // From the back, so the indices still to remove stay valid.
+        let mut dead_indices = plan.dead;
+        dead_indices.sort_unstable();
+        for index in dead_indices.into_iter().rev() {
+            if let Some(dead) = state.messages.remove(index) {
+                let letter = DeadLetter {
+                    message_id: dead.id.to_string(),
+                    group_id: dead.group_id,
+                    body: dead.body,
+                    receive_count: dead.receive_count,
+                };
+                state.dead_letters.push((now, dead.id, letter));
+            }
         }
         Ok(received)
     }

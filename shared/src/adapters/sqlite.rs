@@ -20,7 +20,7 @@ use crate::ports::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -80,6 +80,9 @@ CREATE TABLE tags (
     lease_until INTEGER,                              -- or being created until then
     CHECK ((tag_id IS NULL) <> (lease_until IS NULL))
 ) STRICT, WITHOUT ROWID;
+"#, r#"
+-- A receive takes each group's waiting messages together (SQS FIFO's shape); this finds them.
+CREATE INDEX queue_messages_by_group ON queue_messages (group_id, id);
 "#];
 
 // ---------------------------------------------------------------------------------------------
@@ -266,16 +269,6 @@ struct Deliverable {
     receive_count: u32,
 }
 
-/// Visible messages not behind an invisible (in flight or delayed) message of their group: the
-/// rows `MemoryQueue::receive` reaches, in FIFO order. `?1` = now.
-const DUE_MESSAGES: &str = "
-    WITH blocked_from AS (
-        SELECT group_id, MIN(id) AS first_id FROM queue_messages WHERE visible_at > ?1 GROUP BY group_id
-    )
-    SELECT m.id, m.group_id, m.body, m.receive_count
-    FROM queue_messages AS m LEFT JOIN blocked_from AS b ON b.group_id = m.group_id
-    WHERE m.visible_at <= ?1 AND (b.first_id IS NULL OR m.id < b.first_id)";
-
 impl SqliteQueue {
     pub fn new(db: SqliteDb, settings: QueueSettings) -> Self {
         Self::with_clock(db, settings, Arc::new(SystemClock))
@@ -360,36 +353,53 @@ fn move_to_dead_letters(connection: &Connection, id: i64, now: i64) -> rusqlite:
     Ok(())
 }
 
-/// The next `max` due messages that still have receives left. Exhausted ones met on the way go
-/// to the dead letters, as in `MemoryQueue`. Nothing is delivered before this returns, so every
-/// round sees the same blocked groups.
-fn deliverable_messages(
-    connection: &Connection,
-    now: i64,
-    max: usize,
-    max_receive_count: u32,
-) -> rusqlite::Result<Vec<Deliverable>> {
-    loop {
-        let due = due_messages(connection, now, max)?;
-        let exhausted: Vec<i64> =
-            due.iter().filter(|message| message.receive_count >= max_receive_count).map(|message| message.id).collect();
-        if exhausted.is_empty() {
-            return Ok(due);
-        }
-        for id in exhausted {
-            move_to_dead_letters(connection, id, now)?;
-        }
-    }
+/// What one receive does: deliveries in delivery order, and the exhausted messages it meets on
+/// the way (to the dead letters).
+#[derive(Default)]
+struct ReceivePlan {
+    deliver: Vec<Deliverable>,
+    dead: Vec<i64>,
 }
 
-fn due_messages(connection: &Connection, now: i64, max: usize) -> rusqlite::Result<Vec<Deliverable>> {
-    let limit = i64::try_from(max).unwrap_or(i64::MAX);
-    connection
-        .prepare_cached(&format!("{DUE_MESSAGES} ORDER BY m.id LIMIT ?2"))?
-        .query_map(params![now, limit], |row| {
-            Ok(Deliverable { id: row.get(0)?, group_id: row.get(1)?, body: row.get(2)?, receive_count: row.get(3)? })
-        })?
-        .collect()
+/// The walk of `MemoryQueue::receive`: groups in the order of their oldest message, each with
+/// its visible messages up to the first one in flight or delayed; a group whose oldest message
+/// is invisible is skipped whole; exhausted messages are dead-lettered without counting; the
+/// walk stops right after the `max`-th delivery. It reads only as far as it needs: the oldest
+/// messages by id, and each of their groups through `queue_messages_by_group`.
+fn plan_receive(connection: &Connection, now: i64, max: usize, max_receive_count: u32) -> rusqlite::Result<ReceivePlan> {
+    let mut plan = ReceivePlan::default();
+    if max == 0 {
+        return Ok(plan);
+    }
+    let mut by_age = connection.prepare_cached("SELECT group_id FROM queue_messages ORDER BY id")?;
+    let mut of_group = connection.prepare_cached(
+        "SELECT id, body, receive_count, visible_at FROM queue_messages WHERE group_id = ?1 ORDER BY id",
+    )?;
+    let mut walked_groups: HashSet<String> = HashSet::new();
+    let mut oldest_first = by_age.query([])?;
+    while let Some(row) = oldest_first.next()? {
+        let group_id: String = row.get(0)?;
+        if walked_groups.contains(&group_id) {
+            continue;
+        }
+        let mut members = of_group.query([&group_id])?;
+        while let Some(member) = members.next()? {
+            if member.get::<_, i64>(3)? > now {
+                break; // the rest of the group waits behind this one
+            }
+            if plan.deliver.len() >= max {
+                return Ok(plan);
+            }
+            let (id, receive_count): (i64, u32) = (member.get(0)?, member.get(2)?);
+            if receive_count >= max_receive_count {
+                plan.dead.push(id);
+            } else {
+                plan.deliver.push(Deliverable { id, group_id: group_id.clone(), body: member.get(1)?, receive_count });
+            }
+        }
+        walked_groups.insert(group_id);
+    }
+    Ok(plan)
 }
 
 /// Marks one message in flight until `visible_at` and returns the delivery.
@@ -450,7 +460,12 @@ impl EventQueue for SqliteQueue {
         self.db
             .run(move |connection| {
                 let transaction = write_transaction(connection)?;
-                let received = deliverable_messages(&transaction, now, max, max_receive_count)?
+                let plan = plan_receive(&transaction, now, max, max_receive_count)?;
+                for id in plan.dead {
+                    move_to_dead_letters(&transaction, id, now)?;
+                }
+                let received = plan
+                    .deliver
                     .into_iter()
                     .map(|message| deliver(&transaction, message, visible_at))
                     .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -43,7 +43,10 @@ where
 }
 
 fn is_stale_receipt<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
-    error.as_service_error().and_then(ProvideErrorMetadata::code).is_some_and(|code| STALE_RECEIPT_CODES.contains(&code))
+    error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| STALE_RECEIPT_CODES.contains(&code))
 }
 
 /// Whole seconds for SQS, rounded up so a retry never comes early, capped at 12 hours.
@@ -135,7 +138,8 @@ impl SqsQueue {
 /// A received SQS message as the port's [`QueuedMessage`]; `None` when SQS left out a field a
 /// FIFO delivery always has.
 fn queued_message(message: &Message) -> Option<QueuedMessage> {
-    let attribute = |name: MessageSystemAttributeName| message.attributes().and_then(|attributes| attributes.get(&name));
+    let attribute =
+        |name: MessageSystemAttributeName| message.attributes().and_then(|attributes| attributes.get(&name));
     Some(QueuedMessage {
         message_id: message.message_id()?.to_owned(),
         receipt: message.receipt_handle()?.to_owned(),

@@ -132,6 +132,24 @@ impl KlickTippError {
         }
     }
 
+    /// What KlickTipp gave as the reason, fit for a user and a log line: the field reason, else its
+    /// first message, else this error's summary; addresses are redacted.
+    pub fn redacted_reason(&self) -> String {
+        let raw = match self {
+            Self::Rejected { field, messages, .. } => {
+                field.as_ref().and_then(|field| field.reason.clone()).or_else(|| messages.first().cloned())
+            }
+            _ => None,
+        };
+        let reason = raw.map(|text| redact_emails(&text)).unwrap_or_else(|| self.to_string());
+        reason.chars().take(MAX_MESSAGE_CHARS).collect()
+    }
+
+    /// The data field KlickTipp named (its key, else its label), addresses redacted.
+    pub fn field_name(&self) -> Option<String> {
+        self.field_error().and_then(|field| field.key.clone().or_else(|| field.label.clone())).map(|name| redact_emails(&name))
+    }
+
     /// The operation that failed, e.g. `"tag subscriber"`.
     pub fn operation(&self) -> Option<&'static str> {
         match self {
@@ -187,10 +205,25 @@ fn rejection_summary(
 
 #[cfg(test)]
 mod tests {
+    use super::super::operations::UPSERT_SUBSCRIBER;
     use super::*;
 
     fn rejected(status: u16, error: Option<i64>) -> KlickTippError {
         KlickTippError::Rejected { operation: "op", status, error, code: None, field: None, messages: vec![] }
+    }
+
+    #[test]
+    fn reasons_for_users_never_carry_an_address() {
+        let error = KlickTippError::Rejected {
+            operation: UPSERT_SUBSCRIBER,
+            status: 406,
+            error: Some(5),
+            code: None,
+            field: None,
+            messages: vec!["Die E-Mail-Adresse erika@example.com ist ungültig.".into()],
+        };
+        assert_eq!(error.redacted_reason(), "Die E-Mail-Adresse <email> ist ungültig.");
+        assert_eq!(error.field_name(), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod retry;
 mod wire;
 
 pub use auth::partner_signature;
+pub use operations::UPSERT_SUBSCRIBER;
 pub use client::KlickTippClient;
 pub use config::{
     DEFAULT_BACKOFF_BASE, DEFAULT_BASE_URL, DEFAULT_MAX_ATTEMPTS, DEFAULT_RATE_PER_SECOND, DEFAULT_REQUEST_TIMEOUT,

@@ -8,11 +8,14 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
+/// The operation name of `POST /subscriber`, as errors report it.
+pub const UPSERT_SUBSCRIBER: &str = "upsert subscriber";
+
 impl KlickTippClient {
     /// `POST /subscriber`: create the contact, or update the one with this address.
     pub async fn upsert_subscriber(&self, request: &UpsertSubscriber) -> Result<Subscriber, KlickTippError> {
         let call = self
-            .call("upsert subscriber", Method::POST, &["subscriber"])
+            .call(UPSERT_SUBSCRIBER, Method::POST, &["subscriber"])
             .with_body(request.to_body())
             .about(&request.email);
         self.managed(&call, wire::contact).await

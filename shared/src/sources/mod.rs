@@ -67,6 +67,17 @@ impl Route {
         }
     }
 
+    /// The route as a template (`/hooks/webinarjam/{kind}`): what logs may say about a path,
+    /// since a raw path is caller-controlled text (and a mistyped URL may carry a secret).
+    pub fn template(&self) -> &'static str {
+        match self {
+            Route::Genesis { product: GenesisProduct::WebinarJam, .. } => "/hooks/webinarjam/{kind}",
+            Route::Genesis { product: GenesisProduct::EverWebinar, .. } => "/hooks/everwebinar/{kind}",
+            Route::Zoom => "/hooks/zoom",
+            Route::Generic { .. } => "/hooks/generic/{tool}",
+        }
+    }
+
     fn platform(&self) -> &'static str {
         match self {
             Route::Genesis { product: GenesisProduct::WebinarJam, .. } => "webinarjam",
@@ -83,6 +94,15 @@ impl Route {
             Route::Zoom => "BRIDGE_ZOOM_SECRET_TOKEN",
             Route::Generic { .. } => "BRIDGE_GENERIC_SECRET",
         }
+    }
+}
+
+/// A loggable name for any request path: its route template, `/health`, or `unknown`.
+pub fn route_label(path: &str) -> &'static str {
+    match Route::parse(path) {
+        Some(route) => route.template(),
+        None if path.trim_end_matches('/') == "/health" => "/health",
+        None => "unknown",
     }
 }
 
@@ -153,6 +173,9 @@ mod tests {
             Some(Route::Genesis { product: GenesisProduct::EverWebinar, kind: "no_show".into() })
         );
         assert_eq!(Route::parse("/hooks/zoom"), Some(Route::Zoom));
+        assert_eq!(route_label("/hooks/webinarjam/s3cr3t-typed-here"), "/hooks/webinarjam/{kind}");
+        assert_eq!(route_label("/health/"), "/health");
+        assert_eq!(route_label("/etc/passwd"), "unknown");
         assert_eq!(Route::parse("/hooks/generic/Webinar%20Geek"), Some(Route::Generic { tool: "Webinar Geek".into() }));
         for path in ["/", "/hooks", "/hooks/zoom/extra", "/hooks/webinarjam", "/hooks/unknown/x", "/hooks/generic/"] {
             assert_eq!(Route::parse(path), None, "{path}");

@@ -54,6 +54,8 @@ pub enum RejectionKind {
     Unauthorized,
     NotFound,
     MethodNotAllowed,
+    /// The body did not arrive in time (answered by the HTTP layer, never by a source).
+    RequestTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unprocessable,
@@ -66,6 +68,7 @@ impl RejectionKind {
             RejectionKind::Unauthorized => 401,
             RejectionKind::NotFound => 404,
             RejectionKind::MethodNotAllowed => 405,
+            RejectionKind::RequestTimeout => 408,
             RejectionKind::PayloadTooLarge => 413,
             RejectionKind::UnsupportedMediaType => 415,
             RejectionKind::Unprocessable => 422,

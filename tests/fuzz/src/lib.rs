@@ -3,7 +3,6 @@
 //! part of its inputs to reach the parsers behind the verifiers), and the contract every answer
 //! must keep. A broken contract panics, which libFuzzer records as a crash with its input.
 
-use arbitrary::Arbitrary;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -30,22 +29,6 @@ pub fn all_secrets() -> SourceSecrets {
         everwebinar: Some(Secret::new(EVERWEBINAR_SECRET)),
         zoom: Some(Secret::new(ZOOM_SECRET)),
         generic: Some(Secret::new(GENERIC_SECRET)),
-    }
-}
-
-/// The parts of an HTTP request a fuzzer controls.
-#[derive(Debug, Arbitrary)]
-pub struct FuzzRequest {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl FuzzRequest {
-    pub fn into_raw(self) -> RawRequest {
-        raw_request(&self.method, &self.path, self.query, self.headers, self.body)
     }
 }
 

@@ -1,0 +1,102 @@
+//! The chaos soak at CI size, on SQLite and on SQS + DynamoDB (moto): nothing lost, every
+//! contact equal to the oracle, no duplicate effect, and every fault class actually fired, so the
+//! soak cannot pass quietly without chaos.
+//!
+//! The bridge's whole trace (JSON, down to `trace` for the bridge's own targets) is captured in
+//! memory and must hold no contact's address and no secret (issue 8's logging guarantee).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+use webinar_bridge_tests::harness::SIM_PASSWORD;
+use webinar_bridge_tests::soak::{self, BackendKind, SoakConfig, SoakReport, Workload};
+
+const SEED: u64 = 8;
+/// Everything the bridge says, and what its libraries say at info; the simulator is test
+/// equipment, not the bridge.
+const CAPTURE_FILTER: &str = "info,webinar_bridge=trace,klicktipp_sim=warn";
+
+/// The process-wide trace, as JSON lines.
+#[derive(Clone, Default)]
+struct CapturedTrace(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedTrace {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+}
+
+impl Write for CapturedTrace {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for CapturedTrace {
+    type Writer = CapturedTrace;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Installs the subscriber once for this test binary: the JSON capture plus the soak's
+/// client-fault counter.
+fn captured_trace() -> &'static CapturedTrace {
+    static TRACE: OnceLock<CapturedTrace> = OnceLock::new();
+    TRACE.get_or_init(|| {
+        let trace = CapturedTrace::default();
+        let json = tracing_subscriber::fmt::layer().json().with_writer(trace.clone()).with_filter(EnvFilter::new(CAPTURE_FILTER));
+        tracing_subscriber::registry().with(json).with(soak::client_fault_layer()).init();
+        trace
+    })
+}
+
+async fn quick_soak(backend: BackendKind) -> (SoakConfig, SoakReport) {
+    let trace = captured_trace();
+    let config = SoakConfig::quick(SEED, backend);
+    let report = soak::run(&config).await.expect("the soak runs");
+    eprintln!("{}\n{}", serde_json::to_string_pretty(&report).expect("the report serializes"), report.summary());
+
+    assert_eq!(report.lost, 0, "accepted events without exactly one outcome");
+    assert_eq!(report.mismatched_contacts, 0, "contacts that differ from the oracle");
+    assert_eq!(report.duplicate_effects, 0, "{:?}", report.details.duplicate_effect_details);
+    assert!(!report.details.timed_out, "the queue did not drain in time");
+    assert_eq!(report.details.ground_truth_differences, 0, "ingest and the generator disagree");
+    assert!(report.accepted > 0 && report.rejected > 0, "refused addresses must produce rejected events");
+    let missing = report.faults_injected.missing();
+    assert!(missing.is_empty(), "fault classes that never fired: {missing:?}");
+
+    assert_no_contact_data_or_secrets(&trace.text(), &config);
+    (config, report)
+}
+
+fn assert_no_contact_data_or_secrets(trace: &str, config: &SoakConfig) {
+    assert!(trace.contains("KlickTipp refused or failed"), "the capture holds the bridge's trace");
+    assert!(!trace.contains("@example."), "a raw e-mail address reached the logs");
+    let workload = Workload::generate(config.events, config.seed);
+    for email in &workload.emails {
+        assert!(!trace.contains(email.as_str()), "a contact's address reached the logs");
+    }
+    for secret in workload.secret_texts.iter().map(String::as_str).chain([SIM_PASSWORD]) {
+        assert!(!trace.contains(secret), "a secret reached the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_soak_on_sqlite_converges_under_chaos() {
+    quick_soak(BackendKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_soak_on_sqs_and_dynamodb_converges_under_chaos() {
+    quick_soak(BackendKind::Aws).await;
+}

@@ -28,4 +28,7 @@ bash infra/validate-template.sh
 step "cargo-lambda local flow: signed Zoom webhook -> ingest -> SQS (moto) -> consumer -> simulator"
 bash infra/local/lambda-flow.sh
 
+step "dependency audit: cargo-deny bans, licenses, sources (advisories need network)"
+bash infra/audit.sh
+
 printf '\nall checks passed in %ss\n' "$(( $(date +%s) - started ))"

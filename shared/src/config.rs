@@ -100,32 +100,60 @@ impl BridgeConfig {
         ) {
             (Some(username), _, Some(developer_key), Some(customer_key)) => {
                 if hex::decode(developer_key.expose()).is_err() {
-                    return Err(problem("KLICKTIPP_DEVELOPER_KEY", "must be the hexadecimal developer key KlickTipp issued"));
+                    return Err(problem(
+                        "KLICKTIPP_DEVELOPER_KEY",
+                        "must be the hexadecimal developer key KlickTipp issued",
+                    ));
                 }
                 KlickTippAuth::Partner { username, developer_key, customer_key }
             }
-            (_, _, Some(_), None) => return Err(problem("KLICKTIPP_CUSTOMER_KEY", "is required together with KLICKTIPP_DEVELOPER_KEY")),
-            (_, _, None, Some(_)) => return Err(problem("KLICKTIPP_DEVELOPER_KEY", "is required together with KLICKTIPP_CUSTOMER_KEY")),
+            (_, _, Some(_), None) => {
+                return Err(problem("KLICKTIPP_CUSTOMER_KEY", "is required together with KLICKTIPP_DEVELOPER_KEY"));
+            }
+            (_, _, None, Some(_)) => {
+                return Err(problem("KLICKTIPP_DEVELOPER_KEY", "is required together with KLICKTIPP_CUSTOMER_KEY"));
+            }
             (None, _, Some(_), Some(_)) => {
                 return Err(problem("KLICKTIPP_USERNAME", "is required for partner authentication (the X-Un header)"));
             }
             (Some(username), Some(password), None, None) => KlickTippAuth::Session { username, password },
-            (Some(_), None, None, None) => return Err(problem("KLICKTIPP_PASSWORD", "is required together with KLICKTIPP_USERNAME")),
-            (None, Some(_), None, None) => return Err(problem("KLICKTIPP_USERNAME", "is required together with KLICKTIPP_PASSWORD")),
+            (Some(_), None, None, None) => {
+                return Err(problem("KLICKTIPP_PASSWORD", "is required together with KLICKTIPP_USERNAME"));
+            }
+            (None, Some(_), None, None) => {
+                return Err(problem("KLICKTIPP_USERNAME", "is required together with KLICKTIPP_PASSWORD"));
+            }
             (None, None, None, None) => KlickTippAuth::None,
         };
         let listid = get("KLICKTIPP_LISTID")
-            .map(|raw| raw.parse::<u64>().map_err(|_| problem("KLICKTIPP_LISTID", "must be the numeric id of an opt-in process (see `webinar-bridge klicktipp optins`)")))
+            .map(|raw| {
+                raw.parse::<u64>().map_err(|_| {
+                    problem(
+                        "KLICKTIPP_LISTID",
+                        "must be the numeric id of an opt-in process (see `webinar-bridge klicktipp optins`)",
+                    )
+                })
+            })
             .transpose()?;
         let rps = match get("BRIDGE_KLICKTIPP_RPS") {
             None => DEFAULT_RATE_PER_SECOND,
             Some(raw) => match raw.parse::<f64>() {
                 Ok(rps) if rps.is_finite() && rps > 0.0 && rps <= 1000.0 => rps,
-                _ => return Err(problem("BRIDGE_KLICKTIPP_RPS", "must be a number of calls per second between 0 and 1000, e.g. 10")),
+                _ => {
+                    return Err(problem(
+                        "BRIDGE_KLICKTIPP_RPS",
+                        "must be a number of calls per second between 0 and 1000, e.g. 10",
+                    ));
+                }
             },
         };
-        let klicktipp =
-            KlickTippSettings { base_url, auth, listid, listbuilding_apikey: secret("KLICKTIPP_LISTBUILDING_APIKEY"), rps };
+        let klicktipp = KlickTippSettings {
+            base_url,
+            auth,
+            listid,
+            listbuilding_apikey: secret("KLICKTIPP_LISTBUILDING_APIKEY"),
+            rps,
+        };
 
         let tag_template = match get("BRIDGE_TAG_TEMPLATE") {
             None => TagTemplate::default(),
@@ -137,19 +165,15 @@ impl BridgeConfig {
         };
         let full_attendance_percent = match get("BRIDGE_FULL_ATTENDANCE_PERCENT") {
             None => DEFAULT_FULL_ATTENDANCE_PERCENT,
-            Some(raw) => raw
-                .parse::<u8>()
-                .ok()
-                .filter(|percent| (1..=100).contains(percent))
-                .ok_or_else(|| problem("BRIDGE_FULL_ATTENDANCE_PERCENT", "must be a whole percentage from 1 to 100, e.g. 80"))?,
+            Some(raw) => raw.parse::<u8>().ok().filter(|percent| (1..=100).contains(percent)).ok_or_else(|| {
+                problem("BRIDGE_FULL_ATTENDANCE_PERCENT", "must be a whole percentage from 1 to 100, e.g. 80")
+            })?,
         };
         let retention_days = match get("BRIDGE_EVENT_RETENTION_DAYS") {
             None => DEFAULT_RETENTION_DAYS,
-            Some(raw) => raw
-                .parse::<u32>()
-                .ok()
-                .filter(|days| (1..=3650).contains(days))
-                .ok_or_else(|| problem("BRIDGE_EVENT_RETENTION_DAYS", "must be a number of days from 1 to 3650, e.g. 30"))?,
+            Some(raw) => raw.parse::<u32>().ok().filter(|days| (1..=3650).contains(days)).ok_or_else(|| {
+                problem("BRIDGE_EVENT_RETENTION_DAYS", "must be a number of days from 1 to 3650, e.g. 30")
+            })?,
         };
         let generic = secret("BRIDGE_GENERIC_SECRET");
         if let Some(generic) = &generic {
@@ -157,11 +181,12 @@ impl BridgeConfig {
         }
         let consumer_concurrency = match get("BRIDGE_CONSUMER_CONCURRENCY") {
             None => 2,
-            Some(raw) => raw
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| problem("BRIDGE_CONSUMER_CONCURRENCY", "must be the consumer's maximum concurrency, a whole number from 1 to 1000"))?,
+            Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+                problem(
+                    "BRIDGE_CONSUMER_CONCURRENCY",
+                    "must be the consumer's maximum concurrency, a whole number from 1 to 1000",
+                )
+            })?,
         };
 
         Ok(Self {
@@ -193,14 +218,20 @@ impl BridgeConfig {
 fn validate_standard_webhooks_secret(secret: &Secret) -> Result<(), ConfigError> {
     use base64::Engine;
     if let Some(encoded) = secret.expose().strip_prefix("whsec_") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| problem("BRIDGE_GENERIC_SECRET", "a whsec_ secret must be followed by base64 (Standard Webhooks)"))?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| {
+            problem("BRIDGE_GENERIC_SECRET", "a whsec_ secret must be followed by base64 (Standard Webhooks)")
+        })?;
         if decoded.len() < 24 || decoded.len() > 64 {
-            return Err(problem("BRIDGE_GENERIC_SECRET", "a whsec_ secret must decode to 24 to 64 bytes (Standard Webhooks)"));
+            return Err(problem(
+                "BRIDGE_GENERIC_SECRET",
+                "a whsec_ secret must decode to 24 to 64 bytes (Standard Webhooks)",
+            ));
         }
     } else if secret.expose().len() < 16 {
-        return Err(problem("BRIDGE_GENERIC_SECRET", "must be at least 16 characters (or a whsec_ Standard Webhooks secret)"));
+        return Err(problem(
+            "BRIDGE_GENERIC_SECRET",
+            "must be at least 16 characters (or a whsec_ Standard Webhooks secret)",
+        ));
     }
     Ok(())
 }
@@ -226,7 +257,8 @@ mod tests {
 
     #[test]
     fn session_partner_and_listbuilding_modes() {
-        let session = BridgeConfig::from_vars(&vars(&[("KLICKTIPP_USERNAME", "u"), ("KLICKTIPP_PASSWORD", "p")])).unwrap();
+        let session =
+            BridgeConfig::from_vars(&vars(&[("KLICKTIPP_USERNAME", "u"), ("KLICKTIPP_PASSWORD", "p")])).unwrap();
         assert!(matches!(session.klicktipp.auth, KlickTippAuth::Session { .. }));
         let partner = BridgeConfig::from_vars(&vars(&[
             ("KLICKTIPP_USERNAME", "u"),

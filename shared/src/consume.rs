@@ -10,7 +10,7 @@ use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSC
 use crate::ports::{Claim, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason};
 use crate::tag_resolver::{TagResolveError, TagResolver};
 use futures::stream::{self, StreamExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -122,9 +122,10 @@ impl From<TagResolveError> for ApplyError {
         match error {
             TagResolveError::KlickTipp(error) => classify(error),
             TagResolveError::Port(error) => error.into(),
-            TagResolveError::CreationInProgress => {
-                ApplyError::Retry { reason: "a tag is being created by another consumer".into(), retry_after: Some(Duration::from_secs(1)) }
-            }
+            TagResolveError::CreationInProgress => ApplyError::Retry {
+                reason: "a tag is being created by another consumer".into(),
+                retry_after: Some(Duration::from_secs(1)),
+            },
         }
     }
 }
@@ -234,13 +235,18 @@ impl Consumer {
             // A redelivery queued behind its original (possible once the queue's dedup window has
             // passed) must not run into the lease this very batch just took.
             if let Some((_, original)) = claimed.iter().find(|(_, claimed)| claimed.event_id == event.event_id) {
-                let result =
-                    if original.fingerprint() == event.fingerprint() { MessageResult::Duplicate } else { MessageResult::Flagged };
+                let result = if original.fingerprint() == event.fingerprint() {
+                    MessageResult::Duplicate
+                } else {
+                    MessageResult::Flagged
+                };
                 outcomes[index].disposition = Disposition::Done(result);
                 continue;
             }
-            let claim =
-                self.log.claim(&event.event_id, &event.fingerprint(), now, self.options.lease, self.options.retention).await;
+            let claim = self
+                .log
+                .claim(&event.event_id, &event.fingerprint(), now, self.options.lease, self.options.retention)
+                .await;
             match claim {
                 Ok(Claim::Claimed) => claimed.push((index, event)),
                 Ok(Claim::Completed(_)) => {
@@ -274,10 +280,13 @@ impl Consumer {
                 let now = self.clock.now();
                 for (index, event) in &claimed {
                     let (result, outcome) = match skipped.get(&event.event_id) {
-                        Some(reason) => (MessageResult::Skipped(reason.clone()), FinalOutcome::Skipped { reason: reason.clone() }),
+                        Some(reason) => {
+                            (MessageResult::Skipped(reason.clone()), FinalOutcome::Skipped { reason: reason.clone() })
+                        }
                         None => (MessageResult::Applied, FinalOutcome::Applied),
                     };
-                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await {
+                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await
+                    {
                         // The effect is saved; a redelivery re-plans to nothing and completes.
                         return self.retry_group(group, outcomes, None, &error.to_string());
                     }
@@ -291,7 +300,8 @@ impl Consumer {
                 let now = self.clock.now();
                 for (index, event) in &claimed {
                     let outcome = FinalOutcome::Rejected(reason.clone());
-                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await {
+                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await
+                    {
                         return self.retry_group(group, outcomes, None, &error.to_string());
                     }
                     outcomes[*index].disposition = Disposition::Done(MessageResult::Rejected(reason.clone()));
@@ -346,16 +356,31 @@ impl Consumer {
 
     /// Merges, plans, applies and saves one contact; redone from a fresh read when the record
     /// changed concurrently. Returns the events that were deliberately skipped, with why.
-    async fn apply_contact(&self, email: &Email, events: &[WebinarEvent]) -> Result<BTreeMap<EventId, String>, ApplyError> {
+    async fn apply_contact(
+        &self,
+        email: &Email,
+        events: &[WebinarEvent],
+    ) -> Result<BTreeMap<EventId, String>, ApplyError> {
         for _ in 0..self.options.max_save_attempts.max(1) {
             let loaded = self.contacts.load(email).await?;
-            let version = loaded.as_ref().map(|versioned| versioned.version);
-            let mut record = loaded.map(|versioned| versioned.value).unwrap_or_else(|| ContactRecord::new(email.clone()));
+            let mut version = loaded.as_ref().map(|versioned| versioned.version);
+            let mut record =
+                loaded.map(|versioned| versioned.value).unwrap_or_else(|| ContactRecord::new(email.clone()));
+            let unconfirmed = self.unconfirmed_tags(&record);
             for event in events {
                 record.apply(event);
             }
+            if !self.unconfirmed_tags(&record).is_empty() {
+                // Write ahead: store the state this attempt acts on before KlickTipp hears of it, so
+                // after a crash before the final save its tags are unconfirmed rather than unknown.
+                match self.contacts.save(&record, version).await {
+                    Ok(saved) => version = Some(saved),
+                    Err(PortError::VersionConflict) => continue,
+                    Err(error) => return Err(error.into()),
+                }
+            }
             let (result, skipped) = match self.options.mode {
-                ApplyMode::Management => (self.apply_management(&mut record).await, BTreeMap::new()),
+                ApplyMode::Management => (self.apply_management(&mut record, &unconfirmed).await, BTreeMap::new()),
                 ApplyMode::Listbuilding => self.apply_listbuilding(&mut record, events).await,
             };
             if self.crash_at(CrashPoint::AfterKlickTippBeforeSave) {
@@ -374,9 +399,28 @@ impl Consumer {
         Err(ApplyError::Retry { reason: "the contact record kept changing concurrently".into(), retry_after: None })
     }
 
-    async fn apply_management(&self, record: &mut ContactRecord) -> Result<(), ApplyError> {
+    /// Tags the stored state wants but the applied view does not confirm: an earlier attempt may
+    /// have set them without recording it (it crashed before the save, or the answers were lost).
+    /// Empty after every fully applied plan.
+    fn unconfirmed_tags(&self, record: &ContactRecord) -> BTreeSet<String> {
+        if self.options.mode != ApplyMode::Management {
+            return BTreeSet::new();
+        }
+        record.desired(&self.settings).tags.difference(&record.applied.tags).cloned().collect()
+    }
+
+    /// `unconfirmed`: [`Self::unconfirmed_tags`] of the record as loaded, before this batch.
+    async fn apply_management(
+        &self,
+        record: &mut ContactRecord,
+        unconfirmed: &BTreeSet<String>,
+    ) -> Result<(), ApplyError> {
         let desired = record.desired(&self.settings);
-        let plan = plan(&desired, &record.applied, |name| self.tags.is_cached(name));
+        let mut plan = plan(&desired, &record.applied, |name| self.tags.is_cached(name));
+        // One that is no longer wanted may be in KlickTipp all the same: remove it (untag is
+        // idempotent; a tag the account does not have is skipped).
+        let stray = unconfirmed.difference(&desired.tags).filter(|name| !record.applied.tags.contains(*name));
+        plan.untag.extend(stray.cloned());
         if plan.is_empty() {
             return Ok(());
         }
@@ -452,11 +496,17 @@ impl Consumer {
 
     /// Listbuilding: one sign-in per contact, on its first registration; other kinds are
     /// recorded as skipped because the Listbuilding API cannot tag or update.
-    async fn apply_listbuilding(&self, record: &mut ContactRecord, events: &[WebinarEvent]) -> (Result<(), ApplyError>, BTreeMap<EventId, String>) {
+    async fn apply_listbuilding(
+        &self,
+        record: &mut ContactRecord,
+        events: &[WebinarEvent],
+    ) -> (Result<(), ApplyError>, BTreeMap<EventId, String>) {
         let skipped: BTreeMap<EventId, String> = events
             .iter()
             .filter(|event| event.kind != EventKind::Registered)
-            .map(|event| (event.event_id.clone(), format!("listbuilding mode applies registrations only, not {}", event.kind)))
+            .map(|event| {
+                (event.event_id.clone(), format!("listbuilding mode applies registrations only, not {}", event.kind))
+            })
             .collect();
         if record.applied.known || skipped.len() == events.len() {
             return (Ok(()), skipped);

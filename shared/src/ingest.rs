@@ -78,7 +78,9 @@ impl Ingest {
             Ok(SourceOutcome::UrlValidation { plain_token, encrypted_token }) => {
                 IngestResponse::new(200, json!({"plainToken": plain_token, "encryptedToken": encrypted_token}))
             }
-            Ok(SourceOutcome::Ignored { reason }) => IngestResponse::new(200, json!({"status": "ignored", "reason": reason})),
+            Ok(SourceOutcome::Ignored { reason }) => {
+                IngestResponse::new(200, json!({"status": "ignored", "reason": reason}))
+            }
             Ok(SourceOutcome::Events(events)) => self.enqueue(&events).await,
         }
     }

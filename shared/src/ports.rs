@@ -96,7 +96,9 @@ pub enum FinalOutcome {
     /// Permanently refused by KlickTipp; never retried.
     Rejected(RejectionReason),
     /// Deliberately not applied (e.g. a non-registration in listbuilding mode).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// Why KlickTipp refused an event, as a user needs it to fix the cause.

@@ -40,7 +40,14 @@ pub struct TagResolver {
 
 impl TagResolver {
     pub fn new(directory: Arc<dyn TagDirectory>, klicktipp: KlickTippClient, clock: Arc<dyn Clock>) -> Self {
-        Self { directory, klicktipp, clock, cache: Mutex::default(), account_tags: tokio::sync::Mutex::new(None), creating: tokio::sync::Mutex::new(()) }
+        Self {
+            directory,
+            klicktipp,
+            clock,
+            cache: Mutex::default(),
+            account_tags: tokio::sync::Mutex::new(None),
+            creating: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Known without any I/O (planning hint only).

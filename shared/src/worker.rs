@@ -68,7 +68,12 @@ pub async fn process_one_batch(queue: &dyn EventQueue, consumer: &Consumer) -> P
 }
 
 /// Runs until `shutdown` turns true; the batch in flight is always finished first.
-pub async fn run(queue: &dyn EventQueue, consumer: &Consumer, mut shutdown: watch::Receiver<bool>, idle_wait: Duration) {
+pub async fn run(
+    queue: &dyn EventQueue,
+    consumer: &Consumer,
+    mut shutdown: watch::Receiver<bool>,
+    idle_wait: Duration,
+) {
     loop {
         if *shutdown.borrow() {
             return;

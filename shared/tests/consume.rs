@@ -42,7 +42,8 @@ async fn rig_with(config: SimConfig, mode: ApplyMode) -> Rig {
     let log = MemoryEventLog::default();
     let clock = Arc::new(SystemClock);
     let tags = TagResolver::new(Arc::new(MemoryTagDirectory::default()), client.clone(), clock.clone());
-    let options = ConsumerOptions { mode, retry_base: Duration::ZERO, retry_cap: Duration::ZERO, ..ConsumerOptions::default() };
+    let options =
+        ConsumerOptions { mode, retry_base: Duration::ZERO, retry_cap: Duration::ZERO, ..ConsumerOptions::default() };
     let consumer = Consumer::new(
         Arc::new(log.clone()),
         Arc::new(MemoryContactStore::default()),
@@ -112,7 +113,7 @@ async fn a_registration_is_one_upsert_carrying_its_tag() {
 async fn a_redelivered_event_costs_no_call() {
     let rig = rig().await;
     let registration = event_for(ERIKA, "w1", Registered, 0);
-    rig.enqueue(&[registration.clone()]).await;
+    rig.enqueue(std::slice::from_ref(&registration)).await;
     rig.drain().await;
     let before = rig.sim.total_calls();
     // A redelivery after the queue's dedup window: same event, new message.
@@ -171,9 +172,16 @@ async fn a_permanent_klicktipp_error_rejects_only_that_contact_with_its_reason()
         .log
         .records()
         .into_iter()
-        .find(|record| matches!(&record.status, webinar_bridge::ports::EventStatus::Completed(webinar_bridge::ports::FinalOutcome::Rejected(_))))
+        .find(|record| {
+            matches!(
+                &record.status,
+                webinar_bridge::ports::EventStatus::Completed(webinar_bridge::ports::FinalOutcome::Rejected(_))
+            )
+        })
         .expect("a rejected record");
-    let webinar_bridge::ports::EventStatus::Completed(webinar_bridge::ports::FinalOutcome::Rejected(reason)) = blocked.status else {
+    let webinar_bridge::ports::EventStatus::Completed(webinar_bridge::ports::FinalOutcome::Rejected(reason)) =
+        blocked.status
+    else {
         unreachable!()
     };
     assert_eq!(reason.error_number, Some(5));
@@ -196,14 +204,21 @@ async fn a_busy_event_sends_its_whole_group_back_in_order_and_other_contacts_go_
     // Another worker holds a live lease on Erika's first event.
     let claim = rig
         .log
-        .claim(&first.event_id, &first.fingerprint(), chrono::Utc::now(), Duration::from_secs(60), Duration::from_secs(3600))
+        .claim(
+            &first.event_id,
+            &first.fingerprint(),
+            chrono::Utc::now(),
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+        )
         .await
         .unwrap();
     assert_eq!(claim, Claim::Claimed);
     rig.enqueue(&[first, second, event_for("max@example.com", "w1", Registered, 0)]).await;
     let messages = rig.queue.receive(10).await.unwrap();
     let outcomes = rig.consumer.process_batch(&messages, None).await;
-    let dispositions: Vec<_> = outcomes.iter().map(|o| matches!(o.disposition, Disposition::RetryLater { .. })).collect();
+    let dispositions: Vec<_> =
+        outcomes.iter().map(|o| matches!(o.disposition, Disposition::RetryLater { .. })).collect();
     assert_eq!(dispositions, vec![true, true, false], "Erika's group retries as a whole; Max is applied");
     assert_eq!(outcomes[2].disposition, Disposition::Done(MessageResult::Applied));
 }
@@ -211,7 +226,14 @@ async fn a_busy_event_sends_its_whole_group_back_in_order_and_other_contacts_go_
 #[tokio::test]
 async fn retryable_faults_are_retried_and_nothing_is_applied_twice() {
     let rig = rig().await;
-    rig.sim.set_knobs(Knobs { fault_rate_500: 0.3, rate_limit_per_second: Some(50), retry_after: true, session_expiry_calls: Some(7), seed: 11, ..Knobs::default() });
+    rig.sim.set_knobs(Knobs {
+        fault_rate_500: 0.3,
+        rate_limit_per_second: Some(50),
+        retry_after: true,
+        session_expiry_calls: Some(7),
+        seed: 11,
+        ..Knobs::default()
+    });
     let emails: Vec<String> = (0..12).map(|i| format!("person{i}@example.com")).collect();
     let mut events = Vec::new();
     for email in &emails {
@@ -228,7 +250,8 @@ async fn retryable_faults_are_retried_and_nothing_is_applied_twice() {
             vec!["[Zoom] [Demo Webinar] Attended", "[Zoom] [Demo Webinar] Buyer", "[Zoom] [Demo Webinar] Registered"]
         );
     }
-    let created: Vec<_> = rig.sim.request_log().into_iter().filter(|r| r.endpoint == "POST /tag" && r.status == 200).collect();
+    let created: Vec<_> =
+        rig.sim.request_log().into_iter().filter(|r| r.endpoint == "POST /tag" && r.status == 200).collect();
     assert_eq!(created.len(), 3, "each tag is created exactly once");
     assert_eq!(rig.sim.contacts().len(), emails.len(), "no duplicate contact");
 }
@@ -259,9 +282,6 @@ async fn a_redelivery_queued_behind_its_original_in_one_batch_is_a_duplicate() {
     assert_eq!(messages.len(), 2, "both in one batch");
     let outcomes = rig.consumer.process_batch(&messages, None).await;
     let results: Vec<_> = outcomes.into_iter().map(|o| o.disposition).collect();
-    assert_eq!(
-        results,
-        vec![Disposition::Done(MessageResult::Applied), Disposition::Done(MessageResult::Duplicate)]
-    );
+    assert_eq!(results, vec![Disposition::Done(MessageResult::Applied), Disposition::Done(MessageResult::Duplicate)]);
     assert_eq!(rig.calls()["POST /subscriber"], 1);
 }

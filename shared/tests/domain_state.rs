@@ -29,13 +29,21 @@ fn every_row_of_the_desired_tags_table() {
         ("cancelled", vec![event(Registered, 0), event(Cancelled, 5)], vec![L::Cancelled]),
         ("no show", vec![event(Registered, 0), event(NoShow, 90)], vec![L::Registered, L::DidNotAttend]),
         ("attended", vec![event(Registered, 0), event(Attended, 62)], vec![L::Registered, L::Attended]),
-        ("left early counts as attended", vec![event(Registered, 0), event(LeftEarly, 62)], vec![L::Registered, L::Attended]),
+        (
+            "left early counts as attended",
+            vec![event(Registered, 0), event(LeftEarly, 62)],
+            vec![L::Registered, L::Attended],
+        ),
         (
             "fully attended",
             vec![event(Registered, 0), event(FullyAttended, 62)],
             vec![L::Registered, L::Attended, L::FullyAttended],
         ),
-        ("replay watched", vec![event(Registered, 0), event(ReplayWatched, 200)], vec![L::Registered, L::ReplayWatched]),
+        (
+            "replay watched",
+            vec![event(Registered, 0), event(ReplayWatched, 200)],
+            vec![L::Registered, L::ReplayWatched],
+        ),
         ("buyer", vec![event(Registered, 0), event(Purchased, 70)], vec![L::Registered, L::Buyer]),
         (
             "cancelled but then watched the replay is a participant, not cancelled",
@@ -138,8 +146,10 @@ fn contact_record_names_tags_per_webinar_and_fields_from_the_latest_webinar() {
     record.apply(&a);
     record.apply(&b);
     let settings = Settings {
-        field_map: FieldMap::parse_json(r#"{"first_name":"fieldFirstName","join_url":"field1","webinar_name":"field2","webinar_start":"field3"}"#)
-            .unwrap(),
+        field_map: FieldMap::parse_json(
+            r#"{"first_name":"fieldFirstName","join_url":"field1","webinar_name":"field2","webinar_start":"field3"}"#,
+        )
+        .unwrap(),
         ..Settings::default()
     };
     let desired = record.desired(&settings);
@@ -159,7 +169,10 @@ fn a_webinar_without_a_name_is_tagged_by_its_id() {
     unnamed.webinar.name = None;
     let mut record = ContactRecord::new(unnamed.contact.email.clone());
     record.apply(&unnamed);
-    assert_eq!(record.desired(&Settings::default()).tags.into_iter().collect::<Vec<_>>(), vec!["[Zoom] [w1] Registered"]);
+    assert_eq!(
+        record.desired(&Settings::default()).tags.into_iter().collect::<Vec<_>>(),
+        vec!["[Zoom] [w1] Registered"]
+    );
 }
 
 #[test]

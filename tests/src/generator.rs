@@ -430,18 +430,8 @@ mod tests {
         let share = |part: usize, whole: usize| part as f64 / whole as f64;
         assert!((0.07..0.13).contains(&share(stats.redeliveries, stats.events)), "{stats:?}");
         assert!((0.12..0.25).contains(&share(stats.out_of_order, stats.events)), "{stats:?}");
-        let attendees = log
-            .contacts
-            .iter()
-            .filter(|contact| {
-                contact.events.iter().any(|event| {
-                    event.kind != EventKind::Registered
-                        && event.kind != EventKind::NoShow
-                        && event.kind != EventKind::ReplayWatched
-                        && event.kind != EventKind::Purchased
-                })
-            })
-            .count();
+        let live = |event: &LogicalEvent| matches!(event.kind, EventKind::Attended | EventKind::FullyAttended);
+        let attendees = log.contacts.iter().filter(|contact| contact.events.iter().any(live)).count();
         assert!((0.55..0.65).contains(&share(attendees, 2_000)), "{attendees} attendees");
     }
 

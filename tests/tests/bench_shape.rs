@@ -85,11 +85,25 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         })
         .collect();
     assert_eq!(sources, ["webinarjam", "zoom", "generic"]);
-    for bar in ["rate_cap", "economy_vs_naive", "economy_vs_lower_bound", "ingest_in_process", "ingest_http_p99", "memory_consumer", "memory_serve", "convergence"] {
+    for bar in [
+        "rate_cap",
+        "economy_vs_naive",
+        "economy_vs_lower_bound",
+        "ingest_in_process",
+        "ingest_http_p99",
+        "memory_consumer",
+        "memory_serve",
+        "convergence",
+    ] {
         assert!(at(&report, &format!("bars/{bar}/holds")).is_boolean(), "bars/{bar}/holds is not a boolean");
     }
     // Facts, not speeds: the run did its work and every contact ended as the ground truth says.
     assert!(number(&report, "economy/calls") > 0.0);
     assert!(number(&report, "ingest/http/requests") > 0.0);
-    assert_eq!(number(&report, "convergence/matching"), number(&report, "convergence/contacts"), "{}", at(&report, "convergence"));
+    assert_eq!(
+        number(&report, "convergence/matching"),
+        number(&report, "convergence/contacts"),
+        "{}",
+        at(&report, "convergence")
+    );
 }

@@ -54,7 +54,10 @@ fn captured_trace() -> &'static CapturedTrace {
     static TRACE: OnceLock<CapturedTrace> = OnceLock::new();
     TRACE.get_or_init(|| {
         let trace = CapturedTrace::default();
-        let json = tracing_subscriber::fmt::layer().json().with_writer(trace.clone()).with_filter(EnvFilter::new(CAPTURE_FILTER));
+        let json = tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(trace.clone())
+            .with_filter(EnvFilter::new(CAPTURE_FILTER));
         tracing_subscriber::registry().with(json).with(soak::client_fault_layer()).init();
         trace
     })
@@ -69,6 +72,7 @@ async fn quick_soak(backend: BackendKind) -> (SoakConfig, SoakReport) {
     assert_eq!(report.lost, 0, "accepted events without exactly one outcome");
     assert_eq!(report.mismatched_contacts, 0, "contacts that differ from the oracle");
     assert_eq!(report.duplicate_effects, 0, "{:?}", report.details.duplicate_effect_details);
+    assert_eq!(report.details.convergence.unexpected_rejections, 0, "transient faults taken for permanent ones");
     assert!(!report.details.timed_out, "the queue did not drain in time");
     assert_eq!(report.details.ground_truth_differences, 0, "ingest and the generator disagree");
     assert!(report.accepted > 0 && report.rejected > 0, "refused addresses must produce rejected events");

@@ -74,4 +74,3 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => check_config::run().await,
     }
 }
-

@@ -4,7 +4,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use webinar_bridge::adapters::aws_secrets::{bridge_config, load_sdk_config};
-use webinar_bridge_consumer::{ConsumerFunction};
+use webinar_bridge_consumer::ConsumerFunction;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

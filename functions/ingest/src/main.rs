@@ -2,7 +2,7 @@
 //! engine (see `lib.rs`).
 
 use webinar_bridge::adapters::aws_secrets::{bridge_config, load_sdk_config};
-use webinar_bridge_ingest::{IngestFunction};
+use webinar_bridge_ingest::IngestFunction;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

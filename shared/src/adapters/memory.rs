@@ -18,7 +18,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// `at + duration`, saturating at the end of time instead of overflowing on absurd durations.
 fn later(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(duration).ok().and_then(|delta| at.checked_add_signed(delta)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|delta| at.checked_add_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -36,7 +39,11 @@ pub struct QueueSettings {
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        Self { visibility_timeout: Duration::from_secs(60), max_receive_count: 5, dedup_window: Duration::from_secs(300) }
+        Self {
+            visibility_timeout: Duration::from_secs(60),
+            max_receive_count: 5,
+            dedup_window: Duration::from_secs(300),
+        }
     }
 }
 
@@ -243,8 +250,10 @@ impl EventQueue for MemoryQueue {
     async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()> {
         let visible_at = later(self.clock.now(), delay);
         let mut state = lock(&self.state);
-        if let Some(stored) =
-            state.messages.iter_mut().find(|stored| stored.in_flight_receipt.as_deref() == Some(message.receipt.as_str()))
+        if let Some(stored) = state
+            .messages
+            .iter_mut()
+            .find(|stored| stored.in_flight_receipt.as_deref() == Some(message.receipt.as_str()))
         {
             stored.visible_at = visible_at;
             stored.in_flight_receipt = None;
@@ -313,7 +322,8 @@ impl EventLog for MemoryEventLog {
         retention: Duration,
     ) -> PortResult<()> {
         let mut records = lock(&self.records);
-        let record = records.get_mut(event_id).ok_or_else(|| PortError::Corrupt("completing an unclaimed event".into()))?;
+        let record =
+            records.get_mut(event_id).ok_or_else(|| PortError::Corrupt("completing an unclaimed event".into()))?;
         record.status = EventStatus::Completed(outcome.clone());
         record.updated_at = now;
         record.expires_at = later(now, retention);

@@ -93,12 +93,23 @@ impl ContactRecord {
                 LogicalField::FirstName => self.latest_contact_field(FieldSlot::FirstName),
                 LogicalField::LastName => self.latest_contact_field(FieldSlot::LastName),
                 LogicalField::Phone => self.latest_contact_field(FieldSlot::Phone),
-                LogicalField::WebinarName => latest_webinar.map(|(key, state)| state.field(FieldSlot::WebinarName).unwrap_or(&key.webinar_id).to_owned()),
-                LogicalField::WebinarStart => latest_webinar.and_then(|(_, state)| state.field(FieldSlot::WebinarStart).map(str::to_owned)),
-                LogicalField::JoinUrl => latest_webinar.and_then(|(_, state)| state.field(FieldSlot::JoinUrl).map(str::to_owned)),
-                LogicalField::ReplayUrl => latest_webinar.and_then(|(_, state)| state.field(FieldSlot::ReplayUrl).map(str::to_owned)),
-                LogicalField::MinutesAttended => latest_webinar.and_then(|(_, state)| state.minutes_attended()).map(|m| m.to_string()),
-                LogicalField::PurchaseAmount => latest_webinar.and_then(|(_, state)| state.purchase_amount.as_ref()).map(|stamped| stamped.value.0.to_string()),
+                LogicalField::WebinarName => latest_webinar
+                    .map(|(key, state)| state.field(FieldSlot::WebinarName).unwrap_or(&key.webinar_id).to_owned()),
+                LogicalField::WebinarStart => {
+                    latest_webinar.and_then(|(_, state)| state.field(FieldSlot::WebinarStart).map(str::to_owned))
+                }
+                LogicalField::JoinUrl => {
+                    latest_webinar.and_then(|(_, state)| state.field(FieldSlot::JoinUrl).map(str::to_owned))
+                }
+                LogicalField::ReplayUrl => {
+                    latest_webinar.and_then(|(_, state)| state.field(FieldSlot::ReplayUrl).map(str::to_owned))
+                }
+                LogicalField::MinutesAttended => {
+                    latest_webinar.and_then(|(_, state)| state.minutes_attended()).map(|m| m.to_string())
+                }
+                LogicalField::PurchaseAmount => latest_webinar
+                    .and_then(|(_, state)| state.purchase_amount.as_ref())
+                    .map(|stamped| stamped.value.0.to_string()),
             };
             if let Some(formatted) = value.and_then(|raw| format_value(logical.format(), &raw)) {
                 desired.fields.insert(key.to_owned(), formatted);
@@ -141,12 +152,18 @@ mod webinar_map {
         state: ContactState,
     }
 
-    pub fn serialize<S: Serializer>(map: &BTreeMap<WebinarKey, ContactState>, serializer: S) -> Result<S::Ok, S::Error> {
-        let entries: Vec<Entry> = map.iter().map(|(webinar, state)| Entry { webinar: webinar.clone(), state: state.clone() }).collect();
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<WebinarKey, ContactState>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let entries: Vec<Entry> =
+            map.iter().map(|(webinar, state)| Entry { webinar: webinar.clone(), state: state.clone() }).collect();
         entries.serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<WebinarKey, ContactState>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<WebinarKey, ContactState>, D::Error> {
         let entries = Vec::<Entry>::deserialize(deserializer)?;
         let mut map: BTreeMap<WebinarKey, ContactState> = BTreeMap::new();
         for entry in entries {

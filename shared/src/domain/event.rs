@@ -91,7 +91,9 @@ impl fmt::Display for EventKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event kind {0:?}; expected one of registered, cancelled, attended, left_early, fully_attended, no_show, replay_watched, purchased")]
+#[error(
+    "unknown event kind {0:?}; expected one of registered, cancelled, attended, left_early, fully_attended, no_show, replay_watched, purchased"
+)]
 pub struct UnknownKind(pub String);
 
 impl FromStr for EventKind {
@@ -132,9 +134,7 @@ impl EventId {
     /// An id supplied by the sender (Standard Webhooks `webhook-id` or the body's `event_id`).
     /// Only printable ASCII that SQS accepts in a deduplication id, at most 128 characters.
     pub fn from_sender(raw: &str) -> Option<Self> {
-        let valid = !raw.is_empty()
-            && raw.len() <= Self::MAX_LEN
-            && raw.bytes().all(|b| b.is_ascii_graphic());
+        let valid = !raw.is_empty() && raw.len() <= Self::MAX_LEN && raw.bytes().all(|b| b.is_ascii_graphic());
         valid.then(|| Self(raw.to_owned()))
     }
 
@@ -219,11 +219,8 @@ impl Cents {
     /// Parses amounts as platforms send them: `49`, `49.9`, `49.99`, `"49,99"`, `"$1,049.00"`,
     /// `"1.049,00 €"`. `None` for anything that is not clearly an amount.
     pub fn parse_lenient(raw: &str) -> Option<Self> {
-        let cleaned: String = raw
-            .trim()
-            .chars()
-            .filter(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '-'))
-            .collect();
+        let cleaned: String =
+            raw.trim().chars().filter(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '-')).collect();
         if cleaned.is_empty() || !cleaned.chars().any(|c| c.is_ascii_digit()) {
             return None;
         }
@@ -235,9 +232,7 @@ impl Cents {
         // The last separator followed by one or two digits is the decimal point; every other
         // separator groups thousands.
         let (whole, fraction) = match unsigned.rfind(['.', ',']) {
-            Some(pos) if (1..=2).contains(&(unsigned.len() - pos - 1)) => {
-                (&unsigned[..pos], &unsigned[pos + 1..])
-            }
+            Some(pos) if (1..=2).contains(&(unsigned.len() - pos - 1)) => (&unsigned[..pos], &unsigned[pos + 1..]),
             _ => (unsigned, ""),
         };
         let whole_digits: String = whole.chars().filter(char::is_ascii_digit).collect();
@@ -357,8 +352,16 @@ mod tests {
 
     #[test]
     fn amounts_parse_as_platforms_send_them() {
-        for (raw, cents) in [("49", 4900), ("49.9", 4990), ("49.99", 4999), ("49,99", 4999),
-            ("$1,049.00", 104_900), ("1.049,00 €", 104_900), ("0", 0), ("1,000", 100_000)] {
+        for (raw, cents) in [
+            ("49", 4900),
+            ("49.9", 4990),
+            ("49.99", 4999),
+            ("49,99", 4999),
+            ("$1,049.00", 104_900),
+            ("1.049,00 €", 104_900),
+            ("0", 0),
+            ("1,000", 100_000),
+        ] {
             assert_eq!(Cents::parse_lenient(raw), Some(Cents(cents)), "{raw}");
         }
         assert_eq!(Cents::parse_lenient("free"), None);

@@ -97,7 +97,9 @@ impl LogicalField {
 
     pub fn format(self) -> FieldFormat {
         match self {
-            LogicalField::FirstName | LogicalField::LastName | LogicalField::Phone | LogicalField::WebinarName => FieldFormat::Line,
+            LogicalField::FirstName | LogicalField::LastName | LogicalField::Phone | LogicalField::WebinarName => {
+                FieldFormat::Line
+            }
             LogicalField::WebinarStart => FieldFormat::UnixSeconds,
             LogicalField::JoinUrl | LogicalField::ReplayUrl => FieldFormat::Url,
             LogicalField::MinutesAttended => FieldFormat::Integer,
@@ -132,9 +134,13 @@ pub fn url_with_scheme(raw: &str) -> String {
 pub enum FieldMapError {
     #[error("is not a JSON object of logical field -> KlickTipp field key: {0}")]
     NotAnObject(String),
-    #[error("names an unknown logical field {0:?}; known: first_name, last_name, phone, webinar_name, webinar_start, join_url, replay_url, minutes_attended, purchase_amount")]
+    #[error(
+        "names an unknown logical field {0:?}; known: first_name, last_name, phone, webinar_name, webinar_start, join_url, replay_url, minutes_attended, purchase_amount"
+    )]
     UnknownLogicalField(String),
-    #[error("maps {logical} to {key:?}, which is not a KlickTipp field key (they look like fieldFirstName or field12345)")]
+    #[error(
+        "maps {logical} to {key:?}, which is not a KlickTipp field key (they look like fieldFirstName or field12345)"
+    )]
     InvalidKey { logical: String, key: String },
     #[error("maps two logical fields to the same KlickTipp field {0:?}")]
     DuplicateKey(String),
@@ -204,13 +210,17 @@ mod tests {
 
     #[test]
     fn parses_and_validates_the_map() {
-        let map = FieldMap::parse_json(r#"{"first_name":"fieldFirstName","webinar_start":"field12345","phone":null}"#).unwrap();
+        let map = FieldMap::parse_json(r#"{"first_name":"fieldFirstName","webinar_start":"field12345","phone":null}"#)
+            .unwrap();
         assert_eq!(map.key(LogicalField::WebinarStart), Some("field12345"));
         assert_eq!(map.key(LogicalField::Phone), None);
         assert!(matches!(FieldMap::parse_json("[]"), Err(FieldMapError::NotAnObject(_))));
         assert!(matches!(FieldMap::parse_json(r#"{"nickname":"field1"}"#), Err(FieldMapError::UnknownLogicalField(_))));
         assert!(matches!(FieldMap::parse_json(r#"{"first_name":"Vorname"}"#), Err(FieldMapError::InvalidKey { .. })));
-        assert!(matches!(FieldMap::parse_json(r#"{"first_name":"field1","last_name":"field1"}"#), Err(FieldMapError::DuplicateKey(_))));
+        assert!(matches!(
+            FieldMap::parse_json(r#"{"first_name":"field1","last_name":"field1"}"#),
+            Err(FieldMapError::DuplicateKey(_))
+        ));
     }
 
     #[test]

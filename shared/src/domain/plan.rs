@@ -31,7 +31,10 @@ impl Plan {
 
     /// KlickTipp calls this plan makes (tag creations included).
     pub fn call_count(&self) -> usize {
-        self.create_tags.len() + usize::from(self.upsert.is_some()) + usize::from(!self.tag.is_empty()) + self.untag.len()
+        self.create_tags.len()
+            + usize::from(self.upsert.is_some())
+            + usize::from(!self.tag.is_empty())
+            + self.untag.len()
     }
 }
 
@@ -48,10 +51,8 @@ pub fn plan(desired: &DesiredContact, applied: &AppliedView, tag_exists: impl Fn
         .collect();
 
     let create_tags = new_tags.iter().filter(|name| !tag_exists(name)).cloned().collect();
-    let upsert = (!applied.known || !changed_fields.is_empty()).then(|| Upsert {
-        fields: changed_fields,
-        tag: (!new_tags.is_empty()).then(|| new_tags.remove(0)),
-    });
+    let upsert = (!applied.known || !changed_fields.is_empty())
+        .then(|| Upsert { fields: changed_fields, tag: (!new_tags.is_empty()).then(|| new_tags.remove(0)) });
     Plan { create_tags, upsert, tag: new_tags, untag }
 }
 
@@ -102,7 +103,11 @@ mod tests {
 
     #[test]
     fn dropped_tags_are_untagged_one_by_one_and_missing_tags_created() {
-        let applied = AppliedView { known: true, fields: BTreeMap::new(), tags: BTreeSet::from(["R".to_owned(), "N".to_owned()]) };
+        let applied = AppliedView {
+            known: true,
+            fields: BTreeMap::new(),
+            tags: BTreeSet::from(["R".to_owned(), "N".to_owned()]),
+        };
         let plan = plan(&desired(&["R", "A"], &[]), &applied, |name| name != "A");
         assert_eq!(plan.create_tags, vec!["A".to_owned()]);
         assert_eq!(plan.tag, vec!["A".to_owned()]);

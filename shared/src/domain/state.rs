@@ -106,8 +106,12 @@ impl ContactState {
         let stamp = Stamp { at: event.occurred_at, event_id: event.event_id.clone() };
         let mut state = ContactState { last_event: Some(stamp.clone()), ..Default::default() };
         match event.kind {
-            EventKind::Registered => state.registration = Some(Stamped { stamp: stamp.clone(), value: Registration::Registered }),
-            EventKind::Cancelled => state.registration = Some(Stamped { stamp: stamp.clone(), value: Registration::Cancelled }),
+            EventKind::Registered => {
+                state.registration = Some(Stamped { stamp: stamp.clone(), value: Registration::Registered })
+            }
+            EventKind::Cancelled => {
+                state.registration = Some(Stamped { stamp: stamp.clone(), value: Registration::Cancelled })
+            }
             EventKind::Attended | EventKind::LeftEarly => state.attendance = Attendance::Attended,
             EventKind::FullyAttended => state.attendance = Attendance::FullyAttended,
             EventKind::NoShow => state.attendance = Attendance::NoShow,
@@ -188,7 +192,10 @@ impl ContactState {
     /// Attendance including full attendance reached through minutes.
     pub fn attendance_level(&self, full_attendance_percent: u8) -> Attendance {
         let by_minutes = match (self.minutes_attended(), self.duration_minutes()) {
-            (Some(minutes), Some(duration)) if duration > 0 && u64::from(minutes) * 100 >= u64::from(duration) * u64::from(full_attendance_percent) => {
+            (Some(minutes), Some(duration))
+                if duration > 0
+                    && u64::from(minutes) * 100 >= u64::from(duration) * u64::from(full_attendance_percent) =>
+            {
                 Attendance::FullyAttended
             }
             _ => Attendance::None,
@@ -236,7 +243,9 @@ fn union_seconds(intervals: &BTreeSet<Interval>) -> i64 {
     for interval in intervals {
         let end = interval.end.unwrap_or(interval.start).max(interval.start);
         match current {
-            Some((start, current_end)) if interval.start <= current_end => current = Some((start, current_end.max(end))),
+            Some((start, current_end)) if interval.start <= current_end => {
+                current = Some((start, current_end.max(end)))
+            }
             _ => {
                 if let Some((start, current_end)) = current {
                     total += (current_end - start).num_seconds();

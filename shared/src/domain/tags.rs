@@ -26,7 +26,9 @@ impl TagTemplate {
         let mut rest = raw;
         while let Some(open) = rest.find('{') {
             let after = &rest[open + 1..];
-            let close = after.find('}').ok_or_else(|| TagTemplateError::UnknownPlaceholder(after.chars().take(20).collect()))?;
+            let close = after
+                .find('}')
+                .ok_or_else(|| TagTemplateError::UnknownPlaceholder(after.chars().take(20).collect()))?;
             let name = &after[..close];
             if !matches!(name, "tool" | "webinar" | "state") {
                 return Err(TagTemplateError::UnknownPlaceholder(name.chars().take(20).collect()));
@@ -44,7 +46,11 @@ impl TagTemplate {
 
     /// The tag for one state of one webinar. Whitespace runs collapse so names compare reliably.
     pub fn render(&self, tool: &str, webinar: &str, state: StateLabel) -> String {
-        let name = self.0.replace("{tool}", tool.trim()).replace("{webinar}", webinar.trim()).replace("{state}", state.as_str());
+        let name = self
+            .0
+            .replace("{tool}", tool.trim())
+            .replace("{webinar}", webinar.trim())
+            .replace("{state}", state.as_str());
         let collapsed = name.split_whitespace().collect::<Vec<_>>().join(" ");
         collapsed.chars().take(MAX_TAG_NAME_CHARS).collect()
     }
@@ -64,7 +70,10 @@ mod tests {
     fn default_template_matches_the_design_example() {
         let name = TagTemplate::default().render("Zoom", "Demo Webinar", StateLabel::Attended);
         assert_eq!(name, "[Zoom] [Demo Webinar] Attended");
-        assert_eq!(TagTemplate::default().render("WebinarJam", "Masterclass", StateLabel::DidNotAttend), "[WebinarJam] [Masterclass] Did Not Attend");
+        assert_eq!(
+            TagTemplate::default().render("WebinarJam", "Masterclass", StateLabel::DidNotAttend),
+            "[WebinarJam] [Masterclass] Did Not Attend"
+        );
     }
 
     #[test]

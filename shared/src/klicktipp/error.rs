@@ -147,7 +147,9 @@ impl KlickTippError {
 
     /// The data field KlickTipp named (its key, else its label), addresses redacted.
     pub fn field_name(&self) -> Option<String> {
-        self.field_error().and_then(|field| field.key.clone().or_else(|| field.label.clone())).map(|name| redact_emails(&name))
+        self.field_error()
+            .and_then(|field| field.key.clone().or_else(|| field.label.clone()))
+            .map(|name| redact_emails(&name))
     }
 
     /// The operation that failed, e.g. `"tag subscriber"`.

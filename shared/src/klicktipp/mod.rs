@@ -25,7 +25,6 @@ mod retry;
 mod wire;
 
 pub use auth::partner_signature;
-pub use operations::UPSERT_SUBSCRIBER;
 pub use client::KlickTippClient;
 pub use config::{
     DEFAULT_BACKOFF_BASE, DEFAULT_BASE_URL, DEFAULT_MAX_ATTEMPTS, DEFAULT_RATE_PER_SECOND, DEFAULT_REQUEST_TIMEOUT,
@@ -33,4 +32,5 @@ pub use config::{
 };
 pub use error::{ErrorClass, FieldError, KlickTippError};
 pub use model::{FieldValue, Subscriber, UpsertSubscriber};
+pub use operations::UPSERT_SUBSCRIBER;
 pub use rate_limit::RateLimiter;

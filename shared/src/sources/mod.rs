@@ -107,11 +107,8 @@ pub fn route_label(path: &str) -> &'static str {
 }
 
 fn percent_decode(segment: &str) -> Option<String> {
-    let decoded: String = serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={segment}"))
-        .ok()?
-        .into_iter()
-        .next()?
-        .1;
+    let decoded: String =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={segment}")).ok()?.into_iter().next()?.1;
     (!decoded.is_empty()).then_some(decoded)
 }
 

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use webinar_bridge::domain::{ContactInfo, Email, EventId, EventKind, Facts, Interval, Source, WebinarEvent, WebinarInfo};
+use webinar_bridge::domain::{
+    ContactInfo, Email, EventId, EventKind, Facts, Interval, Source, WebinarEvent, WebinarInfo,
+};
 
 pub fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 15, 17, 0, 0).single().expect("valid time") + Duration::minutes(minute)

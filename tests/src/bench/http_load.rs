@@ -1,6 +1,8 @@
-//! An open-loop HTTP load generator: request `i` is due at `start + i / rate` whatever happened
-//! to earlier ones, and its latency counts from when it was due, so a stall shows up in the
-//! percentiles instead of silently lowering the rate (no coordinated omission).
+//! An open-loop HTTP load generator: request `i` is sent at `start + i / rate` whatever happened
+//! to earlier ones (it never waits for answers), so a server stall shows up in the percentiles
+//! instead of silently lowering the rate (no coordinated omission). Latency counts from the
+//! moment of sending; how late the generator itself sent (its timer ticks in whole
+//! milliseconds) is reported apart, as `send_lag_p99_ms`.
 
 use crate::stats::{percentile, round3};
 use anyhow::Context as _;
@@ -21,6 +23,10 @@ pub struct HttpLatency {
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Requests slower than the 5 ms bar.
+    pub over_5_ms: usize,
+    /// How late the generator sent, against its schedule.
+    pub send_lag_p99_ms: f64,
 }
 
 /// A request ready to send again and again.
@@ -71,19 +77,24 @@ pub fn open_loop(
     })
 }
 
-/// (latency from due time, status or `None` for a connection error), one per request.
-async fn fire(
-    client: &reqwest::Client,
-    prepared: &[Prepared],
-    rate: u32,
-    count: usize,
-) -> Vec<(Duration, Option<u16>)> {
+/// One request's fate.
+struct Sent {
+    /// From sending to the whole answer read.
+    latency: Duration,
+    /// From its scheduled time to sending.
+    lag: Duration,
+    /// `None` for a connection error.
+    status: Option<u16>,
+}
+
+async fn fire(client: &reqwest::Client, prepared: &[Prepared], rate: u32, count: usize) -> Vec<Sent> {
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
     let mut tasks = Vec::with_capacity(count);
     for (index, request) in prepared.iter().cycle().take(count).enumerate() {
         let due = start + interval.mul_f64(index as f64);
         tokio::time::sleep_until(due).await;
+        let sent = tokio::time::Instant::now();
         let sending = client.post(&request.url).headers(request.headers.clone()).body(request.body.clone()).send();
         tasks.push(tokio::spawn(async move {
             let status = match sending.await {
@@ -94,7 +105,7 @@ async fn fire(
                 }
                 Err(_) => None,
             };
-            (due.elapsed(), status)
+            Sent { latency: sent.elapsed(), lag: sent - due, status }
         }));
     }
     let mut results = Vec::with_capacity(count);
@@ -106,17 +117,21 @@ async fn fire(
     results
 }
 
-fn summarize(rate: u32, elapsed: Duration, results: &[(Duration, Option<u16>)]) -> HttpLatency {
-    let millis: Vec<f64> = results.iter().map(|(latency, _)| latency.as_secs_f64() * 1000.0).collect();
+fn summarize(rate: u32, elapsed: Duration, results: &[Sent]) -> HttpLatency {
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    let millis: Vec<f64> = results.iter().map(|sent| ms(sent.latency)).collect();
+    let lags: Vec<f64> = results.iter().map(|sent| ms(sent.lag)).collect();
     HttpLatency {
         rate_per_second: rate,
         duration_seconds: round3(elapsed.as_secs_f64()),
         requests: results.len(),
-        non_200: results.iter().filter(|(_, status)| status.is_some_and(|status| status != 200)).count(),
-        errors: results.iter().filter(|(_, status)| status.is_none()).count(),
+        non_200: results.iter().filter(|sent| sent.status.is_some_and(|status| status != 200)).count(),
+        errors: results.iter().filter(|sent| sent.status.is_none()).count(),
         p50_ms: round3(percentile(&millis, 50.0)),
         p90_ms: round3(percentile(&millis, 90.0)),
         p99_ms: round3(percentile(&millis, 99.0)),
         max_ms: round3(percentile(&millis, 100.0)),
+        over_5_ms: millis.iter().filter(|ms| **ms > 5.0).count(),
+        send_lag_p99_ms: round3(percentile(&lags, 99.0)),
     }
 }

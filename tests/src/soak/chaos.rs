@@ -93,7 +93,7 @@ pub struct CrashInjector {
 impl CrashInjector {
     pub fn new(chaos: &ChaosSettings, seed: u64) -> Arc<Self> {
         Arc::new(Self {
-            rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0xC4A5_11)),
+            rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x00C4_A511)),
             before_save: chaos.crash_before_save,
             before_complete: chaos.crash_before_complete,
             crashed_before_save: AtomicU64::new(0),

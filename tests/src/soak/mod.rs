@@ -181,6 +181,7 @@ async fn verify(config: &SoakConfig, workload: &Workload, refused: &[String], ru
             calls_per_second: (calls.len() as f64 / wall_seconds.max(0.001) * 10.0).round() / 10.0,
             ground_truth_differences,
             duplicate_effect_details: duplicates,
+            tag_creations_answered_200_twice: effects::creations_answered_200_twice(&run.simulator),
             redundant_call_details: redundant,
             convergence,
             timed_out: run.timed_out,

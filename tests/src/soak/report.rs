@@ -99,6 +99,9 @@ pub struct Details {
     /// ground truth: an ingest or oracle problem, not a consumer one.
     pub ground_truth_differences: usize,
     pub duplicate_effect_details: DuplicateEffects,
+    /// Tag names whose `POST /tag` was answered 200 twice; explained by 200s carrying error 12
+    /// unless `duplicate_effect_details` lists the name too.
+    pub tag_creations_answered_200_twice: usize,
     pub redundant_call_details: RedundantCalls,
     pub convergence: Convergence,
     /// The drain hit the time limit with messages left.
@@ -106,9 +109,14 @@ pub struct Details {
 }
 
 impl SoakReport {
-    /// True when nothing was lost, nothing diverged and nothing happened twice.
+    /// True when nothing was lost, nothing diverged, nothing happened twice and nothing was
+    /// rejected that KlickTipp would have taken.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.mismatched_contacts == 0 && self.duplicate_effects == 0 && !self.details.timed_out
+        self.lost == 0
+            && self.mismatched_contacts == 0
+            && self.duplicate_effects == 0
+            && self.details.convergence.unexpected_rejections == 0
+            && !self.details.timed_out
     }
 
     pub fn summary(&self) -> String {
@@ -167,6 +175,12 @@ impl SoakReport {
             lines.push(format!(
                 "  {} contacts: the oracle over the accepted documents differs from the generator's ground truth",
                 self.details.ground_truth_differences
+            ));
+        }
+        if self.details.convergence.unexpected_rejections > 0 {
+            lines.push(format!(
+                "  {} events rejected without a refused address behind them",
+                self.details.convergence.unexpected_rejections
             ));
         }
         if self.details.timed_out {

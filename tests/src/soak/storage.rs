@@ -24,7 +24,8 @@ pub struct Ports {
 
 pub enum Storage {
     Sqlite { path: PathBuf, settings: QueueSettings, inspector: SqliteQueue, _dir: ScratchDir },
-    Aws { moto: Moto, queue: MotoQueue, events_table: String, contacts_table: String },
+    // Boxed: the SDK configuration is large, and only one storage exists per run.
+    Aws { moto: Box<Moto>, queue: MotoQueue, events_table: String, contacts_table: String },
 }
 
 impl Storage {
@@ -42,7 +43,7 @@ impl Storage {
                 let queue = moto.create_queue(settings).await;
                 let events_table = moto.create_events_table().await;
                 let contacts_table = moto.create_contacts_table().await;
-                Ok(Storage::Aws { moto, queue, events_table, contacts_table })
+                Ok(Storage::Aws { moto: Box::new(moto), queue, events_table, contacts_table })
             }
         }
     }

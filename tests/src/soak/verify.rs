@@ -19,6 +19,8 @@ use webinar_bridge::ports::{EventLog, EventStatus, FinalOutcome};
 
 /// Event-log reads in flight at once (moto answers one by one; SQLite does not mind).
 const READ_CONCURRENCY: usize = 16;
+/// KlickTipp's error number for an address it refuses (the simulator's `reject_emails`).
+const ADDRESS_REFUSED: i64 = 5;
 /// Mismatches described in the report, at most.
 const EXAMPLES: usize = 5;
 
@@ -26,7 +28,8 @@ const EXAMPLES: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Applied,
-    Rejected,
+    /// With KlickTipp's error number.
+    Rejected(Option<i64>),
     Skipped,
     DeadLettered,
     /// Completed and dead-lettered as well: two outcomes.
@@ -80,7 +83,7 @@ pub async fn outcomes(
             let outcome = match (outcome, dead_lettered) {
                 (Some(_), true) => Outcome::Twice,
                 (Some(FinalOutcome::Applied), false) => Outcome::Applied,
-                (Some(FinalOutcome::Rejected(_)), false) => Outcome::Rejected,
+                (Some(FinalOutcome::Rejected(reason)), false) => Outcome::Rejected(reason.error_number),
                 (Some(FinalOutcome::Skipped { .. }), false) => Outcome::Skipped,
                 (None, true) => Outcome::DeadLettered,
                 (None, false) => Outcome::Lost,
@@ -95,7 +98,7 @@ pub fn count(outcomes: &BTreeMap<String, Outcome>) -> OutcomeCounts {
     for outcome in outcomes.values() {
         let counter = match outcome {
             Outcome::Applied => &mut counts.applied,
-            Outcome::Rejected => &mut counts.rejected,
+            Outcome::Rejected(_) => &mut counts.rejected,
             Outcome::Skipped => &mut counts.skipped,
             Outcome::DeadLettered => &mut counts.dead_lettered,
             Outcome::Twice => &mut counts.twice,
@@ -125,6 +128,9 @@ pub struct Mismatch {
 pub struct Convergence {
     pub contacts_checked: usize,
     pub mismatched: usize,
+    /// Events rejected other than for a refused address (KlickTipp error 5): transient faults
+    /// taken for permanent ones.
+    pub unexpected_rejections: usize,
     pub examples: Vec<Mismatch>,
 }
 
@@ -154,6 +160,16 @@ pub fn convergence(
         .collect();
     let emails: BTreeSet<&String> = events_by_email.keys().chain(actual.keys()).collect();
     let mut report = Convergence { contacts_checked: emails.len(), ..Convergence::default() };
+    report.unexpected_rejections = events_by_email
+        .iter()
+        .flat_map(|(email, events)| events.iter().map(move |(_, outcome)| (email, *outcome)))
+        .filter(|(email, outcome)| match outcome {
+            Outcome::Rejected(error_number) => {
+                !refused_addresses.contains(*email) || *error_number != Some(ADDRESS_REFUSED)
+            }
+            _ => false,
+        })
+        .count();
     for email in emails {
         let events = events_by_email.get(email).map(Vec::as_slice).unwrap_or_default();
         let actual = actual.get(email);
@@ -180,7 +196,7 @@ pub fn convergence(
 
 fn judge_refused(events: &[(&WebinarEvent, Outcome)], actual: Option<&ExpectedContact>) -> Option<Mismatch> {
     let not_refused =
-        events.iter().filter(|(_, outcome)| !matches!(outcome, Outcome::Rejected | Outcome::DeadLettered)).count();
+        events.iter().filter(|(_, outcome)| !matches!(outcome, Outcome::Rejected(_) | Outcome::DeadLettered)).count();
     let note = match (actual, not_refused) {
         (None, 0) => return None,
         (Some(_), _) => "KlickTipp refuses this address, yet it holds the contact".to_owned(),

@@ -35,7 +35,8 @@ pub struct Workload {
 impl Workload {
     /// About `requests` requests (duplicates and out-of-order deliveries included) from `seed`.
     pub fn generate(requests: usize, seed: u64) -> Workload {
-        let sample = Log::generate(&Config { seed, registrants: SAMPLE_REGISTRANTS, mix: soak_mix(), ..Config::default() });
+        let sample =
+            Log::generate(&Config { seed, registrants: SAMPLE_REGISTRANTS, mix: soak_mix(), ..Config::default() });
         let per_registrant = sample.requests.len() as f64 / SAMPLE_REGISTRANTS as f64;
         let registrants = ((requests as f64 / per_registrant).round() as usize).max(1);
         let log = Log::generate(&Config { seed, registrants, mix: soak_mix(), ..Config::default() });
@@ -55,7 +56,7 @@ impl Workload {
 
     /// `count` addresses picked with `seed`, for KlickTipp to refuse for good.
     pub fn pick_addresses(&self, count: usize, seed: u64) -> Vec<String> {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_0F_4E1EC7);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_0F4E_1EC7);
         let mut picked: Vec<String> = self.emails.choose_multiple(&mut rng, count).cloned().collect();
         picked.sort();
         picked

@@ -200,6 +200,9 @@ pub enum TagClaim {
     Exists(u64),
     /// Ours to create until the lease ends; call `record_created` afterwards.
     Claimed,
+    /// Ours, but taken over from a creator whose claim expired: it may have created the tag
+    /// before it failed (e.g. its answer timed out), so look again before creating.
+    TakenOver,
     /// Someone else is creating it right now: try again shortly.
     HeldByOther,
 }

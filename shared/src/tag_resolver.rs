@@ -97,16 +97,29 @@ impl TagResolver {
                     return Ok((id, false));
                 }
                 TagClaim::HeldByOther => tokio::time::sleep(CREATION_POLL).await,
-                TagClaim::Claimed => {
-                    let id = self.klicktipp.create_tag(name, Some("Managed by webinar-bridge")).await?;
-                    self.directory.record_created(name, id).await?;
-                    self.remember(name, id);
-                    tracing::info!(tag_id = id, "created tag");
-                    return Ok((id, true));
+                TagClaim::TakenOver => {
+                    // The earlier creator may have created it before it failed: ask KlickTipp
+                    // afresh (one `GET /tag`, only on this rare path) before creating.
+                    *self.account_tags.lock().await = None;
+                    if let Some(id) = self.account_tags().await?.get(name).copied() {
+                        self.directory.record_created(name, id).await?;
+                        self.remember(name, id);
+                        return Ok((id, false));
+                    }
+                    return self.create(name).await;
                 }
+                TagClaim::Claimed => return self.create(name).await,
             }
         }
         Err(TagResolveError::CreationInProgress)
+    }
+
+    async fn create(&self, name: &str) -> Result<(u64, bool), TagResolveError> {
+        let id = self.klicktipp.create_tag(name, Some("Managed by webinar-bridge")).await?;
+        self.directory.record_created(name, id).await?;
+        self.remember(name, id);
+        tracing::info!(tag_id = id, "created tag");
+        Ok((id, true))
     }
 
     /// Drops a tag KlickTipp no longer has (deleted by the user), so it is created again.

@@ -827,7 +827,7 @@ pub async fn tag_directory_takes_over_an_expired_claim(backend: &dyn Backend) {
     let name = "[Zoom] [Demo Webinar] Registered";
     assert_eq!(claim_tag(&*tags, name, clock.now()).await, TagClaim::Claimed);
     assert_eq!(claim_tag(&*tags, name, at(&clock, 9)).await, TagClaim::HeldByOther);
-    assert_eq!(claim_tag(&*tags, name, at(&clock, 10)).await, TagClaim::Claimed, "the lease ended at +10 s");
+    assert_eq!(claim_tag(&*tags, name, at(&clock, 10)).await, TagClaim::TakenOver, "the lease ended at +10 s");
     assert_eq!(claim_tag(&*tags, name, at(&clock, 11)).await, TagClaim::HeldByOther, "the new claim is live");
 }
 

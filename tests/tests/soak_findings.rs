@@ -1,6 +1,5 @@
 //! Engine defects found while building the chaos soak, each minimized to the shortest sequence
-//! that shows it. A test whose defect still stands is ignored, so CI stays green; run those with
-//! `cargo test -p webinar-bridge-tests --test soak_findings -- --ignored`.
+//! that shows it and kept as a regression test now that it is fixed.
 
 use klicktipp_sim::{Knobs, SimConfig, Simulator};
 use std::sync::Arc;
@@ -187,7 +186,6 @@ async fn a_tag_set_by_a_call_that_timed_out_is_removed_when_it_becomes_wrong() {
 /// listing (fetched before the doubtful creation), and the first attempt of `create_tag` posts
 /// the name again without looking: two tags of one name.
 #[tokio::test]
-#[ignore = "engine defect: TagResolver::resolve re-creates a tag whose earlier creation is in doubt"]
 async fn a_tag_whose_creation_timed_out_is_not_created_twice() {
     let simulator = klicktipp_sim::start(SimConfig::default(), "127.0.0.1:0").await.expect("start the simulator");
     let client = client(&simulator, Duration::from_millis(100));

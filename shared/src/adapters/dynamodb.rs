@@ -478,7 +478,8 @@ impl TagDirectory for DynamoTagDirectory {
     async fn claim_creation(&self, name: &str, now: DateTime<Utc>, lease: Duration) -> PortResult<TagClaim> {
         let key = tag_key(name);
         for _ in 0..CLAIM_ROUNDS {
-            if let Some(decided) = decide_tag_claim(self.table.get(&key).await?.as_ref(), now)? {
+            let existing = self.table.get(&key).await?;
+            if let Some(decided) = decide_tag_claim(existing.as_ref(), now)? {
                 return Ok(decided);
             }
             let item = HashMap::from([
@@ -491,7 +492,8 @@ impl TagDirectory for DynamoTagDirectory {
             )
             .value(":now_ms", n(now.timestamp_millis()));
             if self.table.put(item, Some(condition)).await? == Written::Yes {
-                return Ok(TagClaim::Claimed);
+                // An item we overwrote was an expired claim: its creator may have created the tag.
+                return Ok(if existing.is_some() { TagClaim::TakenOver } else { TagClaim::Claimed });
             }
         }
         Ok(TagClaim::HeldByOther)

@@ -411,9 +411,10 @@ impl TagDirectory for MemoryTagDirectory {
         match entries.get(name) {
             Some(TagEntry::Known(id)) => Ok(TagClaim::Exists(*id)),
             Some(TagEntry::Creating { lease_until }) if *lease_until > now => Ok(TagClaim::HeldByOther),
-            _ => {
+            expired => {
+                let claim = if expired.is_some() { TagClaim::TakenOver } else { TagClaim::Claimed };
                 entries.insert(name.to_owned(), TagEntry::Creating { lease_until: later(now, lease) });
-                Ok(TagClaim::Claimed)
+                Ok(claim)
             }
         }
     }

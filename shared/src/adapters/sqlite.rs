@@ -891,13 +891,13 @@ impl TagDirectory for SqliteTagDirectory {
                 let claim = match stored_tag(&transaction, &name)? {
                     Some((Some(id), _)) => TagClaim::Exists(loaded_id(id, "tag id")?),
                     Some((None, Some(held_until))) if held_until > now => TagClaim::HeldByOther,
-                    _ => {
+                    expired => {
                         transaction
                             .prepare_cached(
                                 "INSERT OR REPLACE INTO tags (name, tag_id, lease_until) VALUES (?1, NULL, ?2)",
                             )?
                             .execute(params![name, lease_until])?;
-                        TagClaim::Claimed
+                        if expired.is_some() { TagClaim::TakenOver } else { TagClaim::Claimed }
                     }
                 };
                 transaction.commit()?;

@@ -63,7 +63,8 @@ impl Sizes {
                 http_warmup: 300,
                 http_seconds: 2,
                 end_to_end_events: 40,
-                end_to_end_rate: 20.0,
+                // Half the default cap: the consumer keeps up, so no backlog builds.
+                end_to_end_rate: 10.0,
             }
         } else {
             Self {

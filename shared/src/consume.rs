@@ -177,10 +177,6 @@ impl Consumer {
         self
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// Processes a batch; groups not started before `deadline` are handed back untouched.
     /// Outcomes come back in the order of `messages`.
     pub async fn process_batch(&self, messages: &[QueuedMessage], deadline: Option<Instant>) -> Vec<MessageOutcome> {
@@ -521,11 +517,6 @@ impl Consumer {
             Err(error) => Err(classify(error)),
         };
         (result, skipped)
-    }
-
-    /// The KlickTipp client (for discovery commands and tests).
-    pub fn klicktipp(&self) -> &KlickTippClient {
-        &self.klicktipp
     }
 }
 

@@ -49,10 +49,6 @@ impl Ingest {
         Self { queue, secrets }
     }
 
-    pub fn secrets(&self) -> &SourceSecrets {
-        &self.secrets
-    }
-
     pub async fn handle(&self, request: &RawRequest) -> IngestResponse {
         let response = self.respond(request).await;
         tracing::info!(

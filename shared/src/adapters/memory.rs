@@ -350,12 +350,6 @@ pub struct MemoryContactStore {
     records: Arc<Mutex<BTreeMap<Email, Versioned<ContactRecord>>>>,
 }
 
-impl MemoryContactStore {
-    pub fn all(&self) -> Vec<ContactRecord> {
-        lock(&self.records).values().map(|versioned| versioned.value.clone()).collect()
-    }
-}
-
 #[async_trait]
 impl ContactStore for MemoryContactStore {
     async fn load(&self, email: &Email) -> PortResult<Option<Versioned<ContactRecord>>> {

@@ -67,13 +67,6 @@ pub enum FieldSlot {
     DurationMinutes,
 }
 
-impl FieldSlot {
-    /// Slots that describe the person rather than one webinar.
-    pub fn is_contact_slot(self) -> bool {
-        matches!(self, FieldSlot::FirstName | FieldSlot::LastName | FieldSlot::Phone)
-    }
-}
-
 /// The merged knowledge about one registrant of one webinar.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactState {

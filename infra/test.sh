@@ -4,8 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+current=""
+step() { current="$*"; printf '\n==> %s\n' "$*"; }
+trap 'echo "test.sh: FAILED in step: ${current}" >&2' ERR
 started=$(date +%s)
+
+# Fails fast, with one line naming the tool, before anything long runs.
+require() {
+    local tool="$1" hint="$2"
+    shift 2
+    "$@" >/dev/null 2>&1 || { echo "test.sh: FAILED: ${tool} is missing: ${hint}" >&2; exit 1; }
+}
+step "prerequisites: cargo, rustfmt, clippy, python3"
+require cargo "install Rust with rustup (https://rustup.rs)" cargo --version
+require rustfmt "rustup component add rustfmt" cargo fmt --version
+require clippy "rustup component add clippy" cargo clippy --version
+require python3 "install python3 with venv support (Debian/Ubuntu: apt-get install python3-venv)" python3 --version
 
 step "tools: moto, cargo-lambda and zig from PyPI into .tools/"
 bash infra/local/install-tools.sh
@@ -28,7 +42,7 @@ bash infra/validate-template.sh
 step "cargo-lambda local flow: signed Zoom webhook -> ingest -> SQS (moto) -> consumer -> simulator"
 bash infra/local/lambda-flow.sh
 
-step "dependency audit: cargo-deny bans, licenses, sources (advisories need network)"
+step "dependency audit: cargo fetch --locked, then cargo-deny bans, licenses, sources (advisories need network)"
 bash infra/audit.sh
 
 printf '\nall checks passed in %ss\n' "$(( $(date +%s) - started ))"

@@ -41,8 +41,17 @@ start="$(now)"
 if pins_installed; then
   echo "install: pinned linters already in .sam, skipped ($(elapsed "$start"))"
 else
-  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
+  if [[ ! -x "$VENV/bin/python" ]] && ! python3 -m venv "$VENV"; then
+    echo "validate-template: FAILED: python3 -m venv $VENV did not work (on Debian/Ubuntu: apt-get install python3-venv)" >&2
+    exit 1
+  fi
+  # One pin at a time, so a failure names the linter that could not be installed.
+  for pin in "${PINS[@]}"; do
+    if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check "$pin"; then
+      echo "validate-template: FAILED: could not install ${pin} from PyPI (pip output above); needs network access to pypi.org" >&2
+      exit 1
+    fi
+  done
   echo "install: ${PINS[*]} ($(elapsed "$start"))"
 fi
 

@@ -27,6 +27,16 @@ if all_pinned; then
     exit 0
 fi
 
-[[ -x "$TOOLS/bin/python3" ]] || python3 -m venv "$TOOLS"
-"$TOOLS/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5' cargo-lambda==1.9.2 ziglang==0.17.1
+fail() { echo "install-tools: FAILED: $*" >&2; exit 1; }
+
+command -v python3 >/dev/null 2>&1 || fail "python3 is not installed (needed for moto, cargo-lambda and zig)"
+if [[ ! -x "$TOOLS/bin/python3" ]]; then
+    python3 -m venv "$TOOLS" || fail "python3 -m venv $TOOLS did not work (on Debian/Ubuntu: apt-get install python3-venv)"
+fi
+# One pin at a time, so a failure names the tool that could not be installed.
+for pin in 'moto[server]==5.2.5' cargo-lambda==1.9.2 ziglang==0.17.1; do
+    "$TOOLS/bin/pip" install --quiet --disable-pip-version-check "$pin" \
+        || fail "could not install ${pin} from PyPI (pip output above); needs network access to pypi.org"
+done
+all_pinned || fail "moto_server or cargo-lambda is missing from $TOOLS/bin after the install"
 echo "install-tools: installed into $TOOLS (put $TOOLS/bin first on PATH for cargo lambda)"

@@ -2,10 +2,10 @@
 //! `simulate`. Invalid configuration fails at start with one line naming the variable.
 
 use crate::Secret;
-use crate::domain::{DEFAULT_FULL_ATTENDANCE_PERCENT, FieldMap, Settings, TagTemplate};
+use crate::domain::{DEFAULT_FULL_ATTENDANCE_PERCENT, FieldMap, Language, Settings, StateNames, TagTemplate};
 use crate::klicktipp::{DEFAULT_BASE_URL, DEFAULT_RATE_PER_SECOND, KlickTippAuth, KlickTippConfig};
 use crate::sources::SourceSecrets;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -159,6 +159,7 @@ impl BridgeConfig {
             None => TagTemplate::default(),
             Some(raw) => TagTemplate::parse(&raw).map_err(|error| problem("BRIDGE_TAG_TEMPLATE", error.to_string()))?,
         };
+        let tag_template = tag_template.with_names(state_names(vars)?);
         let field_map = match get("BRIDGE_FIELD_MAP") {
             None => FieldMap::default(),
             Some(raw) => FieldMap::parse_json(&raw).map_err(|error| problem("BRIDGE_FIELD_MAP", error.to_string()))?,
@@ -213,6 +214,27 @@ impl BridgeConfig {
     }
 }
 
+/// `BRIDGE_LANGUAGE` (`en` default, `de`) and `BRIDGE_STATE_NAMES` (JSON: English state name ->
+/// word, over either language): the state words in tag names (DESIGN 13).
+pub fn state_names(vars: &HashMap<String, String>) -> Result<StateNames, ConfigError> {
+    let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let language = match get("BRIDGE_LANGUAGE") {
+        None => Language::default(),
+        Some(raw) => Language::parse(raw)
+            .ok_or_else(|| problem("BRIDGE_LANGUAGE", format!("must be {}, not {raw:?}", Language::CODES)))?,
+    };
+    let overrides: BTreeMap<String, String> = match get("BRIDGE_STATE_NAMES") {
+        None => BTreeMap::new(),
+        Some(raw) => serde_json::from_str(raw).map_err(|_| {
+            problem(
+                "BRIDGE_STATE_NAMES",
+                r#"must be a JSON object of English state name -> word, e.g. {"Buyer":"Kunde"}"#,
+            )
+        })?,
+    };
+    StateNames::new(language, &overrides).map_err(|error| problem("BRIDGE_STATE_NAMES", error.to_string()))
+}
+
 /// A `whsec_` secret must carry base64 key bytes; a plain secret is used as a bearer token and
 /// as raw HMAC key bytes.
 fn validate_standard_webhooks_secret(secret: &Secret) -> Result<(), ConfigError> {
@@ -239,6 +261,7 @@ fn validate_standard_webhooks_secret(secret: &Secret) -> Result<(), ConfigError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::StateLabel;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -287,6 +310,15 @@ mod tests {
             (vec![("BRIDGE_GENERIC_SECRET", "whsec_!!")], "BRIDGE_GENERIC_SECRET"),
             (vec![("BRIDGE_GENERIC_SECRET", "short")], "BRIDGE_GENERIC_SECRET"),
             (vec![("BRIDGE_CONSUMER_CONCURRENCY", "0")], "BRIDGE_CONSUMER_CONCURRENCY"),
+            (vec![("BRIDGE_LANGUAGE", "fr")], "BRIDGE_LANGUAGE"),
+            (vec![("BRIDGE_STATE_NAMES", "[\"Kunde\"]")], "BRIDGE_STATE_NAMES"),
+            (vec![("BRIDGE_STATE_NAMES", "{\"Bought\":\"Kunde\"}")], "BRIDGE_STATE_NAMES"),
+            (vec![("BRIDGE_STATE_NAMES", "{\"Buyer\":\" \"}")], "BRIDGE_STATE_NAMES"),
+            (vec![("BRIDGE_STATE_NAMES", "{\"Attended\":\"Fully Attended\"}")], "BRIDGE_STATE_NAMES"),
+            (
+                vec![("BRIDGE_LANGUAGE", "de"), ("BRIDGE_STATE_NAMES", "{\"Buyer\":\"teilgenommen\"}")],
+                "BRIDGE_STATE_NAMES",
+            ),
         ];
         for (pairs, variable) in cases {
             let error = BridgeConfig::from_vars(&vars(&pairs)).unwrap_err();
@@ -305,6 +337,24 @@ mod tests {
         .unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("very-secret-password") && !debug.contains("zoom-secret-token"));
+    }
+
+    #[test]
+    fn german_state_names_with_a_single_override() {
+        let config = BridgeConfig::from_vars(&vars(&[
+            ("BRIDGE_LANGUAGE", "de"),
+            ("BRIDGE_STATE_NAMES", r#"{"Buyer":"Kunde"}"#),
+        ]))
+        .unwrap();
+        let template = &config.settings.tag_template;
+        assert_eq!(template.render("Zoom", "Demo", StateLabel::Registered), "[Zoom] [Demo] Angemeldet");
+        assert_eq!(template.render("Zoom", "Demo", StateLabel::Buyer), "[Zoom] [Demo] Kunde");
+        let english = BridgeConfig::from_vars(&vars(&[("BRIDGE_STATE_NAMES", r#"{"Buyer":"Customer"}"#)])).unwrap();
+        assert_eq!(
+            english.settings.tag_template.render("Zoom", "Demo", StateLabel::Attended),
+            "[Zoom] [Demo] Attended"
+        );
+        assert_eq!(english.settings.tag_template.render("Zoom", "Demo", StateLabel::Buyer), "[Zoom] [Demo] Customer");
     }
 
     #[test]

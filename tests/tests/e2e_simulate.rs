@@ -214,3 +214,78 @@ fn a_bad_line_exits_2_naming_the_line() {
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.starts_with("BRIDGE_FULL_ATTENDANCE_PERCENT: "), "{}", run.stderr);
 }
+
+/// The example's contacts with each tag renamed by `rename(tool and webinar part, state word)`.
+fn example_contacts_renamed(rename: impl Fn(&str, &str) -> String) -> Value {
+    let mut contacts = expected_example_contacts();
+    for contact in contacts.as_array_mut().expect("contacts") {
+        let mut tags: Vec<String> = contact["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .map(|tag| {
+                let tag = tag.as_str().expect("tag name");
+                let (head, state) = tag.rsplit_once("] ").expect("[Tool] [Webinar] State");
+                rename(head, state)
+            })
+            .collect();
+        tags.sort();
+        contact["tags"] = json!(tags);
+    }
+    contacts
+}
+
+#[test]
+fn german_state_names_and_the_session_date_reach_klicktipp() {
+    let german = |state: &str| match state {
+        "Registered" => "Angemeldet",
+        "Cancelled" => "Abgemeldet",
+        "Did Not Attend" => "Nicht teilgenommen",
+        "Attended" => "Teilgenommen",
+        "Fully Attended" => "Komplett teilgenommen",
+        "Replay Watched" => "Aufzeichnung angesehen",
+        "Buyer" => "Käufer",
+        other => panic!("unexpected state {other}"),
+    };
+    let file = example_file();
+    let run = harness::run_bridge(
+        &BridgeEnv::with_sources().set("BRIDGE_LANGUAGE", "de"),
+        &["simulate", &file.to_string_lossy()],
+    );
+    assert_eq!(run.code, Some(0), "simulate failed: {}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    assert_events_add_up(&report);
+    assert_eq!(
+        report["klicktipp"]["contacts"],
+        example_contacts_renamed(|head, state| format!("{head}] {}", german(state)))
+    );
+
+    // One word overridden over German, and the session date in the webinar's zone: Demo Webinar
+    // starts 2026-01-15T17:00:00Z, Masterclass 2026-02-10 19:00 GMT+1.
+    let dated = BridgeEnv::with_sources()
+        .set("BRIDGE_LANGUAGE", "de")
+        .set("BRIDGE_STATE_NAMES", r#"{"Buyer":"Kunde"}"#)
+        .set("BRIDGE_TAG_TEMPLATE", "[{tool}] [{webinar} {date}] {state}");
+    let run = harness::run_bridge(&dated, &["simulate", &file.to_string_lossy()]);
+    assert_eq!(run.code, Some(0), "simulate failed: {}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    let expected = example_contacts_renamed(|head, state| {
+        let date = if head.contains("[Masterclass") { "2026-02-10" } else { "2026-01-15" };
+        let word = if state == "Buyer" { "Kunde" } else { german(state) };
+        format!("{head} {date}] {word}")
+    });
+    assert_eq!(report["klicktipp"]["contacts"], expected);
+}
+
+#[test]
+fn state_names_that_would_share_a_tag_stop_simulate_naming_the_variable() {
+    let file = example_file();
+    let colliding = BridgeEnv::with_sources()
+        .set("BRIDGE_LANGUAGE", "de")
+        .set("BRIDGE_STATE_NAMES", r#"{"Fully Attended":"Teilgenommen"}"#);
+    let run = harness::run_bridge(&colliding, &["simulate", &file.to_string_lossy()]);
+    assert_eq!(run.code, Some(2));
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("BRIDGE_STATE_NAMES: \"Attended\" and \"Fully Attended\""), "{}", run.stderr);
+}

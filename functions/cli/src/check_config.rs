@@ -5,13 +5,16 @@ use crate::wiring;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
-use webinar_bridge::domain::FieldMap;
+use webinar_bridge::domain::{FieldMap, TagTemplate, all_distinct, preview, session_date};
 use webinar_bridge::klicktipp::KlickTippClient;
 use webinar_bridge::sources::SourceSecrets;
 
 pub async fn run() -> anyhow::Result<ExitCode> {
     let config = wiring::load_config()?;
     let mut problems = source_problems(&config.secrets);
+    let (tags, tag_problems) = tag_preview(&config.settings.tag_template);
+    println!("Tag names of a webinar, for example: {}", tags.join(" | "));
+    problems.extend(tag_problems);
     if config.klicktipp.mode() == KlickTippMode::Listbuilding {
         println!(
             "Listbuilding mode: registrations are signed in with KLICKTIPP_LISTBUILDING_APIKEY; data fields and opt-in processes can only be checked with Management API credentials."
@@ -47,6 +50,20 @@ fn source_problems(secrets: &SourceSecrets) -> Vec<String> {
         "no webhook source is enabled: set at least one of BRIDGE_WEBINARJAM_SECRET, BRIDGE_EVERWEBINAR_SECRET, BRIDGE_ZOOM_SECRET_TOKEN, BRIDGE_GENERIC_SECRET"
             .to_owned(),
     ]
+}
+
+/// The seven state tags of an example webinar, and a problem if two of them would be one tag
+/// (the configuration refuses such names at start; this is the check on what it accepted).
+fn tag_preview(template: &TagTemplate) -> (Vec<String>, Vec<String>) {
+    let date =
+        template.uses_date().then(|| session_date(Some("2026-03-05T17:00:00Z"), Some("Europe/Berlin"))).flatten();
+    let tags = preview(template, "Zoom", "Demo Webinar", date);
+    let problems = if all_distinct(&tags) {
+        Vec::new()
+    } else {
+        vec!["BRIDGE_TAG_TEMPLATE / BRIDGE_STATE_NAMES: two states of one webinar would get the same tag".to_owned()]
+    };
+    (tags, problems)
 }
 
 /// Connects (listing the fields), then checks the field map and the opt-in process. A failed
@@ -85,6 +102,21 @@ fn field_problems(field_map: &FieldMap, account_fields: &BTreeMap<String, String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn previews_the_tags_in_the_configured_language() {
+        let vars = HashMap::from([
+            ("BRIDGE_LANGUAGE".to_owned(), "de".to_owned()),
+            ("BRIDGE_TAG_TEMPLATE".to_owned(), "[{tool}] [{webinar} {date}] {state}".to_owned()),
+        ]);
+        let config = BridgeConfig::from_vars(&vars).expect("valid");
+        let (tags, problems) = tag_preview(&config.settings.tag_template);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(tags.len(), 7);
+        assert_eq!(tags[0], "[Zoom] [Demo Webinar 2026-03-05] Angemeldet");
+        assert_eq!(tags[6], "[Zoom] [Demo Webinar 2026-03-05] Käufer");
+    }
 
     #[test]
     fn names_every_missing_field() {

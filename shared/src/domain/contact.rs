@@ -5,7 +5,7 @@ use super::email::Email;
 use super::event::{WebinarEvent, WebinarKey};
 use super::fields::{FieldFormat, FieldMap, FieldValue, LogicalField, url_with_scheme};
 use super::state::{ContactState, FieldSlot, Stamped};
-use super::tags::TagTemplate;
+use super::tags::{TagTemplate, session_date};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,8 +80,10 @@ impl ContactRecord {
         let mut desired = DesiredContact::default();
         for (key, state) in &self.webinars {
             let webinar_label = state.field(FieldSlot::WebinarName).unwrap_or(&key.webinar_id);
+            let date = session_date(state.field(FieldSlot::WebinarStart), state.field(FieldSlot::Timezone));
             for label in state.desired_labels(settings.full_attendance_percent) {
-                desired.tags.insert(settings.tag_template.render(key.source.tool_name(), webinar_label, label));
+                let tag = settings.tag_template.render_session(key.source.tool_name(), webinar_label, date, label);
+                desired.tags.insert(tag);
             }
         }
         let latest_webinar = self

@@ -18,4 +18,7 @@ pub use event::{
 pub use fields::{FieldFormat, FieldMap, FieldMapError, FieldValue, LogicalField, url_with_scheme};
 pub use plan::{Plan, Upsert, plan};
 pub use state::{Attendance, ContactState, FieldSlot, Registration, Stamp, Stamped, StateLabel};
-pub use tags::{DEFAULT_TAG_TEMPLATE, TagTemplate, TagTemplateError};
+pub use tags::{
+    DEFAULT_TAG_TEMPLATE, Language, MAX_STATE_WORD_CHARS, StateNames, StateNamesError, TagTemplate, TagTemplateError,
+    all_distinct, preview, session_date,
+};

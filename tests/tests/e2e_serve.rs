@@ -771,6 +771,11 @@ async fn discovery_and_check_config_read_the_account() {
 
     let ok = harness::run_bridge_async(&env.clone().set("KLICKTIPP_LISTID", "2"), &["check-config"]).await;
     assert_eq!(ok.code, Some(0), "{}{}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stdout.starts_with("Tag names of a webinar, for example: [Zoom] [Demo Webinar] Registered | "),
+        "{}",
+        ok.stdout
+    );
 
     let wrong = env
         .clone()

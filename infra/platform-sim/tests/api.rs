@@ -162,6 +162,26 @@ async fn serves_the_design_11_document_on_both_base_paths() {
     assert_eq!(registrants["registrants"][0]["id"], "reg_1");
     assert_eq!(registrants["registrants"][0]["status"], "approved");
 
+    // Recurring webinars: the list shows the webinar once, instances list every occurrence.
+    let mut data = sim.data();
+    let mut second = data.zoom.webinars[0].clone();
+    second.uuid = "Zz2nd0ccurrence==".to_owned();
+    second.start_time = "2026-01-22T17:00:00Z".to_owned();
+    data.zoom.webinars.push(second);
+    sim.set_data(data);
+    let list = zoom_get(&client, &sim, &token, "/v2/users/me/webinars").await.json();
+    assert_eq!(list["total_records"], 1);
+    assert_eq!(list["webinars"][0]["id"], 85_012_345_678_u64);
+    assert_eq!(list["webinars"][0]["uuid"], "Zz2nd0ccurrence==");
+    let instances = zoom_get(&client, &sim, &token, "/v2/past_webinars/85012345678/instances").await.json();
+    assert_eq!(
+        instances["webinars"],
+        json!([
+            {"uuid": "k7Zq9XvRTn2wYb3cQp1Lmg==", "start_time": "2026-01-15T17:00:00Z"},
+            {"uuid": "Zz2nd0ccurrence==", "start_time": "2026-01-22T17:00:00Z"}
+        ])
+    );
+
     let stats = sim.stats();
     assert_eq!(stats.calls_by_endpoint.get("POST /everwebinar/webinar"), Some(&1));
     assert_eq!(stats.calls_by_endpoint.get("GET /v2/report/webinars/{uuid}/participants"), Some(&1));

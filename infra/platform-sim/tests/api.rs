@@ -284,6 +284,8 @@ async fn the_21st_call_within_a_second_gets_429_without_retry_after() {
         let stats = sim.stats();
         assert_eq!(stats.http_429, 2);
         assert_eq!(stats.max_accepted_in_any_window, 21, "20 for the key plus one for the stranger");
+        assert_eq!(stats.max_accepted_in_any_window_by_key.get(&key), Some(&20));
+        assert_eq!(stats.max_accepted_in_any_window_by_key.get("someone-else"), Some(&1));
         assert!(stats.per_second.iter().map(|s| s.http_429).sum::<u64>() == 2);
     } else {
         eprintln!("machine too slow for the 1-second window check ({:?}); skipped", started.elapsed());

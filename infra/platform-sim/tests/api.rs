@@ -256,6 +256,11 @@ async fn registrants_come_in_pages_until_next_page_url_is_null() {
     let bad = post_form(&client, &url, &[("api_key", &key), ("webinar_id", "77"), ("page", "0")]).await;
     assert_eq!(bad.status, 422);
     assert!(bad.json()["message"].as_str().unwrap_or_default().contains("page"), "{}", bad.text);
+    let bad = post_form(&client, &url, &[("api_key", &key), ("webinar_id", "77"), ("purchased", "9")]).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.json()["message"].as_str().unwrap_or_default().contains("purchased"), "{}", bad.text);
+    let bought = post_form(&client, &url, &[("api_key", &key), ("webinar_id", "77"), ("purchased", "1")]).await.json();
+    assert_eq!(bought["registrants"]["total"], 0);
     sim.shutdown().await;
 }
 

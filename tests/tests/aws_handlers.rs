@@ -392,7 +392,10 @@ async fn consumer_hands_back_untouched_groups_when_the_invocation_is_about_to_ti
     let response = rig.consumer().await.handle(event.clone(), Some(SystemTime::now() + Duration::from_secs(2))).await;
     assert_eq!(failed_ids(&response), ids(&event, &[0]));
     assert_eq!(rig.simulator.total_calls(), 0);
-    // Handed back with no delay: the next receive gets it again.
+    // Handed back with the first retry delay (2 s), not at once: a receive spent without progress
+    // must not come straight back, or invocations cut short would burn maxReceiveCount (DESIGN 6).
+    assert!(rig.queue.receive_raw(10).await.is_empty(), "visible again before its retry delay");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let again = rig.queue.receive_raw(10).await;
     assert_eq!(again.len(), 1);
     rig.shutdown().await;

@@ -721,3 +721,68 @@ pub fn decode_event(body: &str) -> Result<WebinarEvent, String> {
     serde_json::from_value::<WebinarEvent>(document)
         .map_err(|error| format!("not an event this consumer can read (e.g. a kind from a newer ingest): {error}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::klicktipp::FieldError;
+
+    fn refusal(error: i64, key: Option<&str>) -> KlickTippError {
+        KlickTippError::Rejected {
+            operation: UPSERT_SUBSCRIBER,
+            status: 406,
+            error: Some(error),
+            code: None,
+            field: Some(Box::new(FieldError { key: key.map(str::to_owned), ..FieldError::default() })),
+            messages: Vec::new(),
+        }
+    }
+
+    fn sent(keys: &[&str]) -> BTreeMap<String, FieldValue> {
+        keys.iter().map(|key| ((*key).to_owned(), FieldValue::Text("x".into()))).collect()
+    }
+
+    #[test]
+    fn only_error_8_refuses_fields_and_the_named_one_when_it_was_sent() {
+        let fields = sent(&["field101", "fieldFirstName"]);
+        assert_eq!(refused_fields(&refusal(8, Some("field101")), &fields), ["field101"]);
+        assert_eq!(refused_fields(&refusal(8, None), &fields), ["field101", "fieldFirstName"], "unnamed: all");
+        assert_eq!(refused_fields(&refusal(8, Some("field999")), &fields).len(), 2, "named but not sent: all");
+        for address_refused in [4, 5, 9] {
+            assert!(refused_fields(&refusal(address_refused, None), &fields).is_empty(), "error {address_refused}");
+        }
+        assert!(refused_fields(&refusal(8, None), &BTreeMap::new()).is_empty(), "nothing to drop");
+    }
+
+    #[test]
+    fn bodies_this_consumer_cannot_read_say_why() {
+        assert!(decode_event("{\"event_id\": ").unwrap_err().starts_with("corrupt body: not JSON"));
+        assert!(decode_event("[1,2]").unwrap_err().starts_with("corrupt body: not a JSON object"));
+        let newer = decode_event("{\"schema\": 2}").unwrap_err();
+        assert!(newer.starts_with("unknown schema version 2"), "{newer}");
+        let kind = decode_event("{\"schema\": 1, \"kind\": \"bought\"}").unwrap_err();
+        assert!(kind.starts_with("not an event this consumer can read"), "{kind}");
+    }
+
+    #[test]
+    fn a_version_less_body_is_read_as_version_1() {
+        let document = serde_json::json!({
+            "event_id": "e1", "source": {"platform": "zoom"}, "kind": "registered",
+            "occurred_at": "2026-01-15T17:02:00Z", "received_at": "2026-01-15T17:02:01Z",
+            "contact": {"email": "erika@example.com"}, "webinar": {"id": "w1"},
+        });
+        match decode_event(&document.to_string()) {
+            Ok(event) => assert_eq!(event.schema, EVENT_SCHEMA_VERSION),
+            Err(reason) => panic!("{reason}"),
+        }
+    }
+
+    #[test]
+    fn the_default_delays_ride_out_more_than_three_hours_before_the_dead_letters() {
+        let defaults = ConsumerOptions::default();
+        assert_eq!(retry_delay(defaults.retry_base, defaults.retry_cap, 1), Duration::from_secs(2));
+        assert_eq!(retry_delay(defaults.retry_base, defaults.retry_cap, 40), DEFAULT_RETRY_CAP);
+        assert_eq!(ride_out(MAX_RECEIVE_COUNT), Duration::from_secs(1022 + 21 * 900));
+        assert!(ride_out(MAX_RECEIVE_COUNT) > Duration::from_secs(5 * 3600));
+    }
+}

@@ -76,6 +76,35 @@ pub struct BridgeConfig {
     pub db_path: PathBuf,
     /// Consumer instances sharing the rate cap (`ScalingConfig.MaximumConcurrency`).
     pub consumer_concurrency: u32,
+    /// The events queue's dead-letter queue: where the consumer puts messages it cannot read.
+    pub dead_letter_queue_url: Option<String>,
+}
+
+/// The process environment as read by [`BridgeConfig::from_vars`]: empty values count as unset.
+struct Vars<'a>(&'a HashMap<String, String>);
+
+impl Vars<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned)
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.get(name).map(Secret::new)
+    }
+
+    /// `name` parsed by `parse`, `default` when unset, else the problem `hint` describes.
+    fn parsed<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        hint: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => parse(&raw).ok_or_else(|| problem(name, hint)),
+        }
+    }
 }
 
 impl BridgeConfig {
@@ -85,126 +114,23 @@ impl BridgeConfig {
 
     /// Reads the variables; empty values count as unset.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned);
-        let secret = |name: &str| get(name).map(Secret::new);
-
-        let base_url = get("KLICKTIPP_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(problem("KLICKTIPP_BASE_URL", "must start with https:// (or http:// for a local simulator)"));
-        }
-        let auth = match (
-            get("KLICKTIPP_USERNAME"),
-            secret("KLICKTIPP_PASSWORD"),
-            secret("KLICKTIPP_DEVELOPER_KEY"),
-            secret("KLICKTIPP_CUSTOMER_KEY"),
-        ) {
-            (Some(username), _, Some(developer_key), Some(customer_key)) => {
-                if hex::decode(developer_key.expose()).is_err() {
-                    return Err(problem(
-                        "KLICKTIPP_DEVELOPER_KEY",
-                        "must be the hexadecimal developer key KlickTipp issued",
-                    ));
-                }
-                KlickTippAuth::Partner { username, developer_key, customer_key }
-            }
-            (_, _, Some(_), None) => {
-                return Err(problem("KLICKTIPP_CUSTOMER_KEY", "is required together with KLICKTIPP_DEVELOPER_KEY"));
-            }
-            (_, _, None, Some(_)) => {
-                return Err(problem("KLICKTIPP_DEVELOPER_KEY", "is required together with KLICKTIPP_CUSTOMER_KEY"));
-            }
-            (None, _, Some(_), Some(_)) => {
-                return Err(problem("KLICKTIPP_USERNAME", "is required for partner authentication (the X-Un header)"));
-            }
-            (Some(username), Some(password), None, None) => KlickTippAuth::Session { username, password },
-            (Some(_), None, None, None) => {
-                return Err(problem("KLICKTIPP_PASSWORD", "is required together with KLICKTIPP_USERNAME"));
-            }
-            (None, Some(_), None, None) => {
-                return Err(problem("KLICKTIPP_USERNAME", "is required together with KLICKTIPP_PASSWORD"));
-            }
-            (None, None, None, None) => KlickTippAuth::None,
-        };
-        let listid = get("KLICKTIPP_LISTID")
-            .map(|raw| {
-                raw.parse::<u64>().map_err(|_| {
-                    problem(
-                        "KLICKTIPP_LISTID",
-                        "must be the numeric id of an opt-in process (see `webinar-bridge klicktipp optins`)",
-                    )
-                })
-            })
-            .transpose()?;
-        let rps = match get("BRIDGE_KLICKTIPP_RPS") {
-            None => DEFAULT_RATE_PER_SECOND,
-            Some(raw) => match raw.parse::<f64>() {
-                Ok(rps) if rps.is_finite() && rps > 0.0 && rps <= 1000.0 => rps,
-                _ => {
-                    return Err(problem(
-                        "BRIDGE_KLICKTIPP_RPS",
-                        "must be a number of calls per second between 0 and 1000, e.g. 10",
-                    ));
-                }
-            },
-        };
-        let klicktipp = KlickTippSettings {
-            base_url,
-            auth,
-            listid,
-            listbuilding_apikey: secret("KLICKTIPP_LISTBUILDING_APIKEY"),
-            rps,
-        };
-
-        let tag_template = match get("BRIDGE_TAG_TEMPLATE") {
-            None => TagTemplate::default(),
-            Some(raw) => TagTemplate::parse(&raw).map_err(|error| problem("BRIDGE_TAG_TEMPLATE", error.to_string()))?,
-        };
-        let tag_template = tag_template.with_names(state_names(vars)?);
-        let field_map = match get("BRIDGE_FIELD_MAP") {
-            None => FieldMap::default(),
-            Some(raw) => FieldMap::parse_json(&raw).map_err(|error| problem("BRIDGE_FIELD_MAP", error.to_string()))?,
-        };
-        let full_attendance_percent = match get("BRIDGE_FULL_ATTENDANCE_PERCENT") {
-            None => DEFAULT_FULL_ATTENDANCE_PERCENT,
-            Some(raw) => raw.parse::<u8>().ok().filter(|percent| (1..=100).contains(percent)).ok_or_else(|| {
-                problem("BRIDGE_FULL_ATTENDANCE_PERCENT", "must be a whole percentage from 1 to 100, e.g. 80")
-            })?,
-        };
-        let retention_days = match get("BRIDGE_EVENT_RETENTION_DAYS") {
-            None => DEFAULT_RETENTION_DAYS,
-            Some(raw) => raw.parse::<u32>().ok().filter(|days| (1..=3650).contains(days)).ok_or_else(|| {
-                problem("BRIDGE_EVENT_RETENTION_DAYS", "must be a number of days from 1 to 3650, e.g. 30")
-            })?,
-        };
-        let generic = secret("BRIDGE_GENERIC_SECRET");
-        if let Some(generic) = &generic {
-            validate_standard_webhooks_secret(generic)?;
-        }
-        let consumer_concurrency = match get("BRIDGE_CONSUMER_CONCURRENCY") {
-            None => 2,
-            Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
-                problem(
-                    "BRIDGE_CONSUMER_CONCURRENCY",
-                    "must be the consumer's maximum concurrency, a whole number from 1 to 1000",
-                )
-            })?,
-        };
-
+        let vars = Vars(vars);
         Ok(Self {
-            klicktipp,
-            settings: Settings { tag_template, field_map, full_attendance_percent },
-            retention: Duration::from_secs(u64::from(retention_days) * 86_400),
-            secrets: SourceSecrets {
-                webinarjam: secret("BRIDGE_WEBINARJAM_SECRET"),
-                everwebinar: secret("BRIDGE_EVERWEBINAR_SECRET"),
-                zoom: secret("BRIDGE_ZOOM_SECRET_TOKEN"),
-                generic,
-            },
-            events_queue_url: get("EVENTS_QUEUE_URL"),
-            events_table: get("EVENTS_TABLE"),
-            contacts_table: get("CONTACTS_TABLE"),
-            db_path: PathBuf::from(get("BRIDGE_DB").unwrap_or_else(|| DEFAULT_DB_PATH.to_owned())),
-            consumer_concurrency,
+            klicktipp: klicktipp_settings(&vars)?,
+            settings: engine_settings(&vars)?,
+            retention: retention(&vars)?,
+            secrets: source_secrets(&vars)?,
+            events_queue_url: vars.get("EVENTS_QUEUE_URL"),
+            events_table: vars.get("EVENTS_TABLE"),
+            contacts_table: vars.get("CONTACTS_TABLE"),
+            db_path: PathBuf::from(vars.get("BRIDGE_DB").unwrap_or_else(|| DEFAULT_DB_PATH.to_owned())),
+            consumer_concurrency: vars.parsed(
+                "BRIDGE_CONSUMER_CONCURRENCY",
+                2,
+                "must be the consumer's maximum concurrency, a whole number from 1 to 1000",
+                |raw| raw.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
+            )?,
+            dead_letter_queue_url: vars.get("DEAD_LETTER_QUEUE_URL"),
         })
     }
 
@@ -233,6 +159,117 @@ pub fn state_names(vars: &HashMap<String, String>) -> Result<StateNames, ConfigE
         })?,
     };
     StateNames::new(language, &overrides).map_err(|error| problem("BRIDGE_STATE_NAMES", error.to_string()))
+}
+
+/// Where KlickTipp is, how to sign in, which opt-in process, and the account's rate.
+fn klicktipp_settings(vars: &Vars<'_>) -> Result<KlickTippSettings, ConfigError> {
+    let base_url = vars.get("KLICKTIPP_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(problem("KLICKTIPP_BASE_URL", "must start with https:// (or http:// for a local simulator)"));
+    }
+    let auth = klicktipp_auth(vars)?;
+    let listid = vars.parsed(
+        "KLICKTIPP_LISTID",
+        None,
+        "must be the numeric id of an opt-in process (see `webinar-bridge klicktipp optins`)",
+        |raw| raw.parse::<u64>().ok().map(Some),
+    )?;
+    let rps = vars.parsed(
+        "BRIDGE_KLICKTIPP_RPS",
+        DEFAULT_RATE_PER_SECOND,
+        "must be a number of calls per second between 0 and 1000, e.g. 10",
+        |raw| raw.parse::<f64>().ok().filter(|rps| rps.is_finite() && *rps > 0.0 && *rps <= 1000.0),
+    )?;
+    Ok(KlickTippSettings {
+        base_url,
+        auth,
+        listid,
+        listbuilding_apikey: vars.secret("KLICKTIPP_LISTBUILDING_APIKEY"),
+        rps,
+    })
+}
+
+/// Partner keys, a session login, or none; a half-given pair is a problem.
+fn klicktipp_auth(vars: &Vars<'_>) -> Result<KlickTippAuth, ConfigError> {
+    let auth = match (
+        vars.get("KLICKTIPP_USERNAME"),
+        vars.secret("KLICKTIPP_PASSWORD"),
+        vars.secret("KLICKTIPP_DEVELOPER_KEY"),
+        vars.secret("KLICKTIPP_CUSTOMER_KEY"),
+    ) {
+        (Some(username), _, Some(developer_key), Some(customer_key)) => {
+            if hex::decode(developer_key.expose()).is_err() {
+                return Err(problem(
+                    "KLICKTIPP_DEVELOPER_KEY",
+                    "must be the hexadecimal developer key KlickTipp issued",
+                ));
+            }
+            KlickTippAuth::Partner { username, developer_key, customer_key }
+        }
+        (_, _, Some(_), None) => {
+            return Err(problem("KLICKTIPP_CUSTOMER_KEY", "is required together with KLICKTIPP_DEVELOPER_KEY"));
+        }
+        (_, _, None, Some(_)) => {
+            return Err(problem("KLICKTIPP_DEVELOPER_KEY", "is required together with KLICKTIPP_CUSTOMER_KEY"));
+        }
+        (None, _, Some(_), Some(_)) => {
+            return Err(problem("KLICKTIPP_USERNAME", "is required for partner authentication (the X-Un header)"));
+        }
+        (Some(username), Some(password), None, None) => KlickTippAuth::Session { username, password },
+        (Some(_), None, None, None) => {
+            return Err(problem("KLICKTIPP_PASSWORD", "is required together with KLICKTIPP_USERNAME"));
+        }
+        (None, Some(_), None, None) => {
+            return Err(problem("KLICKTIPP_USERNAME", "is required together with KLICKTIPP_PASSWORD"));
+        }
+        (None, None, None, None) => KlickTippAuth::None,
+    };
+    Ok(auth)
+}
+
+/// The user's choices that shape what KlickTipp shows: tag names, field map, attendance.
+fn engine_settings(vars: &Vars<'_>) -> Result<Settings, ConfigError> {
+    let tag_template = match vars.get("BRIDGE_TAG_TEMPLATE") {
+        None => TagTemplate::default(),
+        Some(raw) => TagTemplate::parse(&raw).map_err(|error| problem("BRIDGE_TAG_TEMPLATE", error.to_string()))?,
+    };
+    let tag_template = tag_template.with_names(state_names(vars.0)?);
+    let field_map = match vars.get("BRIDGE_FIELD_MAP") {
+        None => FieldMap::default(),
+        Some(raw) => FieldMap::parse_json(&raw).map_err(|error| problem("BRIDGE_FIELD_MAP", error.to_string()))?,
+    };
+    let full_attendance_percent = vars.parsed(
+        "BRIDGE_FULL_ATTENDANCE_PERCENT",
+        DEFAULT_FULL_ATTENDANCE_PERCENT,
+        "must be a whole percentage from 1 to 100, e.g. 80",
+        |raw| raw.parse::<u8>().ok().filter(|percent| (1..=100).contains(percent)),
+    )?;
+    Ok(Settings { tag_template, field_map, full_attendance_percent })
+}
+
+/// How long event records are kept.
+fn retention(vars: &Vars<'_>) -> Result<Duration, ConfigError> {
+    let days = vars.parsed(
+        "BRIDGE_EVENT_RETENTION_DAYS",
+        DEFAULT_RETENTION_DAYS,
+        "must be a number of days from 1 to 3650, e.g. 30",
+        |raw| raw.parse::<u32>().ok().filter(|days| (1..=3650).contains(days)),
+    )?;
+    Ok(Duration::from_secs(u64::from(days) * 86_400))
+}
+
+/// The webhook secrets of each source; a generic secret must be usable.
+fn source_secrets(vars: &Vars<'_>) -> Result<SourceSecrets, ConfigError> {
+    let generic = vars.secret("BRIDGE_GENERIC_SECRET");
+    if let Some(generic) = &generic {
+        validate_standard_webhooks_secret(generic)?;
+    }
+    Ok(SourceSecrets {
+        webinarjam: vars.secret("BRIDGE_WEBINARJAM_SECRET"),
+        everwebinar: vars.secret("BRIDGE_EVERWEBINAR_SECRET"),
+        zoom: vars.secret("BRIDGE_ZOOM_SECRET_TOKEN"),
+        generic,
+    })
 }
 
 /// A `whsec_` secret must carry base64 key bytes; a plain secret is used as a bearer token and

@@ -5,8 +5,11 @@
 //! events. Every step is safe to redo: claims lease out, KlickTipp calls are idempotent in
 //! effect, and a redo re-plans from what was saved.
 
-use crate::domain::{AppliedView, ContactRecord, Email, EventId, EventKind, Plan, Settings, WebinarEvent, plan};
-use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSCRIBER, UpsertSubscriber};
+use crate::domain::{
+    AppliedView, ContactRecord, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, FieldProblem, FieldProblems,
+    FieldValue, Plan, Settings, WebinarEvent, plan, value_fingerprint, withhold_refused,
+};
+use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSCRIBER, UpsertSubscriber, deadline};
 use crate::ports::{Claim, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason};
 use crate::tag_resolver::{TagResolveError, TagResolver};
 use futures::stream::{self, StreamExt};
@@ -19,6 +22,10 @@ use tokio::time::Instant;
 const KLICKTIPP_TAG_NOT_FOUND: i64 = 403;
 /// KlickTipp's "subscriber not found" error number (also used for an unknown tag by some accounts).
 const KLICKTIPP_SUBSCRIBER_NOT_FOUND: i64 = 7;
+/// KlickTipp's "field validation failed" error number (a data field refused its value).
+const KLICKTIPP_FIELD_REFUSED: i64 = 8;
+/// The HTTP status KlickTipp refuses a request with ("processed but rejected").
+const KLICKTIPP_REFUSAL_STATUS: u16 = 406;
 
 /// Where registrations go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +44,9 @@ pub struct ConsumerOptions {
     pub retention: Duration,
     pub listid: Option<u64>,
     pub mode: ApplyMode,
-    /// First retry delay; doubles with every receive, up to `retry_cap`.
+    /// First retry delay; doubles with every receive, up to `retry_cap`. With the queue's
+    /// maximum receive count this sets how long an outage or throttling is ridden out before a
+    /// message reaches the dead-letter queue (see [`ride_out`]).
     pub retry_base: Duration,
     pub retry_cap: Duration,
     /// Contacts processed at the same time within one batch (the rate limiter still caps calls).
@@ -54,11 +63,34 @@ impl Default for ConsumerOptions {
             listid: None,
             mode: ApplyMode::Management,
             retry_base: Duration::from_secs(2),
-            retry_cap: Duration::from_secs(300),
+            retry_cap: DEFAULT_RETRY_CAP,
             group_concurrency: 8,
             max_save_attempts: 3,
         }
     }
+}
+
+/// The longest retry delay: under a KlickTipp outage or throttling the delays grow to this, so
+/// the queue's receive count is spent slowly (DESIGN 6).
+pub const DEFAULT_RETRY_CAP: Duration = Duration::from_secs(15 * 60);
+
+/// The receives after which the queue dead-letters a message, as deployed (template.yaml
+/// `maxReceiveCount`) and in `serve`: with the default delays a message survives
+/// [`ride_out`]`(30)` of failures, about 5.5 hours.
+pub const MAX_RECEIVE_COUNT: u32 = 30;
+
+/// The retry delay after the `receive_count`-th receive of a message failed.
+pub fn retry_delay(base: Duration, cap: Duration, receive_count: u32) -> Duration {
+    let exponent = receive_count.saturating_sub(1).min(16);
+    base.saturating_mul(1 << exponent).min(cap)
+}
+
+/// How long a message whose every attempt fails stays out of the dead-letter queue with the
+/// default delays: the sum of the delays of `max_receive_count` receives (processing time not
+/// counted, so the real figure is a little longer).
+pub fn ride_out(max_receive_count: u32) -> Duration {
+    let defaults = ConsumerOptions::default();
+    (1..=max_receive_count).map(|receive| retry_delay(defaults.retry_base, defaults.retry_cap, receive)).sum()
 }
 
 /// How one message ended in this batch.
@@ -70,7 +102,9 @@ pub enum MessageResult {
     Flagged,
     Rejected(RejectionReason),
     Skipped(String),
-    /// The body is not an event document; it can never succeed.
+    /// This consumer cannot decode the body (corrupt, an unknown schema version or kind from a
+    /// newer ingest): it goes to the dead-letter queue with this reason, byte for byte, so a
+    /// newer consumer can process it after a redrive. Never deleted.
     Unreadable(String),
 }
 
@@ -177,8 +211,10 @@ impl Consumer {
         self
     }
 
-    /// Processes a batch; groups not started before `deadline` are handed back untouched.
-    /// Outcomes come back in the order of `messages`.
+    /// Processes a batch within `deadline`: groups not started by then are handed back untouched,
+    /// and no KlickTipp call or wait of a started group runs past it (unfinished groups release
+    /// their claims and go back to the queue with a delay). Outcomes come back in the order of
+    /// `messages`.
     pub async fn process_batch(&self, messages: &[QueuedMessage], deadline: Option<Instant>) -> Vec<MessageOutcome> {
         let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, message) in messages.iter().enumerate() {
@@ -188,9 +224,10 @@ impl Consumer {
             .map(|indices| async move {
                 let group: Vec<&QueuedMessage> = indices.iter().map(|&i| &messages[i]).collect();
                 let outcomes = if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    retry_all(&group, Duration::ZERO, "the invocation is about to time out")
+                    let outcomes = initial_outcomes(&group);
+                    self.retry_group(&group, outcomes, None, "the invocation is about to time out")
                 } else {
-                    self.process_group(&group).await
+                    deadline::within(deadline, self.process_group(&group)).await
                 };
                 (indices, outcomes)
             })
@@ -206,24 +243,57 @@ impl Consumer {
         ordered.into_iter().flatten().collect()
     }
 
-    /// One FIFO group: every message of one contact in this batch, in order.
+    /// One FIFO group: every message of one contact in this batch, in order. Claim the events,
+    /// apply them together, record how they ended.
     async fn process_group(&self, group: &[&QueuedMessage]) -> Vec<MessageOutcome> {
+        let mut outcomes = initial_outcomes(group);
+        let claimed = match self.claim_group(group, &mut outcomes).await {
+            Ok(claimed) => claimed,
+            Err(GroupRetry { reason, retry_after }) => return self.retry_group(group, outcomes, retry_after, &reason),
+        };
+        let Some((_, first)) = claimed.first() else {
+            return outcomes;
+        };
+        let email = first.contact.email.clone();
+        let events: Vec<WebinarEvent> = claimed.iter().map(|(_, event)| event.clone()).collect();
+        let result = self.apply_contact(&email, &events).await;
+        let finished = match result {
+            Ok(skipped) => self.complete_applied(&email, &claimed, &skipped, &mut outcomes).await,
+            Err(ApplyError::Permanent(reason)) => {
+                self.complete_rejected(&email, &claimed, &reason, &mut outcomes).await
+            }
+            Err(ApplyError::Retry { reason, retry_after }) => {
+                tracing::warn!(contact = %email.short_hash(), %reason, "will retry");
+                self.release(&claimed).await;
+                Err(GroupRetry { reason, retry_after })
+            }
+            Err(ApplyError::Crash) => {
+                outcomes.iter_mut().for_each(|outcome| outcome.disposition = Disposition::Abandoned);
+                Ok(())
+            }
+        };
+        match finished {
+            Ok(()) => outcomes,
+            Err(GroupRetry { reason, retry_after }) => self.retry_group(group, outcomes, retry_after, &reason),
+        }
+    }
+
+    /// Decodes and claims each message of the group. Messages that need no work (unreadable,
+    /// duplicates, flagged) get their outcome here; the claimed events come back with their index.
+    /// When one event cannot be claimed now, the claims taken so far are released.
+    async fn claim_group(
+        &self,
+        group: &[&QueuedMessage],
+        outcomes: &mut [MessageOutcome],
+    ) -> Result<Vec<(usize, WebinarEvent)>, GroupRetry> {
         let now = self.clock.now();
-        let mut outcomes: Vec<MessageOutcome> = group
-            .iter()
-            .map(|message| MessageOutcome {
-                message_id: message.message_id.clone(),
-                event_id: None,
-                disposition: Disposition::Done(MessageResult::Applied),
-            })
-            .collect();
         let mut claimed: Vec<(usize, WebinarEvent)> = Vec::new();
         for (index, message) in group.iter().enumerate() {
-            let event = match serde_json::from_str::<WebinarEvent>(&message.body) {
+            let event = match decode_event(&message.body) {
                 Ok(event) => event,
-                Err(error) => {
-                    tracing::error!(message_id = %message.message_id, %error, "unreadable queue message dropped");
-                    outcomes[index].disposition = Disposition::Done(MessageResult::Unreadable(error.to_string()));
+                Err(reason) => {
+                    tracing::error!(message_id = %message.message_id, %reason, "unreadable queue message; to the dead-letter queue");
+                    outcomes[index].disposition = Disposition::Done(MessageResult::Unreadable(reason));
                     continue;
                 }
             };
@@ -243,77 +313,81 @@ impl Consumer {
                 .log
                 .claim(&event.event_id, &event.fingerprint(), now, self.options.lease, self.options.retention)
                 .await;
-            match claim {
-                Ok(Claim::Claimed) => claimed.push((index, event)),
+            let retry = match claim {
+                Ok(Claim::Claimed) => {
+                    claimed.push((index, event));
+                    continue;
+                }
                 Ok(Claim::Completed(_)) => {
                     tracing::info!(event_id = %event.event_id, "duplicate");
                     outcomes[index].disposition = Disposition::Done(MessageResult::Duplicate);
+                    continue;
                 }
                 Ok(Claim::PayloadMismatch) => {
                     tracing::warn!(event_id = %event.event_id, contact = %event.contact.email.short_hash(), "event id reused with a different payload; not applied");
                     outcomes[index].disposition = Disposition::Done(MessageResult::Flagged);
+                    continue;
                 }
-                Ok(Claim::Busy) => {
-                    // Wait out the other worker's lease instead of spending receives on it: short
-                    // backoffs would reach the dead-letter queue before a crashed lease expires.
-                    self.release(&claimed).await;
-                    let lease = Some(self.options.lease);
-                    return self.retry_group(group, outcomes, lease, "another worker holds this event");
-                }
-                Err(error) => {
-                    self.release(&claimed).await;
-                    return self.retry_group(group, outcomes, None, &error.to_string());
-                }
-            }
+                // Wait out the other worker's lease instead of spending receives on it: short
+                // backoffs would reach the dead-letter queue before a crashed lease expires.
+                Ok(Claim::Busy) => GroupRetry {
+                    reason: "another worker holds this event".into(),
+                    retry_after: Some(self.options.lease),
+                },
+                Err(error) => GroupRetry { reason: error.to_string(), retry_after: None },
+            };
+            self.release(&claimed).await;
+            return Err(retry);
         }
-        let Some((_, first)) = claimed.first() else {
-            return outcomes;
-        };
-        let email = first.contact.email.clone();
-        let events: Vec<WebinarEvent> = claimed.iter().map(|(_, event)| event.clone()).collect();
-        match self.apply_contact(&email, &events).await {
-            Ok(skipped) => {
-                let now = self.clock.now();
-                for (index, event) in &claimed {
-                    let (result, outcome) = match skipped.get(&event.event_id) {
-                        Some(reason) => {
-                            (MessageResult::Skipped(reason.clone()), FinalOutcome::Skipped { reason: reason.clone() })
-                        }
-                        None => (MessageResult::Applied, FinalOutcome::Applied),
-                    };
-                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await
-                    {
-                        // The effect is saved; a redelivery re-plans to nothing and completes.
-                        return self.retry_group(group, outcomes, None, &error.to_string());
-                    }
-                    outcomes[*index].disposition = Disposition::Done(result);
+        Ok(claimed)
+    }
+
+    /// Records `applied` (or `skipped`) for every claimed event.
+    async fn complete_applied(
+        &self,
+        email: &Email,
+        claimed: &[(usize, WebinarEvent)],
+        skipped: &BTreeMap<EventId, String>,
+        outcomes: &mut [MessageOutcome],
+    ) -> Result<(), GroupRetry> {
+        let now = self.clock.now();
+        for (index, event) in claimed {
+            let (result, outcome) = match skipped.get(&event.event_id) {
+                Some(reason) => {
+                    (MessageResult::Skipped(reason.clone()), FinalOutcome::Skipped { reason: reason.clone() })
                 }
-                tracing::info!(contact = %email.short_hash(), events = claimed.len(), "applied");
-                outcomes
-            }
-            Err(ApplyError::Permanent(reason)) => {
-                tracing::warn!(contact = %email.short_hash(), operation = %reason.operation, error_number = reason.error_number, field = reason.field.as_deref(), reason = %reason.reason, "rejected by KlickTipp");
-                let now = self.clock.now();
-                for (index, event) in &claimed {
-                    let outcome = FinalOutcome::Rejected(reason.clone());
-                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await
-                    {
-                        return self.retry_group(group, outcomes, None, &error.to_string());
-                    }
-                    outcomes[*index].disposition = Disposition::Done(MessageResult::Rejected(reason.clone()));
-                }
-                outcomes
-            }
-            Err(ApplyError::Retry { reason, retry_after }) => {
-                tracing::warn!(contact = %email.short_hash(), %reason, "will retry");
-                self.release(&claimed).await;
-                self.retry_group(group, outcomes, retry_after, &reason)
-            }
-            Err(ApplyError::Crash) => {
-                outcomes.iter_mut().for_each(|outcome| outcome.disposition = Disposition::Abandoned);
-                outcomes
-            }
+                None => (MessageResult::Applied, FinalOutcome::Applied),
+            };
+            // On failure the effect is saved; a redelivery re-plans to nothing and completes.
+            self.log
+                .complete(&event.event_id, &outcome, now, self.options.retention)
+                .await
+                .map_err(GroupRetry::from)?;
+            outcomes[*index].disposition = Disposition::Done(result);
         }
+        tracing::info!(contact = %email.short_hash(), events = claimed.len(), "applied");
+        Ok(())
+    }
+
+    /// Records the permanent rejection for every claimed event.
+    async fn complete_rejected(
+        &self,
+        email: &Email,
+        claimed: &[(usize, WebinarEvent)],
+        reason: &RejectionReason,
+        outcomes: &mut [MessageOutcome],
+    ) -> Result<(), GroupRetry> {
+        tracing::warn!(contact = %email.short_hash(), operation = %reason.operation, error_number = reason.error_number, field = reason.field.as_deref(), reason = %reason.reason, "rejected by KlickTipp");
+        let now = self.clock.now();
+        let outcome = FinalOutcome::Rejected(reason.clone());
+        for (index, event) in claimed {
+            self.log
+                .complete(&event.event_id, &outcome, now, self.options.retention)
+                .await
+                .map_err(GroupRetry::from)?;
+            outcomes[*index].disposition = Disposition::Done(MessageResult::Rejected(reason.clone()));
+        }
+        Ok(())
     }
 
     /// FIFO: when one message of a group fails, the whole group goes back, in order.
@@ -333,8 +407,7 @@ impl Consumer {
     }
 
     fn backoff(&self, receive_count: u32) -> Duration {
-        let exponent = receive_count.saturating_sub(1).min(16);
-        self.options.retry_base.saturating_mul(1 << exponent).min(self.options.retry_cap)
+        retry_delay(self.options.retry_base, self.options.retry_cap, receive_count)
     }
 
     async fn release(&self, claimed: &[(usize, WebinarEvent)]) {
@@ -357,6 +430,7 @@ impl Consumer {
         email: &Email,
         events: &[WebinarEvent],
     ) -> Result<BTreeMap<EventId, String>, ApplyError> {
+        let newest_event = events.last().map(|event| &event.event_id);
         for _ in 0..self.options.max_save_attempts.max(1) {
             let loaded = self.contacts.load(email).await?;
             let mut version = loaded.as_ref().map(|versioned| versioned.version);
@@ -376,7 +450,9 @@ impl Consumer {
                 }
             }
             let (result, skipped) = match self.options.mode {
-                ApplyMode::Management => (self.apply_management(&mut record, &unconfirmed).await, BTreeMap::new()),
+                ApplyMode::Management => {
+                    (self.apply_management(&mut record, &unconfirmed, newest_event).await, BTreeMap::new())
+                }
                 ApplyMode::Listbuilding => self.apply_listbuilding(&mut record, events).await,
             };
             if self.crash_at(CrashPoint::AfterKlickTippBeforeSave) {
@@ -406,12 +482,15 @@ impl Consumer {
     }
 
     /// `unconfirmed`: [`Self::unconfirmed_tags`] of the record as loaded, before this batch.
+    /// `event`: the newest event of the batch, named in a field problem found on the way.
     async fn apply_management(
         &self,
         record: &mut ContactRecord,
         unconfirmed: &BTreeSet<String>,
+        event: Option<&EventId>,
     ) -> Result<(), ApplyError> {
-        let desired = record.desired(&self.settings);
+        let mut desired = record.desired(&self.settings);
+        withhold_refused(&mut desired, &record.field_problems);
         let mut plan = plan(&desired, &record.applied, |name| self.tags.is_cached(name));
         // One that is no longer wanted may be in KlickTipp all the same: remove it (untag is
         // idempotent; a tag the account does not have is skipped).
@@ -422,7 +501,8 @@ impl Consumer {
         }
         tracing::debug!(contact = %record.email.short_hash(), calls = plan.call_count(), "plan");
         let email = record.email.clone();
-        let result = self.execute(&email, &plan, &mut record.applied).await;
+        let found_by = FoundBy { email: &email, event };
+        let result = self.execute(&found_by, &plan, &mut record.applied, &mut record.field_problems).await;
         if let Err(ApplyError::Permanent(reason)) = &result
             && self.recover_stale_view(reason, &plan, &mut record.applied).await
         {
@@ -450,9 +530,17 @@ impl Consumer {
         true
     }
 
-    /// Runs the plan, recording in `applied` each call that succeeded, so a failure part-way
-    /// saves the progress and the retry plans only what is left.
-    async fn execute(&self, email: &Email, plan: &Plan, applied: &mut AppliedView) -> Result<(), ApplyError> {
+    /// Runs the plan, recording in `applied` each call that succeeded (and in `problems` each
+    /// field KlickTipp refused), so a failure part-way saves the progress and the retry plans
+    /// only what is left.
+    async fn execute(
+        &self,
+        found_by: &FoundBy<'_>,
+        plan: &Plan,
+        applied: &mut AppliedView,
+        problems: &mut FieldProblems,
+    ) -> Result<(), ApplyError> {
+        let email = found_by.email;
         for name in &plan.create_tags {
             self.tags.resolve(name).await?;
         }
@@ -461,15 +549,12 @@ impl Consumer {
                 Some(name) => Some(self.tags.resolve(name).await?.0),
                 None => None,
             };
-            let request = UpsertSubscriber {
-                email: email.as_str().to_owned(),
-                listid: self.options.listid,
-                tagid,
-                fields: upsert.fields.clone(),
-            };
-            self.klicktipp.upsert_subscriber(&request).await.map_err(classify)?;
+            let accepted = self.upsert_without_refused(found_by, upsert.fields.clone(), tagid, problems).await?;
             applied.known = true;
-            applied.fields.extend(upsert.fields.clone());
+            for key in accepted.keys() {
+                problems.remove(key);
+            }
+            applied.fields.extend(accepted);
             applied.tags.extend(upsert.tag.clone());
         }
         if !plan.tag.is_empty() {
@@ -488,6 +573,56 @@ impl Consumer {
             applied.tags.remove(name);
         }
         Ok(())
+    }
+
+    /// `POST /subscriber`, repeated without each data field whose value KlickTipp refuses
+    /// (DESIGN 6): the contact and its tag are applied all the same, and the refusal is recorded
+    /// in `problems`. Returns the fields KlickTipp accepted. Each round drops a field, so this
+    /// makes at most one call more than there are fields.
+    async fn upsert_without_refused(
+        &self,
+        found_by: &FoundBy<'_>,
+        mut fields: BTreeMap<String, FieldValue>,
+        tagid: Option<u64>,
+        problems: &mut FieldProblems,
+    ) -> Result<BTreeMap<String, FieldValue>, ApplyError> {
+        let email = found_by.email;
+        loop {
+            let request = UpsertSubscriber {
+                email: email.as_str().to_owned(),
+                listid: self.options.listid,
+                tagid,
+                fields: fields.clone(),
+            };
+            let error = match self.klicktipp.upsert_subscriber(&request).await {
+                Ok(_) => return Ok(fields),
+                Err(error) => error,
+            };
+            let refused = refused_fields(&error, &fields);
+            if refused.is_empty() {
+                return Err(classify(error));
+            }
+            let reason = error.redacted_reason();
+            for key in refused {
+                let Some(value) = fields.remove(&key) else { continue };
+                tracing::warn!(
+                    contact = %email.short_hash(),
+                    field = %key,
+                    error_number = error.error_number(),
+                    reason = %reason,
+                    event_id = found_by.event.map(|id| id.as_str()),
+                    "field refused"
+                );
+                let Some(event_id) = found_by.event.cloned() else { continue };
+                let problem = FieldProblem {
+                    error_number: error.error_number(),
+                    reason: reason.clone(),
+                    event_id,
+                    value_fingerprint: value_fingerprint(&value),
+                };
+                problems.insert(key, problem);
+            }
+        }
     }
 
     /// Listbuilding: one sign-in per contact, on its first registration; other kinds are
@@ -520,13 +655,134 @@ impl Consumer {
     }
 }
 
-fn retry_all(group: &[&QueuedMessage], delay: Duration, reason: &str) -> Vec<MessageOutcome> {
+/// Who a field problem concerns: the contact and the newest event of its batch.
+struct FoundBy<'a> {
+    email: &'a Email,
+    event: Option<&'a EventId>,
+}
+
+/// The data fields of a refused upsert that KlickTipp refused: on 406 error 8, the named field
+/// when it was sent, else every field sent (KlickTipp did not say which). Empty for any other
+/// error, a refusal of the address itself included. Matches status and number, never text.
+fn refused_fields(error: &KlickTippError, sent: &BTreeMap<String, FieldValue>) -> Vec<String> {
+    if error.status() != Some(KLICKTIPP_REFUSAL_STATUS) || error.error_number() != Some(KLICKTIPP_FIELD_REFUSED) {
+        return Vec::new();
+    }
+    match error.field_error().and_then(|field| field.key.as_deref()) {
+        Some(key) if sent.contains_key(key) => vec![key.to_owned()],
+        _ => sent.keys().cloned().collect(),
+    }
+}
+
+/// Every message of the group as applied, until the steps say otherwise.
+fn initial_outcomes(group: &[&QueuedMessage]) -> Vec<MessageOutcome> {
     group
         .iter()
         .map(|message| MessageOutcome {
             message_id: message.message_id.clone(),
             event_id: None,
-            disposition: Disposition::RetryLater { delay, reason: reason.to_owned() },
+            disposition: Disposition::Done(MessageResult::Applied),
         })
         .collect()
+}
+
+/// Why a group goes back to the queue.
+struct GroupRetry {
+    reason: String,
+    retry_after: Option<Duration>,
+}
+
+impl From<PortError> for GroupRetry {
+    fn from(error: PortError) -> Self {
+        GroupRetry { reason: error.to_string(), retry_after: None }
+    }
+}
+
+/// Reads a queue body as an event, or says why this consumer cannot: the reason is kept with
+/// the dead letter. A body without a schema version is version 1.
+pub fn decode_event(body: &str) -> Result<WebinarEvent, String> {
+    let document: serde_json::Value =
+        serde_json::from_str(body).map_err(|error| format!("corrupt body: not JSON ({error})"))?;
+    let Some(object) = document.as_object() else {
+        return Err("corrupt body: not a JSON object".to_owned());
+    };
+    if let Some(schema) = object.get("schema") {
+        match schema.as_u64() {
+            Some(version) if version <= u64::from(EVENT_SCHEMA_VERSION) => {}
+            Some(version) => {
+                return Err(format!(
+                    "unknown schema version {version} (this consumer reads up to {EVENT_SCHEMA_VERSION}): \
+                     redrive it once every consumer runs the newer version"
+                ));
+            }
+            None => return Err(format!("corrupt body: schema version {schema} is not a number")),
+        }
+    }
+    serde_json::from_value::<WebinarEvent>(document)
+        .map_err(|error| format!("not an event this consumer can read (e.g. a kind from a newer ingest): {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::klicktipp::FieldError;
+
+    fn refusal(error: i64, key: Option<&str>) -> KlickTippError {
+        KlickTippError::Rejected {
+            operation: UPSERT_SUBSCRIBER,
+            status: 406,
+            error: Some(error),
+            code: None,
+            field: Some(Box::new(FieldError { key: key.map(str::to_owned), ..FieldError::default() })),
+            messages: Vec::new(),
+        }
+    }
+
+    fn sent(keys: &[&str]) -> BTreeMap<String, FieldValue> {
+        keys.iter().map(|key| ((*key).to_owned(), FieldValue::Text("x".into()))).collect()
+    }
+
+    #[test]
+    fn only_error_8_refuses_fields_and_the_named_one_when_it_was_sent() {
+        let fields = sent(&["field101", "fieldFirstName"]);
+        assert_eq!(refused_fields(&refusal(8, Some("field101")), &fields), ["field101"]);
+        assert_eq!(refused_fields(&refusal(8, None), &fields), ["field101", "fieldFirstName"], "unnamed: all");
+        assert_eq!(refused_fields(&refusal(8, Some("field999")), &fields).len(), 2, "named but not sent: all");
+        for address_refused in [4, 5, 9] {
+            assert!(refused_fields(&refusal(address_refused, None), &fields).is_empty(), "error {address_refused}");
+        }
+        assert!(refused_fields(&refusal(8, None), &BTreeMap::new()).is_empty(), "nothing to drop");
+    }
+
+    #[test]
+    fn bodies_this_consumer_cannot_read_say_why() {
+        assert!(decode_event("{\"event_id\": ").unwrap_err().starts_with("corrupt body: not JSON"));
+        assert!(decode_event("[1,2]").unwrap_err().starts_with("corrupt body: not a JSON object"));
+        let newer = decode_event("{\"schema\": 2}").unwrap_err();
+        assert!(newer.starts_with("unknown schema version 2"), "{newer}");
+        let kind = decode_event("{\"schema\": 1, \"kind\": \"bought\"}").unwrap_err();
+        assert!(kind.starts_with("not an event this consumer can read"), "{kind}");
+    }
+
+    #[test]
+    fn a_version_less_body_is_read_as_version_1() {
+        let document = serde_json::json!({
+            "event_id": "e1", "source": {"platform": "zoom"}, "kind": "registered",
+            "occurred_at": "2026-01-15T17:02:00Z", "received_at": "2026-01-15T17:02:01Z",
+            "contact": {"email": "erika@example.com"}, "webinar": {"id": "w1"},
+        });
+        match decode_event(&document.to_string()) {
+            Ok(event) => assert_eq!(event.schema, EVENT_SCHEMA_VERSION),
+            Err(reason) => panic!("{reason}"),
+        }
+    }
+
+    #[test]
+    fn the_default_delays_ride_out_more_than_three_hours_before_the_dead_letters() {
+        let defaults = ConsumerOptions::default();
+        assert_eq!(retry_delay(defaults.retry_base, defaults.retry_cap, 1), Duration::from_secs(2));
+        assert_eq!(retry_delay(defaults.retry_base, defaults.retry_cap, 40), DEFAULT_RETRY_CAP);
+        assert_eq!(ride_out(MAX_RECEIVE_COUNT), Duration::from_secs(1022 + 21 * 900));
+        assert!(ride_out(MAX_RECEIVE_COUNT) > Duration::from_secs(5 * 3600));
+    }
 }

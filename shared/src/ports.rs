@@ -83,6 +83,10 @@ pub trait EventQueue: Send + Sync {
     /// Make it visible again after `delay`. After the maximum receive count the next receive
     /// moves it to the dead-letter store instead of delivering it.
     async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()>;
+    /// Moves a message this consumer cannot read to the dead-letter store at once, its body
+    /// byte for byte and `reason` beside it, so a newer consumer can process it after a redrive
+    /// (DESIGN 6: nothing is deleted unread). On error the message stays in the queue.
+    async fn dead_letter(&self, message: &QueuedMessage, reason: &str) -> PortResult<()>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ use crate::consume::{Consumer, Disposition, MessageResult};
 use crate::ports::{EventQueue, PortResult};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// SQS allows at most ten messages per receive; the embedded queue follows the same shape.
 pub const BATCH_SIZE: usize = 10;
@@ -38,14 +39,29 @@ impl BatchSummary {
 
 /// Receives and processes one batch. `received == 0` means nothing was visible.
 pub async fn process_one_batch(queue: &dyn EventQueue, consumer: &Consumer) -> PortResult<BatchSummary> {
+    process_one_batch_before(queue, consumer, None).await
+}
+
+/// [`process_one_batch`] within `deadline` (as a Lambda invocation runs): no KlickTipp call or
+/// wait runs past it, and unfinished groups go back to the queue with a delay.
+pub async fn process_one_batch_before(
+    queue: &dyn EventQueue,
+    consumer: &Consumer,
+    deadline: Option<Instant>,
+) -> PortResult<BatchSummary> {
     let messages = queue.receive(BATCH_SIZE).await?;
     let mut summary = BatchSummary { received: messages.len(), ..BatchSummary::default() };
     if messages.is_empty() {
         return Ok(summary);
     }
-    let outcomes = consumer.process_batch(&messages, None).await;
+    let outcomes = consumer.process_batch(&messages, deadline).await;
     for (message, outcome) in messages.iter().zip(outcomes) {
         match outcome.disposition {
+            // Never deleted unread: kept byte for byte with its reason, for a redrive.
+            Disposition::Done(MessageResult::Unreadable(reason)) => {
+                summary.unreadable += 1;
+                queue.dead_letter(message, &reason).await?;
+            }
             Disposition::Done(result) => {
                 match result {
                     MessageResult::Applied => summary.applied += 1,

@@ -28,14 +28,14 @@ use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb::types::{
 };
 use webinar_bridge::adapters::dynamodb::{CONTACTS_PARTITION_KEY, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE};
 use webinar_bridge::adapters::memory::{DeadLetter, QueueSettings};
-use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use webinar_bridge::adapters::sqs::{DEAD_LETTER_REASON_ATTRIBUTE, SqsQueue};
 use webinar_bridge::ports::{EventQueue, OutgoingMessage, PortError, PortResult, QueuedMessage};
 
 pub const REGION: &str = "eu-central-1";
 /// The maxReceiveCount the SAM template gives the events queue's redrive policy.
-pub const TEMPLATE_MAX_RECEIVE_COUNT: u32 = 5;
+pub const TEMPLATE_MAX_RECEIVE_COUNT: u32 = 30;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 const START_ATTEMPTS: usize = 3;
@@ -144,7 +144,7 @@ impl Moto {
             (QueueAttributeName::RedrivePolicy, redrive.to_string()),
         ];
         let url = create_fifo_queue(&sqs, &format!("{name}.fifo"), &attributes).await;
-        MotoQueue { queue: SqsQueue::new(sqs.clone(), url), dlq_url, sqs }
+        MotoQueue { queue: SqsQueue::new(sqs.clone(), url).with_dead_letter_queue(dlq_url.clone()), dlq_url, sqs }
     }
 
     /// The events table: key `event_id`, TTL on `expires_at`.
@@ -334,6 +334,7 @@ impl MotoQueue {
                 .max_number_of_messages(10)
                 .visibility_timeout(30)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
                 .send()
                 .await
                 .map_err(|error| PortError::Unavailable(format!("ReceiveMessage (DLQ): {error:?}")))?;
@@ -354,6 +355,11 @@ impl MotoQueue {
                 group_id: attribute(MessageSystemAttributeName::MessageGroupId),
                 body: message.body().unwrap_or_default().to_owned(),
                 receive_count: receives.saturating_sub(1),
+                reason: message
+                    .message_attributes()
+                    .and_then(|attributes| attributes.get(DEAD_LETTER_REASON_ATTRIBUTE))
+                    .and_then(|value| value.string_value())
+                    .map(str::to_owned),
             });
             // Back to visible, so the dead letters stay where an operator would find them.
             if let Some(receipt) = message.receipt_handle() {
@@ -412,6 +418,10 @@ impl EventQueue for MotoQueue {
 
     async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()> {
         self.queue.retry_later(message, delay).await
+    }
+
+    async fn dead_letter(&self, message: &QueuedMessage, reason: &str) -> PortResult<()> {
+        self.queue.dead_letter(message, reason).await
     }
 }
 

@@ -231,6 +231,7 @@ pub async fn queue_suite(backend: &dyn Backend) {
         queue_retry_later_delays_and_blocks_the_group,
         queue_retry_later_without_delay_redelivers_at_once,
         queue_dead_letters_after_max_receives,
+        queue_dead_letters_an_unreadable_message_with_its_reason,
         queue_drops_duplicates_within_the_dedup_window,
     );
 }
@@ -464,8 +465,29 @@ pub async fn queue_dead_letters_after_max_receives(backend: &dyn Backend) {
     assert_eq!(dead.len(), 1);
     assert_eq!((dead[0].body.as_str(), dead[0].group_id.as_str()), ("poison", "a"));
     assert_eq!(dead[0].receive_count, settings.max_receive_count);
+    assert_eq!(dead[0].reason, None, "used up its receives: no consumer gave a reason");
     queue.ack(&next).await.expect("ack");
     assert_eq!(pending(&*queue).await, 0);
+}
+
+/// DESIGN 6: a message the consumer cannot read is never deleted: it moves to the dead letters at
+/// once, byte for byte (a newer consumer can read it after a redrive), with the reason beside it.
+pub async fn queue_dead_letters_an_unreadable_message_with_its_reason(backend: &dyn Backend) {
+    let (queue, _clock) = fresh_queue(backend, timeless_settings()).await;
+    let body = "{\"schema\":99,\"kind\":\"from_the_future\",\"note\":\"caf\u{e9} \u{1F600}\"}  ";
+    send(&*queue, &[outgoing("a", body), outgoing("a", "next")]).await;
+    let unreadable = receive_one(&*queue).await;
+    assert_eq!(unreadable.body, body);
+    let reason = "unknown schema version 99 (this consumer reads up to 1)";
+    queue.dead_letter(&unreadable, reason).await.expect("dead_letter");
+    let next = receive_one(&*queue).await;
+    assert_eq!((next.body.as_str(), next.receive_count), ("next", 1), "the dead letter no longer blocks its group");
+    queue.ack(&next).await.expect("ack");
+    assert_eq!(pending(&*queue).await, 0);
+    let dead = queue.dead_letters().await.expect("dead_letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].body.as_str(), dead[0].group_id.as_str()), (body, "a"), "kept byte for byte");
+    assert_eq!(dead[0].reason.as_deref(), Some(reason));
 }
 
 pub async fn queue_drops_duplicates_within_the_dedup_window(backend: &dyn Backend) {

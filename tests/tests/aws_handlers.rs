@@ -19,7 +19,7 @@ use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::Message;
 use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::domain::WebinarEvent;
-use webinar_bridge::ports::{Claim, EventLog, EventQueue};
+use webinar_bridge::ports::{Claim, EventLog, EventQueue, OutgoingMessage};
 use webinar_bridge_consumer::ConsumerFunction;
 use webinar_bridge_ingest::IngestFunction;
 use webinar_bridge_tests::harness::{self, SIM_PASSWORD, SIM_USERNAME, WEBINARJAM_SECRET, ZOOM_SECRET, calls};
@@ -79,6 +79,7 @@ impl Rig {
         let mut vars: HashMap<String, String> = [
             ("BRIDGE_SECRETS_ARN", arn.as_str()),
             ("EVENTS_QUEUE_URL", queue.url()),
+            ("DEAD_LETTER_QUEUE_URL", queue.dlq_url.as_str()),
             ("EVENTS_TABLE", events_table.as_str()),
             ("CONTACTS_TABLE", contacts_table.as_str()),
             ("KLICKTIPP_BASE_URL", simulator.url().as_str()),
@@ -384,6 +385,28 @@ async fn consumer_fails_every_group_while_klicktipp_is_down_and_applies_nothing(
 }
 
 #[tokio::test]
+async fn consumer_dead_letters_an_unreadable_message_with_its_reason_and_applies_the_rest() {
+    let rig = Rig::start().await;
+    assert_eq!(answer(&rig.ingest().await.handle(signed_zoom(&zoom_registration(ERIKA))).await).0, 200);
+    // From a newer ingest during a rolling deploy: a schema version this consumer does not know.
+    let newer = r#"{"schema":2,"event_id":"evt-from-the-future","kind":"registered"}"#;
+    let unreadable = OutgoingMessage { group_id: "newer".into(), dedup_id: "newer-1".into(), body: newer.into() };
+    rig.queue.send(&[unreadable]).await.expect("send");
+    let event = rig.next_sqs_event().await;
+    assert_eq!(event.records.len(), 2);
+    let response = rig.consumer().await.handle(event, Some(SystemTime::now() + Duration::from_secs(60))).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", failed_ids(&response));
+    assert_eq!(rig.simulator.contacts().len(), 1, "the readable event was applied");
+    let dead = rig.queue.dead_letters().await.expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].body.as_str(), dead[0].group_id.as_str()), (newer, "newer"), "kept byte for byte");
+    let reason = dead[0].reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("unknown schema version 2"), "{reason}");
+    assert!(rig.queue.receive_raw(10).await.is_empty(), "nothing visible in the queue");
+    rig.shutdown().await;
+}
+
+#[tokio::test]
 async fn consumer_hands_back_untouched_groups_when_the_invocation_is_about_to_time_out() {
     let rig = Rig::start().await;
     assert_eq!(answer(&rig.ingest().await.handle(signed_zoom(&zoom_registration(ERIKA))).await).0, 200);
@@ -392,7 +415,10 @@ async fn consumer_hands_back_untouched_groups_when_the_invocation_is_about_to_ti
     let response = rig.consumer().await.handle(event.clone(), Some(SystemTime::now() + Duration::from_secs(2))).await;
     assert_eq!(failed_ids(&response), ids(&event, &[0]));
     assert_eq!(rig.simulator.total_calls(), 0);
-    // Handed back with no delay: the next receive gets it again.
+    // Handed back with the first retry delay (2 s), not at once: a receive spent without progress
+    // must not come straight back, or invocations cut short would burn maxReceiveCount (DESIGN 6).
+    assert!(rig.queue.receive_raw(10).await.is_empty(), "visible again before its retry delay");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let again = rig.queue.receive_raw(10).await;
     assert_eq!(again.len(), 1);
     rig.shutdown().await;

@@ -99,6 +99,7 @@ async fn port_suite_queue_without_waiting() {
     port_suite::queue_retry_later_delays_and_blocks_the_group(backend).await;
     port_suite::queue_retry_later_without_delay_redelivers_at_once(backend).await;
     port_suite::queue_dead_letters_after_max_receives(backend).await;
+    port_suite::queue_dead_letters_an_unreadable_message_with_its_reason(backend).await;
 }
 
 #[tokio::test]

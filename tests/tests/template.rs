@@ -11,8 +11,11 @@
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use webinar_bridge::adapters::aws_secrets::{SECRET_KEYS, SECRETS_ARN_VARIABLE};
 use webinar_bridge::adapters::dynamodb::{CONTACTS_PARTITION_KEY, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE};
+use webinar_bridge::consume::{MAX_RECEIVE_COUNT, ride_out};
+use webinar_bridge_tests::moto::TEMPLATE_MAX_RECEIVE_COUNT;
 
 const SERVERLESS_FUNCTION: &str = "AWS::Serverless::Function";
 
@@ -317,6 +320,17 @@ fn failed_events_reach_the_dead_letter_queue_after_at_least_five_receives() {
         receives >= 5.0,
         "maxReceiveCount {receives}: fewer than 5 receives parks events on a short KlickTipp hiccup"
     );
+    assert_eq!(receives, f64::from(TEMPLATE_MAX_RECEIVE_COUNT), "tests/src/moto.rs TEMPLATE_MAX_RECEIVE_COUNT");
+    assert_eq!(TEMPLATE_MAX_RECEIVE_COUNT, MAX_RECEIVE_COUNT, "consume::MAX_RECEIVE_COUNT (serve's queue)");
+    // Throttling or a KlickTipp outage of three hours must not push anything into the DLQ.
+    let ride_out = ride_out(TEMPLATE_MAX_RECEIVE_COUNT);
+    assert!(ride_out >= Duration::from_secs(4 * 3600), "maxReceiveCount {receives} rides out only {ride_out:?}");
+    let consumer_env = t.environment(t.function("consumer"));
+    assert_eq!(
+        ref_target(&consumer_env["DEAD_LETTER_QUEUE_URL"]),
+        Some(dlq.as_str()),
+        "consumer: DEAD_LETTER_QUEUE_URL"
+    );
     let main_retention = t.number(&t.props(&queue)["MessageRetentionPeriod"], Scenario::Default);
     let dlq_retention = t.number(&t.props(&dlq)["MessageRetentionPeriod"], Scenario::Default);
     // A standard queue's message keeps its original enqueue time in the DLQ (a FIFO one may not);
@@ -574,6 +588,7 @@ fn iam_statements_name_their_actions_and_resources() {
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueAttributes",
+        "sqs:SendMessage",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -586,6 +601,11 @@ fn iam_statements_name_their_actions_and_resources() {
     for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"] {
         assert!(granted[action].iter().all(|r| get_att_of(r, &queue, "Arn")), "{action} only on the events queue");
     }
+    let (_, dlq) = queues(&t);
+    assert!(
+        granted["sqs:SendMessage"].iter().all(|r| get_att_of(r, &dlq, "Arn")),
+        "the consumer sends only to the dead-letter queue (unreadable messages)"
+    );
     for action in [
         "dynamodb:GetItem",
         "dynamodb:PutItem",

@@ -194,7 +194,14 @@ impl ConsumerFunction {
             options,
             clock,
         );
-        Ok(Self::new(consumer, Arc::new(SqsQueue::from_conf(sdk, queue_url))))
+        let mut queue = SqsQueue::from_conf(sdk, queue_url);
+        match &config.dead_letter_queue_url {
+            Some(url) => queue = queue.with_dead_letter_queue(url),
+            None => tracing::warn!(
+                "DEAD_LETTER_QUEUE_URL is not set: unreadable messages stay in the queue until the redrive policy moves them"
+            ),
+        }
+        Ok(Self::new(consumer, Arc::new(queue)))
     }
 
     pub fn consumer(&self) -> &Consumer {
@@ -225,11 +232,28 @@ impl ConsumerFunction {
             remaining_ms = remaining.map(|r| r.as_millis() as u64),
             "batch received"
         );
-        let outcomes = self.consumer.process_batch(&readable, work_deadline(deadline, self.safety_margin)).await;
+        let mut outcomes = self.consumer.process_batch(&readable, work_deadline(deadline, self.safety_margin)).await;
+        self.dead_letter_unreadable(&readable, &mut outcomes).await;
         let settlements = settle(&records, &outcomes);
         self.delay_retries(&messages, &settlements).await;
         log_summary(&outcomes, &settlements);
         batch_response(&records, &settlements)
+    }
+
+    /// Moves each unreadable message to the dead-letter queue with its reason (DESIGN 6: never
+    /// deleted unread). One that cannot be moved stays in the queue (reported as a failure with
+    /// the queue's visibility timeout), so the redrive policy moves it in the end.
+    async fn dead_letter_unreadable(&self, messages: &[QueuedMessage], outcomes: &mut [MessageOutcome]) {
+        for outcome in outcomes.iter_mut() {
+            let Disposition::Done(MessageResult::Unreadable(reason)) = &outcome.disposition else { continue };
+            let Some(message) = messages.iter().find(|message| message.message_id == outcome.message_id) else {
+                continue;
+            };
+            if let Err(error) = self.queue.dead_letter(message, reason).await {
+                tracing::error!(message_id = %message.message_id, %error, "could not dead-letter an unreadable message; it stays in the queue");
+                outcome.disposition = Disposition::Abandoned;
+            }
+        }
     }
 
     /// Sets each retry's visibility. Best effort: without it the message returns after the

@@ -13,6 +13,8 @@ const WINDOW: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
+    /// 429 (with `Retry-After` when that knob is on); nothing happened.
+    TooManyRequests,
     /// 500 with an empty body; nothing happened.
     Internal500,
     /// 502 with an HTML page from the proxy; nothing happened.
@@ -49,6 +51,7 @@ impl SimState {
     pub fn draw_fault(&mut self) -> Option<Fault> {
         let knobs = &self.knobs;
         let candidates = [
+            (knobs.fault_rate_429, Fault::TooManyRequests),
             (knobs.fault_rate_500, Fault::Internal500),
             (knobs.fault_rate_502_html, Fault::BadGatewayHtml),
             (knobs.fault_rate_timeout, Fault::Delay(Duration::from_millis(knobs.timeout_ms))),
@@ -71,7 +74,11 @@ impl SimState {
 
     pub fn too_many_requests(&self) -> Reply {
         let reply = Reply::message(429, Msg::TooManyRequests, self.knobs.language);
-        if self.knobs.retry_after { reply.with_header("retry-after", "1".to_owned()) } else { reply }
+        if self.knobs.retry_after {
+            reply.with_header("retry-after", self.knobs.retry_after_seconds.to_string())
+        } else {
+            reply
+        }
     }
 }
 
@@ -82,6 +89,6 @@ pub(crate) fn fault_reply(fault: Fault) -> Option<Reply> {
         Fault::BadGatewayHtml => Some(Reply::html(502, BAD_GATEWAY_HTML.to_owned())),
         Fault::Error12 => Some(Reply::error(12)),
         Fault::ErrorIn200 => Some(Reply::ok(json!({"error": 12}))),
-        Fault::Delay(_) => None,
+        Fault::Delay(_) | Fault::TooManyRequests => None,
     }
 }

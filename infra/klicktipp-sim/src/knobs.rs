@@ -11,8 +11,13 @@ pub struct Knobs {
     /// `None` = unlimited. Rolling window: a request is answered 429 when this
     /// many requests were already accepted (non-429) in the last 1000 ms.
     pub rate_limit_per_second: Option<u32>,
-    /// 429 answers carry `Retry-After: 1`.
+    /// 429 answers carry `Retry-After: <retry_after_seconds>`.
     pub retry_after: bool,
+    /// The `Retry-After` value of 429 answers when `retry_after` is on.
+    pub retry_after_seconds: u64,
+    /// Probability (0..1) per call of a 429 before any effect (an outage or throttling that is
+    /// not the rolling window): drawn with the other faults, first.
+    pub fault_rate_429: f64,
     /// Probabilities (0..1) per call on a known route; drawn once per call,
     /// mutually exclusive, in this order. 500 (empty body), 502 (HTML) and
     /// error 12 happen before any effect; a timeout applies the call and then
@@ -48,6 +53,8 @@ impl Default for Knobs {
         Self {
             rate_limit_per_second: None,
             retry_after: false,
+            retry_after_seconds: 1,
+            fault_rate_429: 0.0,
             fault_rate_500: 0.0,
             fault_rate_502_html: 0.0,
             fault_rate_timeout: 0.0,

@@ -200,6 +200,11 @@ fn answer(state: &mut SimState, incoming: &Incoming) -> (Reply, Option<Duration>
         }
     };
     let fault = state.draw_fault();
+    if fault == Some(Fault::TooManyRequests) {
+        let reply = state.too_many_requests();
+        incoming.record(state, now, label, &reply);
+        return (reply, None);
+    }
     if let Some(reply) = fault.and_then(fault_reply) {
         incoming.record(state, now, label, &reply);
         return (reply, None);

@@ -64,6 +64,8 @@ pub struct DeadLetter {
     pub group_id: String,
     pub body: String,
     pub receive_count: u32,
+    /// Why the consumer gave it up (an unreadable body); `None` when it used up its receives.
+    pub reason: Option<String>,
 }
 
 #[derive(Default)]
@@ -233,6 +235,7 @@ impl EventQueue for MemoryQueue {
                     group_id: dead.group_id,
                     body: dead.body,
                     receive_count: dead.receive_count,
+                    reason: None,
                 };
                 state.dead_letters.push((now, dead.id, letter));
             }
@@ -258,6 +261,26 @@ impl EventQueue for MemoryQueue {
             stored.visible_at = visible_at;
             stored.in_flight_receipt = None;
         }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, message: &QueuedMessage, reason: &str) -> PortResult<()> {
+        let now = self.clock.now();
+        let mut state = lock(&self.state);
+        let position = state
+            .messages
+            .iter()
+            .position(|stored| stored.in_flight_receipt.as_deref() == Some(message.receipt.as_str()));
+        // A stale receipt: the message was redelivered meanwhile and is someone else's now.
+        let Some(dead) = position.and_then(|index| state.messages.remove(index)) else { return Ok(()) };
+        let letter = DeadLetter {
+            message_id: dead.id.to_string(),
+            group_id: dead.group_id,
+            body: dead.body,
+            receive_count: dead.receive_count,
+            reason: Some(reason.to_owned()),
+        };
+        state.dead_letters.push((now, dead.id, letter));
         Ok(())
     }
 }

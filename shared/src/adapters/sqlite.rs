@@ -98,6 +98,10 @@ CREATE TABLE tags (
 CREATE INDEX queue_messages_by_group ON queue_messages (group_id, id);
 DROP INDEX queue_messages_by_visibility;
 "#,
+    r#"
+-- Why a message was dead-lettered by the consumer (unreadable); NULL when it used up its receives.
+ALTER TABLE dead_letters ADD COLUMN reason TEXT;
+"#,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -365,7 +369,7 @@ impl SqliteQueue {
         self.db
             .run(|connection| {
                 let mut statement = connection.prepare_cached(
-                    "SELECT message_id, group_id, body, receive_count FROM dead_letters ORDER BY dead_at, message_id",
+                    "SELECT message_id, group_id, body, receive_count, reason FROM dead_letters ORDER BY dead_at, message_id",
                 )?;
                 let rows = statement.query_map([], |row| {
                     Ok(DeadLetter {
@@ -373,6 +377,7 @@ impl SqliteQueue {
                         group_id: row.get(1)?,
                         body: row.get(2)?,
                         receive_count: row.get(3)?,
+                        reason: row.get(4)?,
                     })
                 })?;
                 Ok(rows.collect::<Result<_, _>>()?)
@@ -587,6 +592,31 @@ impl EventQueue for SqliteQueue {
                         "UPDATE queue_messages SET visible_at = ?3, receipt = NULL WHERE id = ?1 AND receipt = ?2",
                     )?
                     .execute(params![id, receipt, visible_at])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn dead_letter(&self, message: &QueuedMessage, reason: &str) -> PortResult<()> {
+        let Some(id) = row_id(message) else { return Ok(()) };
+        let now = to_micros(self.clock.now());
+        let receipt = message.receipt.clone();
+        let reason = reason.to_owned();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                // A stale receipt (the message was redelivered meanwhile) matches nothing.
+                let moved = transaction
+                    .prepare_cached(
+                        "INSERT INTO dead_letters (message_id, group_id, dedup_id, body, receive_count, dead_at, reason)
+                         SELECT id, group_id, dedup_id, body, receive_count, ?3, ?4 FROM queue_messages
+                         WHERE id = ?1 AND receipt = ?2",
+                    )?
+                    .execute(params![id, receipt, now, reason])?;
+                if moved == 1 {
+                    transaction.prepare_cached("DELETE FROM queue_messages WHERE id = ?1")?.execute([id])?;
+                }
+                transaction.commit()?;
                 Ok(())
             })
             .await

@@ -6,7 +6,7 @@ use crate::ports::{EventQueue, OutgoingMessage, PortError, PortResult, QueuedMes
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry};
 use std::time::Duration;
 
 pub use aws_sdk_sqs;
@@ -75,15 +75,28 @@ fn batches(messages: &[OutgoingMessage]) -> Vec<&[OutgoingMessage]> {
 }
 
 /// The FIFO events queue.
+/// The message attribute that carries why the consumer dead-lettered a message.
+pub const DEAD_LETTER_REASON_ATTRIBUTE: &str = "DeadLetterReason";
+
+/// Reasons are cut to this many characters (message attributes count against the 256 KB).
+const MAX_REASON_CHARS: usize = 1000;
+
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
     client: Client,
     queue_url: String,
+    dead_letter_url: Option<String>,
 }
 
 impl SqsQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Self { client, queue_url: queue_url.into() }
+        Self { client, queue_url: queue_url.into(), dead_letter_url: None }
+    }
+
+    /// The dead-letter queue [`EventQueue::dead_letter`] sends to (the redrive policy's target).
+    pub fn with_dead_letter_queue(mut self, url: impl Into<String>) -> Self {
+        self.dead_letter_url = Some(url.into());
+        self
     }
 
     pub fn from_conf(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
@@ -216,6 +229,37 @@ impl EventQueue for SqsQueue {
             Err(error) => Err(unavailable("ChangeMessageVisibility", &error)),
         }
     }
+
+    /// Sends the same body, group and (as dedup id) message id to the dead-letter queue with the
+    /// reason as a message attribute, then deletes the original. Without a dead-letter queue
+    /// configured it fails, so the message stays and the redrive policy moves it in the end.
+    async fn dead_letter(&self, message: &QueuedMessage, reason: &str) -> PortResult<()> {
+        let Some(dead_letter_url) = &self.dead_letter_url else {
+            return Err(PortError::Unavailable("no dead-letter queue configured (DEAD_LETTER_QUEUE_URL)".into()));
+        };
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(if reason.is_empty() { "unreadable".to_owned() } else { reason })
+            .build()
+            .map_err(|error| PortError::Corrupt(format!("dead-letter reason attribute: {error}")))?;
+        self.client
+            .send_message()
+            .queue_url(dead_letter_url)
+            .message_group_id(&message.group_id)
+            .message_deduplication_id(dedup_id_for(&message.message_id))
+            .message_body(&message.body)
+            .message_attributes(DEAD_LETTER_REASON_ATTRIBUTE, attribute)
+            .send()
+            .await
+            .map_err(|error| unavailable("SendMessage (dead-letter queue)", &error))?;
+        self.ack(message).await
+    }
+}
+
+/// A FIFO deduplication id (at most 128 characters) from a message id.
+fn dedup_id_for(message_id: &str) -> String {
+    message_id.chars().filter(|c| c.is_ascii_graphic()).take(128).collect()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::email::Email;
 use super::event::{WebinarEvent, WebinarKey};
 use super::fields::{FieldFormat, FieldMap, FieldValue, LogicalField, url_with_scheme};
+use super::problems::FieldProblems;
 use super::state::{ContactState, FieldSlot, Stamped};
 use super::tags::{TagTemplate, session_date};
 use chrono::{DateTime, Utc};
@@ -59,11 +60,14 @@ pub struct ContactRecord {
     pub webinars: BTreeMap<WebinarKey, ContactState>,
     #[serde(default)]
     pub applied: AppliedView,
+    /// Field values KlickTipp refused, by field key (DESIGN 6): shown to the user, not re-sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub field_problems: FieldProblems,
 }
 
 impl ContactRecord {
     pub fn new(email: Email) -> Self {
-        Self { email, webinars: BTreeMap::new(), applied: AppliedView::default() }
+        Self { email, webinars: BTreeMap::new(), applied: AppliedView::default(), field_problems: FieldProblems::new() }
     }
 
     /// Folds an event in. The event must belong to this contact's e-mail.

@@ -6,6 +6,7 @@ mod email;
 mod event;
 mod fields;
 mod plan;
+mod problems;
 mod state;
 mod tags;
 
@@ -17,6 +18,7 @@ pub use event::{
 };
 pub use fields::{FieldFormat, FieldMap, FieldMapError, FieldValue, LogicalField, url_with_scheme};
 pub use plan::{Plan, Upsert, plan};
+pub use problems::{FieldProblem, FieldProblems, value_fingerprint, withhold_refused};
 pub use state::{Attendance, ContactState, FieldSlot, Registration, Stamp, Stamped, StateLabel};
 pub use tags::{
     DEFAULT_TAG_TEMPLATE, Language, MAX_STATE_WORD_CHARS, StateNames, StateNamesError, TagTemplate, TagTemplateError,

@@ -4,6 +4,7 @@
 
 use super::auth::{self, AuthHeaders, SessionStore};
 use super::config::{KlickTippAuth, KlickTippConfig};
+use super::deadline;
 use super::error::{ErrorClass, KlickTippError};
 use super::rate_limit::RateLimiter;
 use super::redact::contact_hash;
@@ -144,7 +145,9 @@ impl KlickTippClient {
             let worth_retrying = error.is_retryable() || error.class() == ErrorClass::Relogin;
             let delay = (worth_retrying && number < self.inner.max_attempts)
                 .then(|| delay_before_retry(&error, number, self.inner.backoff_base))
-                .flatten();
+                .flatten()
+                // No wait runs past the invocation deadline: the caller requeues instead.
+                .filter(|delay| deadline::allows(*delay));
             let Some(delay) = delay else {
                 let error = refusal_is_final(call.operation, error);
                 warn!(
@@ -271,10 +274,21 @@ impl KlickTippClient {
         call: &Call,
         auth: &[(reqwest::header::HeaderName, reqwest::header::HeaderValue)],
     ) -> Result<Reply, KlickTippError> {
-        self.inner.limiter.acquire().await;
+        let deadline_reached = KlickTippError::DeadlineReached { operation: call.operation };
+        if deadline::remaining() == Some(Duration::ZERO)
+            || !self.inner.limiter.acquire_before(deadline::current()).await
+        {
+            return Err(deadline_reached);
+        }
+        // The answer is not awaited past the deadline either (the effect may still happen; every
+        // call the consumer makes is idempotent in effect).
+        let timeout =
+            deadline::remaining().map_or(self.inner.request_timeout, |left| left.min(self.inner.request_timeout));
+        if timeout.is_zero() {
+            return Err(deadline_reached);
+        }
         let started = Instant::now();
-        let mut request =
-            self.inner.http.request(call.method.clone(), call.url.clone()).timeout(self.inner.request_timeout);
+        let mut request = self.inner.http.request(call.method.clone(), call.url.clone()).timeout(timeout);
         for (name, value) in auth {
             request = request.header(name.clone(), value.clone());
         }

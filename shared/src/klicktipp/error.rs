@@ -75,6 +75,11 @@ pub enum KlickTippError {
     #[error("KlickTipp {operation}: unusable response (HTTP {status}): {detail}")]
     InvalidResponse { operation: &'static str, status: u16, detail: String },
 
+    /// Not attempted (or its wait not taken): the invocation deadline is too close. Retryable,
+    /// by a later invocation.
+    #[error("KlickTipp {operation}: not attempted, the invocation deadline is too close")]
+    DeadlineReached { operation: &'static str },
+
     /// The client lacks what this call needs (e.g. a listbuilding API key). Permanent.
     #[error("KlickTipp client not configured: {what}")]
     NotConfigured { what: &'static str },
@@ -83,9 +88,11 @@ pub enum KlickTippError {
 impl KlickTippError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Transport { .. } | Self::RateLimited { .. } | Self::Server { .. } | Self::InvalidResponse { .. } => {
-                ErrorClass::Retryable
-            }
+            Self::Transport { .. }
+            | Self::RateLimited { .. }
+            | Self::Server { .. }
+            | Self::InvalidResponse { .. }
+            | Self::DeadlineReached { .. } => ErrorClass::Retryable,
             Self::Rejected { status: 401 | 403, .. } => ErrorClass::Relogin,
             Self::Rejected { error: Some(6 | 12), .. } => ErrorClass::Retryable,
             Self::Rejected { .. } | Self::AuthFailed { .. } | Self::NotConfigured { .. } => ErrorClass::Permanent,
@@ -120,7 +127,7 @@ impl KlickTippError {
             | Self::Rejected { status, .. }
             | Self::AuthFailed { status, .. }
             | Self::InvalidResponse { status, .. } => Some(*status),
-            Self::Transport { .. } | Self::NotConfigured { .. } => None,
+            Self::Transport { .. } | Self::NotConfigured { .. } | Self::DeadlineReached { .. } => None,
         }
     }
 
@@ -160,7 +167,8 @@ impl KlickTippError {
             | Self::Server { operation, .. }
             | Self::Rejected { operation, .. }
             | Self::AuthFailed { operation, .. }
-            | Self::InvalidResponse { operation, .. } => Some(operation),
+            | Self::InvalidResponse { operation, .. }
+            | Self::DeadlineReached { operation } => Some(operation),
             Self::NotConfigured { .. } => None,
         }
     }

@@ -15,6 +15,7 @@
 mod auth;
 mod client;
 mod config;
+pub mod deadline;
 mod error;
 mod model;
 mod operations;

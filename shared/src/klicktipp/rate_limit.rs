@@ -46,6 +46,24 @@ impl RateLimiter {
         tokio::time::sleep_until(slot).await;
     }
 
+    /// Like [`Self::acquire`], but only takes a slot that comes by `deadline`; returns false
+    /// (without waiting or using up a slot) when the next one would come later.
+    pub async fn acquire_before(&self, deadline: Option<Instant>) -> bool {
+        let Some(interval) = self.interval else { return true };
+        let slot = {
+            let mut next_slot = self.next_slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            let slot = next_slot.map_or(now, |next| next.max(now));
+            if deadline.is_some_and(|deadline| slot > deadline) {
+                return false;
+            }
+            *next_slot = Some(slot + interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        true
+    }
+
     /// The configured calls per second.
     pub fn rate(&self) -> f64 {
         self.rate
@@ -117,6 +135,19 @@ mod tests {
         limiter.acquire().await;
         limiter.acquire().await;
         assert_eq!(Some(start.elapsed()), limiter.interval());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_slot_is_taken_past_the_deadline() {
+        let limiter = RateLimiter::new(1.0);
+        let deadline = Some(Instant::now() + Duration::from_millis(1500));
+        assert!(limiter.acquire_before(deadline).await);
+        assert!(limiter.acquire_before(deadline).await, "the second slot comes at 1.02 s");
+        let before = Instant::now();
+        assert!(!limiter.acquire_before(deadline).await, "the third would come at 2.04 s");
+        assert_eq!(before.elapsed(), Duration::ZERO, "a refused slot is not waited for");
+        assert!(limiter.acquire_before(None).await, "the refused slot was not used up");
+        assert!(before.elapsed() < Duration::from_millis(1100));
     }
 
     #[tokio::test(start_paused = true)]

@@ -62,6 +62,10 @@ impl EventQueue for RecordingQueue {
     async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()> {
         self.inner.retry_later(message, delay).await
     }
+
+    async fn dead_letter(&self, message: &QueuedMessage, reason: &str) -> PortResult<()> {
+        self.inner.dead_letter(message, reason).await
+    }
 }
 
 /// What the senders saw.

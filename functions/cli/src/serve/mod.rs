@@ -74,7 +74,12 @@ impl Pipeline {
         // The claim lease equals the visibility timeout, so a message redelivered after a crash
         // finds its claim expired and is taken over, instead of being retried into the dead letters.
         let reservation = Duration::from_secs(args.visibility_timeout);
-        let queue_settings = QueueSettings { visibility_timeout: reservation, ..QueueSettings::default() };
+        // As many receives as the deployed queue: a KlickTipp outage of hours is ridden out.
+        let queue_settings = QueueSettings {
+            visibility_timeout: reservation,
+            max_receive_count: webinar_bridge::consume::MAX_RECEIVE_COUNT,
+            ..QueueSettings::default()
+        };
         let ports = wiring::sqlite_ports(&db, queue_settings);
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));

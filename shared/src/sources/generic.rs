@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::fields;
+use super::{decode, fields};
 use super::{RawRequest, Rejection, RejectionKind, SourceOutcome};
 use crate::domain::{
     Cents, ContactInfo, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, Facts, Source, WebinarEvent, WebinarInfo,
@@ -147,8 +147,7 @@ struct Elements {
 
 /// One event object, or a non-empty array of at most 100 of them.
 fn read_elements(body: &[u8]) -> Result<Elements, Rejection> {
-    let document: Value =
-        serde_json::from_slice(fields::strip_utf8_bom(body)).map_err(|error| fields::json_syntax_rejection(&error))?;
+    let document = decode::json(body)?;
     let items = match document {
         Value::Object(object) => return Ok(Elements { items: vec![object], from_array: false }),
         Value::Array(items) => items,

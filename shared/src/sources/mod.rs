@@ -1,6 +1,7 @@
 //! Webhook sources: route a raw request to its platform, authenticate it, and turn it into
 //! normalized events or a typed rejection (DESIGN 7).
 
+mod decode;
 mod fields;
 pub mod generic;
 mod request;

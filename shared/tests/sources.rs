@@ -637,7 +637,7 @@ mod sources_generic {
     fn generic_signed_event_maps_every_field() {
         let event = one_event(&generic_signed("Livestorm", &fixture("generic/registered.json")));
         assert_eq!(event.source, Source::Generic { tool: "Livestorm".into() });
-        assert_eq!(event.event_id.as_str(), WEBHOOK_ID, "the webhook-id header");
+        assert_eq!(event.event_id.as_str(), format!("generic:Livestorm:{WEBHOOK_ID}"), "the webhook-id header, scoped to the tool");
         assert_eq!(event.kind, EventKind::Registered);
         assert_eq!(event.occurred_at, time("2026-01-10T08:15:00Z"));
         assert_eq!(event.received_at, now());
@@ -658,7 +658,14 @@ mod sources_generic {
     fn generic_batch_gets_one_event_per_element_with_stable_ids() {
         let events = events(&generic_signed("Livestorm", &fixture("generic/batch.json")));
         let ids: Vec<&str> = events.iter().map(|event| event.event_id.as_str()).collect();
-        assert_eq!(ids, ["evt_0001", &format!("{WEBHOOK_ID}:1"), &format!("{WEBHOOK_ID}:2")]);
+        assert_eq!(
+            ids,
+            [
+                "generic:Livestorm:evt_0001",
+                &format!("generic:Livestorm:{WEBHOOK_ID}:1"),
+                &format!("generic:Livestorm:{WEBHOOK_ID}:2")
+            ]
+        );
         let kinds: Vec<EventKind> = events.iter().map(|event| event.kind).collect();
         assert_eq!(kinds, [EventKind::Attended, EventKind::NoShow, EventKind::Purchased]);
         assert_eq!(events[0].facts.minutes_attended, Some(38));

@@ -18,7 +18,7 @@
 //!   `expires_at` (N, the TTL), `rejected_reuses` (N), `last_rejected_at` (S) and
 //!   `last_rejected_fingerprint` (S) once a reuse was refused.
 
-use super::memory::{decide_claim, decide_receipt, new_receipt, with_rejected_reuse};
+use super::memory::{decide_claim, decide_receipt, new_receipt};
 use super::sqs::unavailable;
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
@@ -578,6 +578,38 @@ impl DynamoReceiptLog {
         Self::new(Client::new(config), table_name)
     }
 
+    /// Counts a refused reuse atomically (`ADD`), so concurrent refusals never contend; the
+    /// condition only checks that the receipt read is still the live one.
+    async fn count_rejected_reuse(&self, existing: &ReceiptRecord, fingerprint: &str, now: DateTime<Utc>) -> PortResult<Written> {
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(format!("{RECEIPT_KEY_PREFIX}{}", existing.event_id.as_str())))
+            .update_expression("SET #last_at = :at, #last_fp = :fp ADD #reuses :one")
+            .condition_expression("#fingerprint = :original AND #expires > :now_s")
+            .expression_attribute_names("#last_at", "last_rejected_at")
+            .expression_attribute_names("#last_fp", "last_rejected_fingerprint")
+            .expression_attribute_names("#reuses", "rejected_reuses")
+            .expression_attribute_names("#fingerprint", "fingerprint")
+            .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
+            .expression_attribute_values(":at", rfc3339(now))
+            .expression_attribute_values(":fp", s(fingerprint))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":original", s(existing.fingerprint.as_str()))
+            .expression_attribute_values(":now_s", n(now.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Yes),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(Written::ConditionFailed)
+            }
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+
     async fn read(&self, event_id: &EventId) -> PortResult<Option<ReceiptRecord>> {
         let key = format!("{RECEIPT_KEY_PREFIX}{}", event_id.as_str());
         self.table.get(&key).await?.map(|item| receipt_record(event_id, &item)).transpose()
@@ -635,30 +667,25 @@ impl ReceiptLog for DynamoReceiptLog {
         for _ in 0..CLAIM_ROUNDS {
             let existing = self.read(event_id).await?;
             let receipt = decide_receipt(existing.as_ref(), fingerprint, now);
-            let (item, condition) = match (&receipt, &existing) {
-                (Receipt::New, _) => (
-                    receipt_item(&new_receipt(event_id, fingerprint, now, retention)),
-                    Condition::new(
+            let written = match (&receipt, &existing) {
+                (Receipt::New, _) => {
+                    let condition = Condition::new(
                         "attribute_not_exists(#id) OR #expires <= :now_s",
                         &[("#id", EVENTS_PARTITION_KEY), ("#expires", EVENTS_TTL_ATTRIBUTE)],
                     )
-                    .value(":now_s", n(now.timestamp())),
-                ),
-                (Receipt::DifferentPayload { .. }, Some(existing)) => (
-                    receipt_item(&with_rejected_reuse(existing, fingerprint, now)),
-                    Condition::new(
-                        "#fingerprint = :fingerprint AND #reuses = :reuses",
-                        &[("#fingerprint", "fingerprint"), ("#reuses", "rejected_reuses")],
-                    )
-                    .value(":fingerprint", s(existing.fingerprint.as_str()))
-                    .value(":reuses", n(existing.rejected_reuses)),
-                ),
+                    .value(":now_s", n(now.timestamp()));
+                    let item = receipt_item(&new_receipt(event_id, fingerprint, now, retention));
+                    self.table.put(item, Some(condition)).await?
+                }
+                (Receipt::DifferentPayload { .. }, Some(existing)) => {
+                    self.count_rejected_reuse(existing, fingerprint, now).await?
+                }
                 _ => return Ok(receipt),
             };
-            if self.table.put(item, Some(condition)).await? == Written::Yes {
+            if written == Written::Yes {
                 return Ok(receipt);
             }
-            // Another delivery of this id wrote in between: decide again on what it wrote.
+            // The receipt was replaced or expired in between: decide again on what is there now.
         }
         Err(PortError::Unavailable("ingest receipt kept changing concurrently".into()))
     }

@@ -637,7 +637,11 @@ mod sources_generic {
     fn generic_signed_event_maps_every_field() {
         let event = one_event(&generic_signed("Livestorm", &fixture("generic/registered.json")));
         assert_eq!(event.source, Source::Generic { tool: "Livestorm".into() });
-        assert_eq!(event.event_id.as_str(), format!("generic:Livestorm:{WEBHOOK_ID}"), "the webhook-id header, scoped to the tool");
+        assert_eq!(
+            event.event_id.as_str(),
+            format!("generic:Livestorm:{WEBHOOK_ID}"),
+            "the webhook-id header, scoped to the tool"
+        );
         assert_eq!(event.kind, EventKind::Registered);
         assert_eq!(event.occurred_at, time("2026-01-10T08:15:00Z"));
         assert_eq!(event.received_at, now());

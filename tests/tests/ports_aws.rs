@@ -31,8 +31,7 @@ use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{Message, MessageSystemAt
 use webinar_bridge::consume::{Disposition, MessageOutcome, MessageResult};
 use webinar_bridge::domain::EventId;
 use webinar_bridge::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, ReceiptLog,
-    TagDirectory,
+    Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, ReceiptLog, TagDirectory,
 };
 use webinar_bridge::tag_resolver::{TagResolveError, TagResolver};
 use webinar_bridge_consumer::{Settlement, batch_response, queued_message_from_sqs_record, settle};

@@ -580,7 +580,12 @@ impl DynamoReceiptLog {
 
     /// Counts a refused reuse atomically (`ADD`), so concurrent refusals never contend; the
     /// condition only checks that the receipt read is still the live one.
-    async fn count_rejected_reuse(&self, existing: &ReceiptRecord, fingerprint: &str, now: DateTime<Utc>) -> PortResult<Written> {
+    async fn count_rejected_reuse(
+        &self,
+        existing: &ReceiptRecord,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<Written> {
         let result = self
             .table
             .client

@@ -446,12 +446,7 @@ pub fn decide_receipt(existing: Option<&ReceiptRecord>, fingerprint: &str, now: 
 }
 
 /// A fresh receipt for `event_id`.
-pub fn new_receipt(
-    event_id: &EventId,
-    fingerprint: &str,
-    now: DateTime<Utc>,
-    retention: Duration,
-) -> ReceiptRecord {
+pub fn new_receipt(event_id: &EventId, fingerprint: &str, now: DateTime<Utc>, retention: Duration) -> ReceiptRecord {
     ReceiptRecord {
         event_id: event_id.clone(),
         fingerprint: fingerprint.to_owned(),

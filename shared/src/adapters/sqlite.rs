@@ -13,7 +13,9 @@
 //! - WAL checkpoints (the only fsyncs with `synchronous=NORMAL`) run on a thread and connection of
 //!   their own, so no request waits for one (see `Checkpointer`).
 
-use crate::adapters::memory::{DeadLetter, QueueSettings, decide_claim, decide_receipt, new_receipt, with_rejected_reuse};
+use crate::adapters::memory::{
+    DeadLetter, QueueSettings, decide_claim, decide_receipt, new_receipt, with_rejected_reuse,
+};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
     Claim, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, OutgoingMessage,
@@ -1022,9 +1024,7 @@ impl SqliteReceiptLog {
     pub async fn purge_expired(&self, now: DateTime<Utc>) -> PortResult<usize> {
         let now = to_micros(now);
         self.db
-            .run(move |connection| {
-                Ok(connection.execute("DELETE FROM ingest_receipts WHERE expires_at <= ?1", [now])?)
-            })
+            .run(move |connection| Ok(connection.execute("DELETE FROM ingest_receipts WHERE expires_at <= ?1", [now])?))
             .await
     }
 }

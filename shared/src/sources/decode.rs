@@ -273,7 +273,10 @@ mod tests {
         assert_eq!((rejection.status(), rejection.code), (400, "invalid_utf8"));
         assert_eq!(rejection.field.as_deref(), Some("webinar_name"));
         let rejection = form("email=a%40b.example&email=b%40b.example").unwrap_err();
-        assert_eq!((rejection.status(), rejection.code, rejection.field.as_deref()), (400, "duplicate_key", Some("email")));
+        assert_eq!(
+            (rejection.status(), rejection.code, rejection.field.as_deref()),
+            (400, "duplicate_key", Some("email"))
+        );
         assert!(!rejection.message.contains("b.example"), "values are never echoed");
         let rejection = form_pairs(b"token=%C3%28", FormPlace::Query).unwrap_err();
         assert!(rejection.message.contains("query parameter 'token'"));

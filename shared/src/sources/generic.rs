@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::{decode, fields};
 use super::{RawRequest, Rejection, RejectionKind, SourceOutcome};
+use super::{decode, fields};
 use crate::domain::{
     Cents, ContactInfo, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, Facts, Source, WebinarEvent, WebinarInfo,
 };

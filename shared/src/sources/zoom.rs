@@ -10,8 +10,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use super::{decode, fields};
 use super::{RawRequest, Rejection, SourceOutcome};
+use super::{decode, fields};
 use crate::domain::{
     ContactInfo, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, Facts, Interval, Source, WebinarEvent, WebinarInfo,
 };

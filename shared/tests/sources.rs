@@ -821,6 +821,27 @@ mod sources_generic {
     }
 
     #[test]
+    fn generic_sender_ids_are_scoped_by_tool() {
+        let body = fixture("generic/registered.json");
+        let id = |tool: &str, body: &[u8]| one_event(&generic_signed(tool, body)).event_id;
+        assert_eq!(id("Webinar%20Geek", &body).as_str(), format!("generic:Webinar%20Geek:{WEBHOOK_ID}"));
+        assert_ne!(id("toola", &body), id("toolb", &body), "one webhook-id, two tools, two events");
+        assert_eq!(
+            id("Geek%20%C3%9C", &body).as_str(),
+            format!("generic:Geek%20%C3%9C:{WEBHOOK_ID}"),
+            "non-ASCII tool names are percent-encoded: the id stays printable ASCII"
+        );
+        // An id SQS cannot take is hashed, still per tool.
+        let long = format!(
+            r#"{{"event_id":"{}","kind":"registered","contact":{{"email":"a@example.com"}},"webinar":{{"id":"1"}}}}"#,
+            "x".repeat(120)
+        );
+        let (a, b) = (id("toola", long.as_bytes()), id("toolb", long.as_bytes()));
+        assert!(a.as_str().starts_with("generic:") && a.as_str().len() <= 128, "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
     fn generic_tool_names_are_validated() {
         let body = fixture("generic/registered.json");
         let odd_characters = rejection(&generic_bearer("Bad%3Ctool%3E", &body));

@@ -142,6 +142,8 @@ async fn identity_and_strict_decoding_hold_through_serve() {
         )
         .await;
     assert_refused(&query, 400, "invalid_utf8", "token", "query");
+    let tool = bridge.generic("%FF%FEX", "msg_utf8", &generic_event("registered", "utf8@example.com")).await;
+    assert_refused(&tool, 400, "invalid_utf8", "tool", "tool in the URL");
 
     // Defect 5: conflicting duplicate keys are a 400 naming the key, whatever the encoding;
     // identical duplicates are accepted.

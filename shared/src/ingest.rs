@@ -1,11 +1,17 @@
 //! Ingest use case: raw request -> route -> source -> validate -> enqueue -> response (DESIGN 7).
 //! Framework-agnostic: the Lambda, `serve` and tests all call [`Ingest::handle`].
 
+use crate::adapters::memory::MemoryReceiptLog;
 use crate::domain::WebinarEvent;
-use crate::ports::{EventQueue, OutgoingMessage, PortError};
+use crate::ports::{EventQueue, OutgoingMessage, PortError, Receipt, ReceiptLog};
 use crate::sources::{self, RawRequest, Rejection, SourceOutcome, SourceSecrets};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long receipts are kept when the caller does not say (`BRIDGE_EVENT_RETENTION_DAYS`' default).
+const DEFAULT_RECEIPT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 /// What to send back: a status and a JSON body.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,11 +48,22 @@ pub fn to_message(event: &WebinarEvent) -> Result<OutgoingMessage, serde_json::E
 pub struct Ingest {
     queue: Arc<dyn EventQueue>,
     secrets: SourceSecrets,
+    receipts: Arc<dyn ReceiptLog>,
+    retention: Duration,
 }
 
 impl Ingest {
+    /// Ingest with receipts kept in this process's memory: right for `simulate` and tests.
+    /// Anything durable or shared (serve, Lambda) sets its receipt log with [`Ingest::with_receipts`].
     pub fn new(queue: Arc<dyn EventQueue>, secrets: SourceSecrets) -> Self {
-        Self { queue, secrets }
+        Self { queue, secrets, receipts: Arc::new(MemoryReceiptLog::default()), retention: DEFAULT_RECEIPT_RETENTION }
+    }
+
+    /// Where event ids and their payload fingerprints are recorded, and for how long.
+    pub fn with_receipts(mut self, receipts: Arc<dyn ReceiptLog>, retention: Duration) -> Self {
+        self.receipts = receipts;
+        self.retention = retention;
+        self
     }
 
     pub async fn handle(&self, request: &RawRequest) -> IngestResponse {
@@ -77,8 +94,42 @@ impl Ingest {
             Ok(SourceOutcome::Ignored { reason }) => {
                 IngestResponse::new(200, json!({"status": "ignored", "reason": reason}))
             }
-            Ok(SourceOutcome::Events(events)) => self.enqueue(&events).await,
+            Ok(SourceOutcome::Events(events)) => match self.check_receipts(&events, request.received_at).await {
+                Some(refusal) => refusal,
+                None => self.enqueue(&events).await,
+            },
         }
+    }
+
+    /// Records every event's id with its payload fingerprint. A reused id with a different
+    /// payload refuses the whole request with 409 (the reuse is counted on the stored receipt
+    /// and logged), so it is never dropped silently by the queue's deduplication.
+    async fn check_receipts(&self, events: &[WebinarEvent], now: DateTime<Utc>) -> Option<IngestResponse> {
+        for event in events {
+            match self.receipts.record(&event.event_id, &event.fingerprint(), now, self.retention).await {
+                Ok(Receipt::New | Receipt::SamePayload) => {}
+                Ok(Receipt::DifferentPayload { first_seen }) => {
+                    let first_seen = first_seen.to_rfc3339_opts(SecondsFormat::Secs, true);
+                    tracing::warn!(event_id = %event.event_id, source = %event.source.key(), kind = %event.kind, contact = %event.contact.email.short_hash(), %first_seen, "event id reused with a different payload; refused with 409 and recorded");
+                    return Some(IngestResponse::new(
+                        409,
+                        json!({
+                            "error": "event_id_reused",
+                            "message": format!("The event id was first used at {first_seen} for an event with different content; this delivery was refused and recorded. Give every distinct event its own id (webhook-id or event_id), and resend a changed event under a new id."),
+                            "event_id": event.event_id.as_str(),
+                        }),
+                    ));
+                }
+                Err(error) => {
+                    tracing::error!(%error, event_id = %event.event_id, "recording the event receipt failed");
+                    return Some(IngestResponse::new(
+                        503,
+                        json!({"error": "queue_unavailable", "message": "The bridge could not store the event right now; the sender should retry."}),
+                    ));
+                }
+            }
+        }
+        None
     }
 
     async fn enqueue(&self, events: &[WebinarEvent]) -> IngestResponse {

@@ -223,3 +223,55 @@ pub trait TagDirectory: Send + Sync {
     /// Forgets a tag that KlickTipp no longer has (deleted by the user).
     async fn forget(&self, name: &str) -> PortResult<()>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Receipt log (ingest-side identity)
+
+/// What ingest learns by recording an event id with its payload's fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// First time this id is seen (or its earlier record has expired): accept it.
+    New,
+    /// A redelivery of the same payload: accept it again (enqueueing it twice is harmless).
+    SamePayload,
+    /// The id was first seen with a different payload at `first_seen`: refuse it (409). The
+    /// refused reuse has been counted on the stored record.
+    DifferentPayload { first_seen: DateTime<Utc> },
+}
+
+/// The stored receipt of an event id: the first payload seen and every refused reuse, so a
+/// person can find out later why a delivery got 409.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptRecord {
+    pub event_id: EventId,
+    /// `WebinarEvent::fingerprint` of the first payload accepted under this id.
+    pub fingerprint: String,
+    pub first_seen: DateTime<Utc>,
+    /// When the receipt may be forgotten (`BRIDGE_EVENT_RETENTION_DAYS` after it was first seen).
+    pub expires_at: DateTime<Utc>,
+    /// How many deliveries reused this id with a different payload (each answered 409).
+    pub rejected_reuses: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rejected_at: Option<DateTime<Utc>>,
+    /// Fingerprint of the most recent refused payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rejected_fingerprint: Option<String>,
+}
+
+/// Event id -> fingerprint of the first payload, written by ingest before it enqueues, so a
+/// reused id with another payload is refused at the door instead of being dropped silently by
+/// the queue's deduplication window.
+#[async_trait]
+pub trait ReceiptLog: Send + Sync {
+    /// Records `event_id` with `fingerprint` unless a live record exists (conditional write);
+    /// an existing record with another fingerprint gets the refused reuse counted.
+    async fn record(
+        &self,
+        event_id: &EventId,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> PortResult<Receipt>;
+    /// The live record of `event_id` at `now` (an expired one is `None`).
+    async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>>;
+}

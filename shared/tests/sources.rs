@@ -637,7 +637,11 @@ mod sources_generic {
     fn generic_signed_event_maps_every_field() {
         let event = one_event(&generic_signed("Livestorm", &fixture("generic/registered.json")));
         assert_eq!(event.source, Source::Generic { tool: "Livestorm".into() });
-        assert_eq!(event.event_id.as_str(), WEBHOOK_ID, "the webhook-id header");
+        assert_eq!(
+            event.event_id.as_str(),
+            format!("generic:Livestorm:{WEBHOOK_ID}"),
+            "the webhook-id header, scoped to the tool"
+        );
         assert_eq!(event.kind, EventKind::Registered);
         assert_eq!(event.occurred_at, time("2026-01-10T08:15:00Z"));
         assert_eq!(event.received_at, now());
@@ -658,7 +662,14 @@ mod sources_generic {
     fn generic_batch_gets_one_event_per_element_with_stable_ids() {
         let events = events(&generic_signed("Livestorm", &fixture("generic/batch.json")));
         let ids: Vec<&str> = events.iter().map(|event| event.event_id.as_str()).collect();
-        assert_eq!(ids, ["evt_0001", &format!("{WEBHOOK_ID}:1"), &format!("{WEBHOOK_ID}:2")]);
+        assert_eq!(
+            ids,
+            [
+                "generic:Livestorm:evt_0001",
+                &format!("generic:Livestorm:{WEBHOOK_ID}:1"),
+                &format!("generic:Livestorm:{WEBHOOK_ID}:2")
+            ]
+        );
         let kinds: Vec<EventKind> = events.iter().map(|event| event.kind).collect();
         assert_eq!(kinds, [EventKind::Attended, EventKind::NoShow, EventKind::Purchased]);
         assert_eq!(events[0].facts.minutes_attended, Some(38));
@@ -807,6 +818,27 @@ mod sources_generic {
             summary(&rejection(&generic_signed("Livestorm", body))),
             (422, "invalid_event_id", Some("event_id"))
         );
+    }
+
+    #[test]
+    fn generic_sender_ids_are_scoped_by_tool() {
+        let body = fixture("generic/registered.json");
+        let id = |tool: &str, body: &[u8]| one_event(&generic_signed(tool, body)).event_id;
+        assert_eq!(id("Webinar%20Geek", &body).as_str(), format!("generic:Webinar%20Geek:{WEBHOOK_ID}"));
+        assert_ne!(id("toola", &body), id("toolb", &body), "one webhook-id, two tools, two events");
+        assert_eq!(
+            id("Geek%20%C3%9C", &body).as_str(),
+            format!("generic:Geek%20%C3%9C:{WEBHOOK_ID}"),
+            "non-ASCII tool names are percent-encoded: the id stays printable ASCII"
+        );
+        // An id SQS cannot take is hashed, still per tool.
+        let long = format!(
+            r#"{{"event_id":"{}","kind":"registered","contact":{{"email":"a@example.com"}},"webinar":{{"id":"1"}}}}"#,
+            "x".repeat(120)
+        );
+        let (a, b) = (id("toola", long.as_bytes()), id("toolb", long.as_bytes()));
+        assert!(a.as_str().starts_with("generic:") && a.as_str().len() <= 128, "{a}");
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -499,3 +499,175 @@ mod sources_fuzz {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Strict decoding (issue 12): duplicate keys, invalid UTF-8, IDN
+
+/// A WebinarJam request with the right bearer token and `body` as `content_type`.
+fn webinarjam_request(content_type: &str, body: Vec<u8>) -> RawRequest {
+    let headers = vec![
+        ("Authorization".to_owned(), format!("Bearer {WEBINARJAM_SECRET}")),
+        ("Content-Type".to_owned(), content_type.to_owned()),
+    ];
+    request("POST", "/hooks/webinarjam/registered", None, headers, body)
+}
+
+/// Form pairs as raw bytes: `key=value&...`, each part percent-encoded.
+fn form_bytes(pairs: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let encode = |bytes: &[u8]| -> String {
+        bytes
+            .iter()
+            .map(|byte| if byte.is_ascii_alphanumeric() { (*byte as char).to_string() } else { format!("%{byte:02X}") })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(key, value)| format!("{}={}", encode(key.as_bytes()), encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+        .into_bytes()
+}
+
+/// Byte sequences that are never valid UTF-8.
+fn invalid_utf8() -> impl Strategy<Value = Vec<u8>> {
+    prop::sample::select(vec![
+        vec![0xFF_u8],
+        vec![0xFE, 0xFF],
+        vec![0xC3, 0x28],
+        vec![0xE2, 0x28, 0xA1],
+        vec![0xED, 0xA0, 0x80],
+        vec![0x80],
+    ])
+}
+
+fn base_pairs() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+    (email_value(), scalars_under(WEBINARJAM_KEYS)).prop_map(|(email, mut fields)| {
+        fields.insert("email".to_owned(), email);
+        fields.insert("webinar_id".to_owned(), Value::String("123".into()));
+        fields.into_iter().map(|(key, value)| (key, scalar_text(&value).into_bytes())).collect()
+    })
+}
+
+fn rejection_of(result: &Result<SourceOutcome, Rejection>) -> Option<(u16, &'static str, Option<String>)> {
+    result.as_ref().err().map(|rejection| (rejection.status(), rejection.code, rejection.field.clone()))
+}
+
+mod strict_decoding_fuzz {
+    use super::*;
+
+    proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// A key repeated with another value is a 400 naming it, in a form and in JSON; repeated
+        /// with the same value it changes nothing.
+        #[test]
+        fn conflicting_duplicates_are_refused_and_identical_ones_change_nothing(
+            pairs in base_pairs(),
+            pick in any::<prop::sample::Index>(),
+            other in "[ -~]{0,12}",
+            as_form in any::<bool>(),
+        ) {
+            let (key, value) = pick.get(&pairs).clone();
+            let encode = |pairs: &[(String, Vec<u8>)]| -> (Vec<u8>, &'static str) {
+                if as_form {
+                    (form_bytes(pairs), "application/x-www-form-urlencoded")
+                } else {
+                    let members: Vec<String> = pairs
+                        .iter()
+                        .map(|(key, value)| format!("{}:{}", Value::String(key.clone()), Value::String(String::from_utf8_lossy(value).into_owned())))
+                        .collect();
+                    (format!("{{{}}}", members.join(",")).into_bytes(), "application/json")
+                }
+            };
+            let (body, content_type) = encode(&pairs);
+            let original = sources::handle(&webinarjam_request(content_type, body), &all_secrets());
+
+            let mut identical = pairs.clone();
+            identical.push((key.clone(), value.clone()));
+            let (body, content_type) = encode(&identical);
+            let repeated = sources::handle(&webinarjam_request(content_type, body), &all_secrets());
+            check_contract(&repeated)?;
+            prop_assert_eq!(&repeated, &original, "an identical duplicate changes nothing");
+
+            prop_assume!(other.as_bytes() != value.as_slice());
+            let mut conflicting = pairs.clone();
+            conflicting.push((key.clone(), other.into_bytes()));
+            let (body, content_type) = encode(&conflicting);
+            let result = sources::handle(&webinarjam_request(content_type, body), &all_secrets());
+            check_contract(&result)?;
+            prop_assert_eq!(rejection_of(&result), Some((400, "duplicate_key", Some(key))));
+        }
+
+        /// Invalid UTF-8 in any form value is a 400 naming that field, never replaced.
+        #[test]
+        fn invalid_utf8_in_a_form_value_is_refused_naming_the_field(
+            pairs in base_pairs(),
+            pick in any::<prop::sample::Index>(),
+            bad in invalid_utf8(),
+            at_end in any::<bool>(),
+        ) {
+            let mut pairs = pairs;
+            let index = pick.index(pairs.len());
+            let key = pairs[index].0.clone();
+            let value = &mut pairs[index].1;
+            if at_end {
+                value.extend_from_slice(&bad);
+            } else {
+                value.splice(0..0, bad);
+            }
+            let result = sources::handle(&webinarjam_request("application/x-www-form-urlencoded", form_bytes(&pairs)), &all_secrets());
+            check_contract(&result)?;
+            prop_assert_eq!(rejection_of(&result), Some((400, "invalid_utf8", Some(key))));
+        }
+
+        /// Invalid UTF-8 anywhere in a JSON body is a 400, never a panic, never accepted.
+        #[test]
+        fn invalid_utf8_in_json_is_refused(pairs in base_pairs(), bad in invalid_utf8(), cut in any::<prop::sample::Index>()) {
+            let members: Vec<String> = pairs
+                .iter()
+                .map(|(key, value)| format!("{}:{}", Value::String(key.clone()), Value::String(String::from_utf8_lossy(value).into_owned())))
+                .collect();
+            let mut body = format!("{{{}}}", members.join(",")).into_bytes();
+            let at = cut.index(body.len());
+            body.splice(at..at, bad);
+            let result = sources::handle(&webinarjam_request("application/json", body), &all_secrets());
+            check_contract(&result)?;
+            prop_assert_eq!(result.as_ref().err().map(Rejection::status), Some(400));
+        }
+
+        /// Generic JSON with a key repeated at any depth: a 400 naming the path, or accepted
+        /// when the values are equal.
+        #[test]
+        fn generic_json_duplicates_anywhere_are_caught(event in generic_event(), equal in any::<bool>()) {
+            let Value::Object(object) = &event else { return Ok(()) };
+            let text = serde_json::to_string(&event).unwrap_or_default();
+            prop_assume!(object.contains_key("kind"));
+            let kind = Value::String(if equal { object["kind"].as_str().unwrap_or_default().to_owned() } else { "not-the-same".to_owned() });
+            let prop_kind = format!("{{\"kind\":{kind},{}", text.trim_start_matches('{'));
+            let result = sources::handle(&generic_signed("Livestorm", prop_kind.into_bytes()), &all_secrets());
+            check_contract(&result)?;
+            if equal && object["kind"].is_string() {
+                prop_assert!(rejection_of(&result).is_none_or(|(_, code, _)| code != "duplicate_key"));
+            } else if !equal {
+                prop_assert_eq!(rejection_of(&result), Some((400, "duplicate_key", Some("kind".to_owned()))));
+            }
+        }
+
+        /// Any address with an internationalized domain either is refused or has one ASCII
+        /// spelling, which parses to itself, whatever the ASCII case of the input.
+        #[test]
+        fn idn_addresses_have_one_ascii_spelling(
+            local in "[a-z0-9.+_-]{1,12}",
+            labels in prop::collection::vec("[a-zäöüßéèçñåøæ0-9ｅｘ\u{0430}-\u{044f}-]{1,12}", 1..3),
+            tld in prop::sample::select(vec!["de", "com", "xn--p1ai", "рф"]),
+        ) {
+            let raw = format!("{local}@{}.{tld}", labels.join("."));
+            if let Ok(email) = webinar_bridge::domain::Email::parse(&raw) {
+                let domain = email.as_str().rsplit_once('@').map(|(_, domain)| domain).unwrap_or_default();
+                prop_assert!(domain.is_ascii(), "the domain is kept in ASCII form: {}", domain);
+                prop_assert_eq!(webinar_bridge::domain::Email::parse(email.as_str()).ok(), Some(email.clone()));
+                prop_assert_eq!(webinar_bridge::domain::Email::parse(&raw.to_ascii_uppercase()).ok(), Some(email));
+            }
+        }
+    }
+}

@@ -18,16 +18,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use webinar_bridge::adapters::memory::{
-    DeadLetter, MemoryContactStore, MemoryEventLog, MemoryQueue, MemoryTagDirectory, QueueSettings,
+    DeadLetter, MemoryContactStore, MemoryEventLog, MemoryQueue, MemoryReceiptLog, MemoryTagDirectory, QueueSettings,
 };
-use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteTagDirectory};
+use webinar_bridge::adapters::sqlite::{
+    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
+};
 use webinar_bridge::domain::{
     Cents, ContactInfo, ContactRecord, Email, EventId, EventKind, Facts, FieldValue, Interval, Source, WebinarEvent,
     WebinarInfo,
 };
 use webinar_bridge::ports::{
     Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage, PortError,
-    PortResult, QueuedMessage, RejectionReason, TagClaim, TagDirectory,
+    PortResult, QueuedMessage, Receipt, ReceiptLog, RejectionReason, TagClaim, TagDirectory,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -93,6 +95,7 @@ pub trait Backend: Send + Sync {
     async fn event_log(&self, clock: Arc<dyn Clock>) -> Arc<dyn EventLog>;
     async fn contact_store(&self) -> Arc<dyn ContactStore>;
     async fn tag_directory(&self) -> Arc<dyn TagDirectory>;
+    async fn receipt_log(&self) -> Arc<dyn ReceiptLog>;
 
     /// Lets `duration` pass for adapters built with `clock`. A backend whose queue keeps time on
     /// a server (SQS) also sleeps here.
@@ -132,6 +135,10 @@ impl Backend for MemoryBackend {
 
     async fn tag_directory(&self) -> Arc<dyn TagDirectory> {
         Arc::new(MemoryTagDirectory::default())
+    }
+
+    async fn receipt_log(&self) -> Arc<dyn ReceiptLog> {
+        Arc::new(MemoryReceiptLog::default())
     }
 }
 
@@ -193,6 +200,10 @@ impl Backend for SqliteBackend {
     async fn tag_directory(&self) -> Arc<dyn TagDirectory> {
         Arc::new(SqliteTagDirectory::new(self.open()))
     }
+
+    async fn receipt_log(&self) -> Arc<dyn ReceiptLog> {
+        Arc::new(SqliteReceiptLog::new(self.open()))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,6 +228,7 @@ pub async fn full_suite(backend: &dyn Backend) {
     contact_store_suite(backend).await;
     tag_directory_suite(backend).await;
     concurrency_suite(backend).await;
+    receipt_log_suite(backend).await;
 }
 
 /// Queue behaviour that needs no time to pass.
@@ -963,4 +975,101 @@ pub async fn concurrent_receives_deliver_each_message_once(backend: &dyn Backend
         rest.into_iter().for_each(&mut record);
     }
     assert_eq!(seen.len(), messages.len(), "every message is delivered exactly once");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receipt log (ingest-side identity)
+
+/// Ingest receipts: event id -> first payload's fingerprint, refused reuses counted.
+pub async fn receipt_log_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        receipt_log_records_a_new_id_and_recognizes_a_redelivery,
+        receipt_log_refuses_and_records_a_reuse_with_another_payload,
+        receipt_log_forgets_an_id_after_its_retention,
+        receipt_log_keeps_scoped_ids_apart,
+        receipt_log_has_one_winner_under_concurrent_deliveries,
+    );
+}
+
+const RECEIPT_RETENTION: Duration = Duration::from_secs(86_400);
+
+pub async fn receipt_log_records_a_new_id_and_recognizes_a_redelivery(backend: &dyn Backend) {
+    let receipts = backend.receipt_log().await;
+    let now = ManualClock::start();
+    let id = event_id("generic:Livestorm:msg_1");
+    assert_eq!(receipts.get(&id, now).await.expect("get"), None);
+    assert_eq!(receipts.record(&id, "fp-1", now, RECEIPT_RETENTION).await.expect("record"), Receipt::New);
+    let later = now + chrono::Duration::seconds(5);
+    assert_eq!(receipts.record(&id, "fp-1", later, RECEIPT_RETENTION).await.expect("record"), Receipt::SamePayload);
+    let record = receipts.get(&id, later).await.expect("get").expect("a recorded id has a receipt");
+    assert_eq!((record.event_id, record.fingerprint.as_str(), record.first_seen), (id, "fp-1", now));
+    assert_eq!((record.rejected_reuses, record.last_rejected_at, record.last_rejected_fingerprint), (0, None, None));
+    assert!(record.expires_at >= now + chrono::Duration::days(1), "kept for the retention");
+}
+
+pub async fn receipt_log_refuses_and_records_a_reuse_with_another_payload(backend: &dyn Backend) {
+    let receipts = backend.receipt_log().await;
+    let now = ManualClock::start();
+    let id = event_id("generic:Livestorm:msg_reused");
+    assert_eq!(receipts.record(&id, "fp-registered", now, RECEIPT_RETENTION).await.expect("record"), Receipt::New);
+    for (seconds, fingerprint) in [(10, "fp-cancelled"), (20, "fp-attended")] {
+        let at = now + chrono::Duration::seconds(seconds);
+        assert_eq!(
+            receipts.record(&id, fingerprint, at, RECEIPT_RETENTION).await.expect("record"),
+            Receipt::DifferentPayload { first_seen: now }
+        );
+    }
+    let record = receipts.get(&id, now + chrono::Duration::seconds(30)).await.expect("get").expect("receipt");
+    assert_eq!(record.fingerprint, "fp-registered", "a refused reuse never replaces the first payload");
+    assert_eq!(record.rejected_reuses, 2, "every refused reuse is recorded");
+    assert_eq!(record.last_rejected_at, Some(now + chrono::Duration::seconds(20)));
+    assert_eq!(record.last_rejected_fingerprint.as_deref(), Some("fp-attended"));
+    let at = now + chrono::Duration::seconds(40);
+    assert_eq!(
+        receipts.record(&id, "fp-registered", at, RECEIPT_RETENTION).await.expect("record"),
+        Receipt::SamePayload,
+        "the original payload is still a redelivery"
+    );
+}
+
+pub async fn receipt_log_forgets_an_id_after_its_retention(backend: &dyn Backend) {
+    let receipts = backend.receipt_log().await;
+    let now = ManualClock::start();
+    let id = event_id("generic:Livestorm:msg_old");
+    assert_eq!(receipts.record(&id, "fp-old", now, RECEIPT_RETENTION).await.expect("record"), Receipt::New);
+    let after = now + chrono::Duration::days(1) + chrono::Duration::seconds(1);
+    assert_eq!(receipts.get(&id, after).await.expect("get"), None, "an expired receipt behaves as absent");
+    assert_eq!(receipts.record(&id, "fp-new", after, RECEIPT_RETENTION).await.expect("record"), Receipt::New);
+    let record = receipts.get(&id, after).await.expect("get").expect("receipt");
+    assert_eq!((record.fingerprint.as_str(), record.first_seen, record.rejected_reuses), ("fp-new", after, 0));
+}
+
+pub async fn receipt_log_keeps_scoped_ids_apart(backend: &dyn Backend) {
+    let receipts = backend.receipt_log().await;
+    let now = ManualClock::start();
+    for tool in ["toola", "toolb"] {
+        let id = event_id(&format!("generic:{tool}:msg_shared"));
+        assert_eq!(receipts.record(&id, tool, now, RECEIPT_RETENTION).await.expect("record"), Receipt::New, "{tool}");
+    }
+}
+
+pub async fn receipt_log_has_one_winner_under_concurrent_deliveries(backend: &dyn Backend) {
+    let receipts = backend.receipt_log().await;
+    let now = ManualClock::start();
+    let id = event_id("generic:Livestorm:msg_raced");
+    let tasks: Vec<_> = (0..6)
+        .map(|n| {
+            let (receipts, id) = (Arc::clone(&receipts), id.clone());
+            tokio::spawn(async move { receipts.record(&id, &format!("fp-{n}"), now, RECEIPT_RETENTION).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("task").expect("record"));
+    }
+    let new = outcomes.iter().filter(|receipt| **receipt == Receipt::New).count();
+    assert_eq!(new, 1, "exactly one delivery wins: {outcomes:?}");
+    assert!(outcomes.iter().all(|receipt| matches!(receipt, Receipt::New | Receipt::DifferentPayload { .. })));
+    let record = receipts.get(&id, now).await.expect("get").expect("receipt");
+    assert_eq!(record.rejected_reuses, 5, "each loser's refused reuse is counted");
 }

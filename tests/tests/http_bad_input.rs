@@ -139,15 +139,22 @@ fn table() -> Vec<Row> {
             Row::post("generic JSON array never closed", "/hooks/generic/Livestorm", headers, body)
                 .refused(400, "malformed_json")
         },
-        // A form body cannot be malformed: the decoder replaces broken escapes instead of
-        // failing, so a broken form lacks fields and is a 422.
+        // Broken escapes are kept as text, so such a form lacks fields and is a 422; an escape
+        // that decodes to invalid UTF-8 is a 400 naming the field (issue 12).
         Row::post(
             "WebinarJam form with broken escapes and no e-mail",
             "/hooks/webinarjam/registered",
             vec![header("content-type", "application/x-www-form-urlencoded"), bearer(WEBINARJAM_SECRET)],
-            "em%ZZail=%&webinar_id=%E2%28&&=",
+            "em%ZZail=%&webinar_id=123&&=",
         )
         .refused(422, "missing_email"),
+        Row::post(
+            "WebinarJam form with invalid UTF-8",
+            "/hooks/webinarjam/registered",
+            vec![header("content-type", "application/x-www-form-urlencoded"), bearer(WEBINARJAM_SECRET)],
+            "email=refused-utf8%40example.com&webinar_id=%E2%28",
+        )
+        .refused(400, "invalid_utf8"),
         // 401: no or wrong secret, signature or timestamp.
         Row::post(
             "WebinarJam without a secret",

@@ -23,14 +23,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use webinar_bridge::adapters::dynamodb::{
-    DynamoContactStore, DynamoEventLog, DynamoTagDirectory, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE,
+    DynamoContactStore, DynamoEventLog, DynamoReceiptLog, DynamoTagDirectory, EVENTS_PARTITION_KEY,
+    EVENTS_TTL_ATTRIBUTE,
 };
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use webinar_bridge::consume::{Disposition, MessageOutcome, MessageResult};
 use webinar_bridge::domain::EventId;
 use webinar_bridge::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, TagDirectory,
+    Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, ReceiptLog, TagDirectory,
 };
 use webinar_bridge::tag_resolver::{TagResolveError, TagResolver};
 use webinar_bridge_consumer::{Settlement, batch_response, queued_message_from_sqs_record, settle};
@@ -68,6 +69,10 @@ impl Backend for MotoBackend {
 
     async fn tag_directory(&self) -> Arc<dyn TagDirectory> {
         Arc::new(DynamoTagDirectory::new(self.moto.dynamodb(), self.moto.create_contacts_table().await))
+    }
+
+    async fn receipt_log(&self) -> Arc<dyn ReceiptLog> {
+        Arc::new(DynamoReceiptLog::new(self.moto.dynamodb(), self.moto.create_events_table().await))
     }
 
     /// SQS keeps visibility on moto's own clock: real time has to pass too.
@@ -111,6 +116,11 @@ async fn port_suite_queue_retry_delay_on_the_server_clock() {
 #[tokio::test]
 async fn port_suite_event_log() {
     port_suite::event_log_suite(&MotoBackend::start().await).await;
+}
+
+#[tokio::test]
+async fn port_suite_receipt_log() {
+    port_suite::receipt_log_suite(&MotoBackend::start().await).await;
 }
 
 #[tokio::test]

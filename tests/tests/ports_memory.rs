@@ -18,6 +18,11 @@ async fn queue_dedup_expiry() {
 }
 
 #[tokio::test]
+async fn receipt_log() {
+    port_suite::receipt_log_suite(&MemoryBackend).await;
+}
+
+#[tokio::test]
 async fn event_log() {
     port_suite::event_log_suite(&MemoryBackend).await;
 }

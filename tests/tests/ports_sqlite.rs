@@ -62,6 +62,12 @@ async fn queue_dedup_expiry_on_a_file() {
 }
 
 #[tokio::test]
+async fn receipt_log_on_a_file() {
+    let dir = temp_dir();
+    port_suite::receipt_log_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test]
 async fn event_log_on_a_file() {
     let dir = temp_dir();
     port_suite::event_log_suite(&SqliteBackend::in_dir(dir.path())).await;

@@ -560,13 +560,27 @@ fn iam_statements_name_their_actions_and_resources() {
     let ingest_log =
         ref_target(&t.props(ingest)["LoggingConfig"]["LogGroup"]).expect("LoggingConfig.LogGroup").to_owned();
     let granted = grants(ingest);
-    let expected: BTreeSet<&str> =
-        ["logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "secretsmanager:GetSecretValue"].into();
+    let expected: BTreeSet<&str> = [
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:SendMessage",
+        "secretsmanager:GetSecretValue",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    ]
+    .into();
     assert_eq!(
         granted.keys().map(String::as_str).collect::<BTreeSet<_>>(),
         expected,
-        "ingest may only log, enqueue and read its secret"
+        "ingest may only log, enqueue, record receipts and read its secret"
     );
+    for action in ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"] {
+        assert!(
+            granted[action].iter().all(|r| get_att_of(r, "EventsTable", "Arn")),
+            "ingest touches only the events table ({action})"
+        );
+    }
     assert!(
         granted["sqs:SendMessage"].iter().all(|r| get_att_of(r, &queue, "Arn")),
         "ingest sends only to the events queue"

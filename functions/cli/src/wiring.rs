@@ -8,15 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use webinar_bridge::Secret;
 use webinar_bridge::adapters::memory::{
-    MemoryContactStore, MemoryEventLog, MemoryQueue, MemoryTagDirectory, QueueSettings,
+    MemoryContactStore, MemoryEventLog, MemoryQueue, MemoryReceiptLog, MemoryTagDirectory, QueueSettings,
 };
-use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteTagDirectory};
+use webinar_bridge::adapters::sqlite::{
+    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
+};
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};
 use webinar_bridge::domain::{LogicalField, Settings};
 use webinar_bridge::ingest::Ingest;
 use webinar_bridge::klicktipp::{KlickTippAuth, KlickTippClient, KlickTippConfig};
-use webinar_bridge::ports::{Clock, ContactStore, EventLog, EventQueue, TagDirectory};
+use webinar_bridge::ports::{Clock, ContactStore, EventLog, EventQueue, ReceiptLog, TagDirectory};
 use webinar_bridge::tag_resolver::TagResolver;
 
 /// The configuration from the environment; an invalid value ends the command with exit 2 and
@@ -32,6 +34,8 @@ pub struct Ports {
     pub log: Arc<dyn EventLog>,
     pub contacts: Arc<dyn ContactStore>,
     pub tags: Arc<dyn TagDirectory>,
+    /// Ingest's record of event ids and payload fingerprints (409 on a reused id).
+    pub receipts: Arc<dyn ReceiptLog>,
 }
 
 /// All ports on one SQLite file (`serve`).
@@ -41,6 +45,7 @@ pub fn sqlite_ports(db: &SqliteDb, queue_settings: QueueSettings) -> Ports {
         log: Arc::new(SqliteEventLog::new(db.clone())),
         contacts: Arc::new(SqliteContactStore::new(db.clone())),
         tags: Arc::new(SqliteTagDirectory::new(db.clone())),
+        receipts: Arc::new(SqliteReceiptLog::new(db.clone())),
     }
 }
 
@@ -53,6 +58,7 @@ pub fn memory_ports(queue_settings: QueueSettings, clock: Arc<dyn Clock>) -> (Po
         log: Arc::new(MemoryEventLog::default()),
         contacts: Arc::new(MemoryContactStore::default()),
         tags: Arc::new(MemoryTagDirectory::default()),
+        receipts: Arc::new(MemoryReceiptLog::default()),
     };
     (ports, queue)
 }
@@ -65,7 +71,8 @@ pub fn assemble(
     options: ConsumerOptions,
     clock: Arc<dyn Clock>,
 ) -> (Ingest, Consumer) {
-    let ingest = Ingest::new(Arc::clone(&ports.queue), config.secrets.clone());
+    let ingest = Ingest::new(Arc::clone(&ports.queue), config.secrets.clone())
+        .with_receipts(Arc::clone(&ports.receipts), config.retention);
     let tags = TagResolver::new(Arc::clone(&ports.tags), client.clone(), Arc::clone(&clock));
     let consumer = Consumer::new(
         Arc::clone(&ports.log),

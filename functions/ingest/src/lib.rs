@@ -9,6 +9,7 @@ use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::sync::Arc;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
+use webinar_bridge::adapters::dynamodb::DynamoReceiptLog;
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::ingest::{Ingest, IngestResponse};
@@ -25,11 +26,14 @@ impl IngestFunction {
         Self { ingest }
     }
 
-    /// Production wiring: the SQS FIFO queue from `EVENTS_QUEUE_URL` and the source secrets.
+    /// Production wiring: the SQS FIFO queue from `EVENTS_QUEUE_URL`, ingest receipts in the
+    /// events table (`EVENTS_TABLE`, items `receipt#<event id>`) and the source secrets.
     pub fn from_config(sdk: &SdkConfig, config: &BridgeConfig) -> Result<Self, StartupError> {
         let queue_url = BridgeConfig::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?;
+        let events_table = BridgeConfig::require(&config.events_table, "EVENTS_TABLE")?;
         let queue = Arc::new(SqsQueue::from_conf(sdk, queue_url));
-        Ok(Self::new(Ingest::new(queue, config.secrets.clone())))
+        let receipts = Arc::new(DynamoReceiptLog::from_conf(sdk, events_table));
+        Ok(Self::new(Ingest::new(queue, config.secrets.clone()).with_receipts(receipts, config.retention)))
     }
 
     /// Never fails: every outcome, refusals included, is a JSON answer.

@@ -13,13 +13,17 @@
 //! - contacts table, key `pk` (S): contacts `contact#<email>` with `record` (S, JSON of
 //!   [`ContactRecord`]) and `version` (N); tags `tag#<name>` with `tag_id` (N) once known, or
 //!   `creating_until` (N, epoch ms) while one consumer creates it.
+//! - events table, ingest receipts under key `receipt#<event_id>` (never a consumer claim's key,
+//!   since event ids start with their source): `fingerprint` (S), `first_seen` (S, RFC 3339),
+//!   `expires_at` (N, the TTL), `rejected_reuses` (N), `last_rejected_at` (S) and
+//!   `last_rejected_fingerprint` (S) once a reuse was refused.
 
-use super::memory::decide_claim;
+use super::memory::{decide_claim, decide_receipt, new_receipt};
 use super::sqs::unavailable;
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, ContactStore, EventLog, EventRecord, EventStatus, FinalOutcome, PortError, PortResult, TagClaim,
-    TagDirectory, Versioned,
+    Claim, ContactStore, EventLog, EventRecord, EventStatus, FinalOutcome, PortError, PortResult, Receipt, ReceiptLog,
+    ReceiptRecord, TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -40,6 +44,8 @@ pub const EVENTS_TTL_ATTRIBUTE: &str = "expires_at";
 pub const CONTACTS_PARTITION_KEY: &str = "pk";
 pub const CONTACT_KEY_PREFIX: &str = "contact#";
 pub const TAG_KEY_PREFIX: &str = "tag#";
+/// Key prefix of ingest receipts in the events table.
+pub const RECEIPT_KEY_PREFIX: &str = "receipt#";
 
 const STATUS_IN_PROGRESS: &str = "in_progress";
 const STATUS_COMPLETED: &str = "completed";
@@ -550,5 +556,146 @@ mod tests {
         assert_eq!(decide_tag_claim(Some(&claim(now_ms + 1)), now).ok(), Some(Some(TagClaim::HeldByOther)));
         let known = HashMap::from([("tag_id".to_owned(), n(7))]);
         assert_eq!(decide_tag_claim(Some(&known), now).ok(), Some(Some(TagClaim::Exists(7))));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receipt log
+
+/// Ingest receipts in the events table under `receipt#<event_id>`: read, decide with the same
+/// rule as every adapter, then a write conditioned on what was read.
+#[derive(Clone, Debug)]
+pub struct DynamoReceiptLog {
+    table: Table,
+}
+
+impl DynamoReceiptLog {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table { client, name: table_name.into(), key: EVENTS_PARTITION_KEY } }
+    }
+
+    pub fn from_conf(config: &aws_config::SdkConfig, table_name: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table_name)
+    }
+
+    /// Counts a refused reuse atomically (`ADD`), so concurrent refusals never contend; the
+    /// condition only checks that the receipt read is still the live one.
+    async fn count_rejected_reuse(
+        &self,
+        existing: &ReceiptRecord,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<Written> {
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(format!("{RECEIPT_KEY_PREFIX}{}", existing.event_id.as_str())))
+            .update_expression("SET #last_at = :at, #last_fp = :fp ADD #reuses :one")
+            .condition_expression("#fingerprint = :original AND #expires > :now_s")
+            .expression_attribute_names("#last_at", "last_rejected_at")
+            .expression_attribute_names("#last_fp", "last_rejected_fingerprint")
+            .expression_attribute_names("#reuses", "rejected_reuses")
+            .expression_attribute_names("#fingerprint", "fingerprint")
+            .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
+            .expression_attribute_values(":at", rfc3339(now))
+            .expression_attribute_values(":fp", s(fingerprint))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":original", s(existing.fingerprint.as_str()))
+            .expression_attribute_values(":now_s", n(now.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Yes),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(Written::ConditionFailed)
+            }
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+
+    async fn read(&self, event_id: &EventId) -> PortResult<Option<ReceiptRecord>> {
+        let key = format!("{RECEIPT_KEY_PREFIX}{}", event_id.as_str());
+        self.table.get(&key).await?.map(|item| receipt_record(event_id, &item)).transpose()
+    }
+}
+
+fn rfc3339(at: DateTime<Utc>) -> AttributeValue {
+    s(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+fn receipt_item(record: &ReceiptRecord) -> Item {
+    let mut item = HashMap::from([
+        (EVENTS_PARTITION_KEY.to_owned(), s(format!("{RECEIPT_KEY_PREFIX}{}", record.event_id.as_str()))),
+        ("fingerprint".to_owned(), s(record.fingerprint.as_str())),
+        ("first_seen".to_owned(), rfc3339(record.first_seen)),
+        (EVENTS_TTL_ATTRIBUTE.to_owned(), n(epoch_seconds_ceil(record.expires_at))),
+        ("rejected_reuses".to_owned(), n(record.rejected_reuses)),
+    ]);
+    if let Some(at) = record.last_rejected_at {
+        item.insert("last_rejected_at".to_owned(), rfc3339(at));
+    }
+    if let Some(fingerprint) = &record.last_rejected_fingerprint {
+        item.insert("last_rejected_fingerprint".to_owned(), s(fingerprint.as_str()));
+    }
+    item
+}
+
+fn receipt_record(event_id: &EventId, item: &Item) -> PortResult<ReceiptRecord> {
+    const WHAT: &str = "ingest receipt";
+    let time = |name: &str| string_attr(item, name).and_then(|raw| raw.parse::<DateTime<Utc>>().ok());
+    Ok(ReceiptRecord {
+        event_id: event_id.clone(),
+        fingerprint: required(string_attr(item, "fingerprint"), WHAT, "fingerprint")?.to_owned(),
+        first_seen: required(time("first_seen"), WHAT, "first_seen")?,
+        expires_at: required(
+            number_attr::<i64>(item, EVENTS_TTL_ATTRIBUTE).and_then(|secs| DateTime::from_timestamp(secs, 0)),
+            WHAT,
+            EVENTS_TTL_ATTRIBUTE,
+        )?,
+        rejected_reuses: required(number_attr(item, "rejected_reuses"), WHAT, "rejected_reuses")?,
+        last_rejected_at: time("last_rejected_at"),
+        last_rejected_fingerprint: string_attr(item, "last_rejected_fingerprint").map(str::to_owned),
+    })
+}
+
+#[async_trait]
+impl ReceiptLog for DynamoReceiptLog {
+    async fn record(
+        &self,
+        event_id: &EventId,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> PortResult<Receipt> {
+        for _ in 0..CLAIM_ROUNDS {
+            let existing = self.read(event_id).await?;
+            let receipt = decide_receipt(existing.as_ref(), fingerprint, now);
+            let written = match (&receipt, &existing) {
+                (Receipt::New, _) => {
+                    let condition = Condition::new(
+                        "attribute_not_exists(#id) OR #expires <= :now_s",
+                        &[("#id", EVENTS_PARTITION_KEY), ("#expires", EVENTS_TTL_ATTRIBUTE)],
+                    )
+                    .value(":now_s", n(now.timestamp()));
+                    let item = receipt_item(&new_receipt(event_id, fingerprint, now, retention));
+                    self.table.put(item, Some(condition)).await?
+                }
+                (Receipt::DifferentPayload { .. }, Some(existing)) => {
+                    self.count_rejected_reuse(existing, fingerprint, now).await?
+                }
+                _ => return Ok(receipt),
+            };
+            if written == Written::Yes {
+                return Ok(receipt);
+            }
+            // The receipt was replaced or expired in between: decide again on what is there now.
+        }
+        Err(PortError::Unavailable("ingest receipt kept changing concurrently".into()))
+    }
+
+    async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>> {
+        Ok(self.read(event_id).await?.filter(|record| record.expires_at > now))
     }
 }

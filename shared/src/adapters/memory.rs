@@ -3,7 +3,8 @@
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
     Claim, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, OutgoingMessage,
-    PortError, PortResult, QueuedMessage, SystemClock, TagClaim, TagDirectory, Versioned,
+    PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim, TagDirectory,
+    Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -444,5 +445,75 @@ impl TagDirectory for MemoryTagDirectory {
     async fn forget(&self, name: &str) -> PortResult<()> {
         lock(&self.entries).remove(name);
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receipt log
+
+/// Ingest receipts in memory (tests, `simulate`).
+#[derive(Clone, Default)]
+pub struct MemoryReceiptLog {
+    records: Arc<Mutex<HashMap<EventId, ReceiptRecord>>>,
+}
+
+/// The rule every receipt log follows: no live record means new; a live one with the same
+/// fingerprint is a redelivery; with another fingerprint a refused reuse.
+pub fn decide_receipt(existing: Option<&ReceiptRecord>, fingerprint: &str, now: DateTime<Utc>) -> Receipt {
+    match existing {
+        None => Receipt::New,
+        Some(record) if record.expires_at <= now => Receipt::New,
+        Some(record) if record.fingerprint == fingerprint => Receipt::SamePayload,
+        Some(record) => Receipt::DifferentPayload { first_seen: record.first_seen },
+    }
+}
+
+/// A fresh receipt for `event_id`.
+pub fn new_receipt(event_id: &EventId, fingerprint: &str, now: DateTime<Utc>, retention: Duration) -> ReceiptRecord {
+    ReceiptRecord {
+        event_id: event_id.clone(),
+        fingerprint: fingerprint.to_owned(),
+        first_seen: now,
+        expires_at: later(now, retention),
+        rejected_reuses: 0,
+        last_rejected_at: None,
+        last_rejected_fingerprint: None,
+    }
+}
+
+/// `record` with one more refused reuse of `fingerprint` at `now`.
+pub fn with_rejected_reuse(record: &ReceiptRecord, fingerprint: &str, now: DateTime<Utc>) -> ReceiptRecord {
+    ReceiptRecord {
+        rejected_reuses: record.rejected_reuses.saturating_add(1),
+        last_rejected_at: Some(now),
+        last_rejected_fingerprint: Some(fingerprint.to_owned()),
+        ..record.clone()
+    }
+}
+
+#[async_trait]
+impl ReceiptLog for MemoryReceiptLog {
+    async fn record(
+        &self,
+        event_id: &EventId,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> PortResult<Receipt> {
+        let mut records = lock(&self.records);
+        let receipt = decide_receipt(records.get(event_id), fingerprint, now);
+        let updated = match (&receipt, records.get(event_id)) {
+            (Receipt::New, _) => Some(new_receipt(event_id, fingerprint, now, retention)),
+            (Receipt::DifferentPayload { .. }, Some(existing)) => Some(with_rejected_reuse(existing, fingerprint, now)),
+            _ => None,
+        };
+        if let Some(updated) = updated {
+            records.insert(event_id.clone(), updated);
+        }
+        Ok(receipt)
+    }
+
+    async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>> {
+        Ok(lock(&self.records).get(event_id).filter(|record| record.expires_at > now).cloned())
     }
 }

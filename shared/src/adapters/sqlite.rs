@@ -13,11 +13,14 @@
 //! - WAL checkpoints (the only fsyncs with `synchronous=NORMAL`) run on a thread and connection of
 //!   their own, so no request waits for one (see `Checkpointer`).
 
-use crate::adapters::memory::{DeadLetter, QueueSettings, decide_claim};
+use crate::adapters::memory::{
+    DeadLetter, QueueSettings, decide_claim, decide_receipt, new_receipt, with_rejected_reuse,
+};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
     Claim, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, OutgoingMessage,
-    PortError, PortResult, QueuedMessage, SystemClock, TagClaim, TagDirectory, Versioned,
+    PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim, TagDirectory,
+    Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -101,6 +104,19 @@ DROP INDEX queue_messages_by_visibility;
     r#"
 -- Why a message was dead-lettered by the consumer (unreadable); NULL when it used up its receives.
 ALTER TABLE dead_letters ADD COLUMN reason TEXT;
+"#,
+    r#"
+-- Ingest receipts: the first payload seen under each event id, and refused reuses of the id.
+CREATE TABLE ingest_receipts (
+    event_id                  TEXT PRIMARY KEY,
+    fingerprint               TEXT    NOT NULL,
+    first_seen                INTEGER NOT NULL,
+    expires_at                INTEGER NOT NULL,
+    rejected_reuses           INTEGER NOT NULL DEFAULT 0,
+    last_rejected_at          INTEGER,
+    last_rejected_fingerprint TEXT
+) STRICT, WITHOUT ROWID;
+CREATE INDEX ingest_receipts_by_expiry ON ingest_receipts (expires_at);
 "#,
 ];
 
@@ -1016,5 +1032,111 @@ mod tests {
         assert_eq!(later(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
         assert_eq!(earlier(now, Duration::MAX), DateTime::<Utc>::MIN_UTC);
         assert!(from_micros(to_micros(DateTime::<Utc>::MAX_UTC)).is_ok(), "the latest time still fits");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receipt log
+
+/// Ingest receipts (`ingest_receipts`): decided by the same rule as the memory adapter, inside
+/// one write transaction, so concurrent deliveries of one id see one winner.
+#[derive(Clone)]
+pub struct SqliteReceiptLog {
+    db: SqliteDb,
+}
+
+impl SqliteReceiptLog {
+    pub fn new(db: SqliteDb) -> Self {
+        Self { db }
+    }
+
+    /// Deletes receipts that expired at or before `now`; returns how many.
+    pub async fn purge_expired(&self, now: DateTime<Utc>) -> PortResult<usize> {
+        let now = to_micros(now);
+        self.db
+            .run(move |connection| Ok(connection.execute("DELETE FROM ingest_receipts WHERE expires_at <= ?1", [now])?))
+            .await
+    }
+}
+
+const RECEIPT_COLUMNS: &str =
+    "event_id, fingerprint, first_seen, expires_at, rejected_reuses, last_rejected_at, last_rejected_fingerprint";
+
+fn stored_receipt(connection: &Connection, event_id: &EventId) -> PortResult<Option<ReceiptRecord>> {
+    type RawReceipt = (String, i64, i64, i64, Option<i64>, Option<String>);
+    let row: Option<RawReceipt> = connection
+        .prepare_cached(&format!("SELECT {RECEIPT_COLUMNS} FROM ingest_receipts WHERE event_id = ?1"))?
+        .query_row([event_id.as_str()], |row| {
+            Ok((row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+        })
+        .optional()?;
+    let Some((fingerprint, first_seen, expires_at, rejected_reuses, last_rejected_at, last_rejected_fingerprint)) = row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ReceiptRecord {
+        event_id: event_id.clone(),
+        fingerprint,
+        first_seen: from_micros(first_seen)?,
+        expires_at: from_micros(expires_at)?,
+        rejected_reuses: u32::try_from(rejected_reuses).map_err(corrupt)?,
+        last_rejected_at: last_rejected_at.map(from_micros).transpose()?,
+        last_rejected_fingerprint,
+    }))
+}
+
+fn store_receipt(connection: &Connection, record: &ReceiptRecord) -> PortResult<()> {
+    connection
+        .prepare_cached(&format!(
+            "INSERT OR REPLACE INTO ingest_receipts ({RECEIPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        ))?
+        .execute(params![
+            record.event_id.as_str(),
+            record.fingerprint,
+            to_micros(record.first_seen),
+            to_micros(record.expires_at),
+            i64::from(record.rejected_reuses),
+            record.last_rejected_at.map(to_micros),
+            record.last_rejected_fingerprint,
+        ])?;
+    Ok(())
+}
+
+#[async_trait]
+impl ReceiptLog for SqliteReceiptLog {
+    async fn record(
+        &self,
+        event_id: &EventId,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> PortResult<Receipt> {
+        let event_id = event_id.clone();
+        let fingerprint = fingerprint.to_owned();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let existing = stored_receipt(&transaction, &event_id)?;
+                let receipt = decide_receipt(existing.as_ref(), &fingerprint, now);
+                match (&receipt, &existing) {
+                    (Receipt::New, _) => {
+                        store_receipt(&transaction, &new_receipt(&event_id, &fingerprint, now, retention))?
+                    }
+                    (Receipt::DifferentPayload { .. }, Some(existing)) => {
+                        store_receipt(&transaction, &with_rejected_reuse(existing, &fingerprint, now))?
+                    }
+                    _ => {}
+                }
+                transaction.commit()?;
+                Ok(receipt)
+            })
+            .await
+    }
+
+    async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>> {
+        let event_id = event_id.clone();
+        self.db
+            .run(move |connection| Ok(stored_receipt(connection, &event_id)?.filter(|record| record.expires_at > now)))
+            .await
     }
 }

@@ -42,10 +42,18 @@ impl Email {
         if !valid_local_part(local) {
             return Err(EmailError::InvalidLocalPart);
         }
-        if !valid_domain(domain) {
+        // One spelling per mailbox: an internationalized domain becomes its ASCII (punycode)
+        // form, so `bücher.de` and `xn--bcher-kva.de` are one contact, and KlickTipp gets the
+        // form every mail system accepts.
+        let domain = ascii_domain(domain).ok_or(EmailError::InvalidDomain)?;
+        if !valid_domain(&domain) {
             return Err(EmailError::InvalidDomain);
         }
-        Ok(Self(normalized))
+        let address = format!("{local}@{domain}");
+        if address.len() > 254 {
+            return Err(EmailError::TooLong);
+        }
+        Ok(Self(address))
     }
 
     pub fn as_str(&self) -> &str {
@@ -75,6 +83,16 @@ fn valid_local_part(local: &str) -> bool {
         && local
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || SPECIALS.contains(c) || (!c.is_ascii() && c.is_alphanumeric()))
+}
+
+/// The domain in IDNA (UTS #46) ASCII form: Unicode labels become `xn--` punycode, full-width
+/// and other compatibility characters are mapped, and an ASCII domain is returned as it is
+/// (lower-cased). `None` when the domain cannot be a valid IDN.
+fn ascii_domain(domain: &str) -> Option<String> {
+    if domain.is_ascii() && !domain.split('.').any(|label| label.starts_with("xn--")) {
+        return Some(domain.to_owned());
+    }
+    idna::domain_to_ascii_strict(domain).ok().filter(|ascii| !ascii.is_empty())
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -145,6 +163,22 @@ mod tests {
             "a@example.123",
             "a@exa mple.com",
         ] {
+            assert!(Email::parse(raw).is_err(), "{raw:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn internationalized_domains_have_one_spelling() {
+        let unicode = Email::parse("idn@bücher.de").unwrap();
+        let punycode = Email::parse("IDN@xn--BCHER-kva.de").unwrap();
+        assert_eq!(unicode, punycode);
+        assert_eq!(unicode.as_str(), "idn@xn--bcher-kva.de");
+        assert_eq!(Email::parse("a@BÜCHER.de").unwrap().as_str(), "a@xn--bcher-kva.de");
+        // Full-width letters map to ASCII (UTS #46), so they are the same contact too.
+        assert_eq!(Email::parse("a@ｅｘａｍｐｌｅ.com").unwrap().as_str(), "a@example.com");
+        // Unicode local parts stay as they are (SMTPUTF8).
+        assert_eq!(Email::parse("jörg@example.com").unwrap().as_str(), "jörg@example.com");
+        for raw in ["a@xn--zz.de", "a@bü cher.de", "a@-bücher.de", "a@bücher..de"] {
             assert!(Email::parse(raw).is_err(), "{raw:?} should be rejected");
         }
     }

@@ -8,7 +8,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 use serde_json::error::Category;
 
-use super::{RawRequest, Rejection, RejectionKind};
+use super::{RawRequest, Rejection, RejectionKind, decode};
 
 /// A loosely shaped body, flattened to scalar values and resolved against an alias table.
 ///
@@ -37,8 +37,7 @@ pub(super) type AliasRow<F> = (F, &'static [&'static str]);
 impl<F: Copy + PartialEq> LooseBody<F> {
     /// Reads a JSON object body. Anything but an object is malformed.
     pub(super) fn from_json(body: &[u8], aliases: &[AliasRow<F>]) -> Result<Self, Rejection> {
-        let document: Value =
-            serde_json::from_slice(strip_utf8_bom(body)).map_err(|error| json_syntax_rejection(&error))?;
+        let document = decode::json(body)?;
         let Value::Object(object) = document else {
             return Err(Rejection::malformed(
                 "The body must be a JSON object with the registrant's fields (for example {\"email\": ...}).",
@@ -49,11 +48,10 @@ impl<F: Copy + PartialEq> LooseBody<F> {
         Ok(Self::resolve(scalars, aliases))
     }
 
-    /// Reads an `application/x-www-form-urlencoded` body (invalid UTF-8 is replaced, not refused).
+    /// Reads an `application/x-www-form-urlencoded` body, strictly (see `decode`): invalid
+    /// UTF-8 and conflicting duplicate keys are refused, naming the field.
     pub(super) fn from_form(body: &[u8], aliases: &[AliasRow<F>]) -> Result<Self, Rejection> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
-            Rejection::malformed("The body is not valid form data (application/x-www-form-urlencoded key=value pairs).")
-        })?;
+        let pairs = decode::form_pairs(body, decode::FormPlace::Body)?;
         let scalars = pairs
             .into_iter()
             .filter_map(|(key, value)| {

@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::fields;
 use super::{RawRequest, Rejection, RejectionKind, SourceOutcome};
+use super::{decode, fields};
 use crate::domain::{
     Cents, ContactInfo, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, Facts, Source, WebinarEvent, WebinarInfo,
 };
@@ -147,8 +147,7 @@ struct Elements {
 
 /// One event object, or a non-empty array of at most 100 of them.
 fn read_elements(body: &[u8]) -> Result<Elements, Rejection> {
-    let document: Value =
-        serde_json::from_slice(fields::strip_utf8_bom(body)).map_err(|error| fields::json_syntax_rejection(&error))?;
+    let document = decode::json(body)?;
     let items = match document {
         Value::Object(object) => return Ok(Elements { items: vec![object], from_array: false }),
         Value::Array(items) => items,
@@ -221,10 +220,11 @@ impl Batch<'_> {
 
     /// The element's `event_id`; else the `webhook-id` header (`:{index}` appended in a batch
     /// of several); else a hash of the element's canonical JSON. All three are stable across
-    /// redeliveries of the same request.
+    /// redeliveries of the same request, and a sender's id is scoped to the tool
+    /// (`generic:<tool>:<id>`): two tools that happen to use the same id send two events.
     fn event_id(&self, index: usize, element: &Map<String, Value>, at: &FieldPath) -> Result<EventId, Rejection> {
         if let Some(raw) = element.get("event_id").filter(|value| !value.is_null()) {
-            return raw.as_str().and_then(EventId::from_sender).ok_or_else(|| {
+            return raw.as_str().and_then(EventId::from_sender).map(|id| self.scoped(id.as_str())).ok_or_else(|| {
                 Rejection::unprocessable(
                     "invalid_event_id",
                     format!("{} must be 1 to 128 printable ASCII characters without spaces.", at.show("event_id")),
@@ -234,13 +234,27 @@ impl Batch<'_> {
         }
         if let Some(webhook_id) = self.request.header("webhook-id").map(str::trim).filter(|id| !id.is_empty()) {
             let per_element = if self.len > 1 { format!("{webhook_id}:{index}") } else { webhook_id.to_owned() };
-            // An id SQS cannot take (too long, odd characters) is hashed instead; still stable.
-            return Ok(EventId::from_sender(&per_element)
-                .unwrap_or_else(|| EventId::hashed(self.source, &[per_element.as_bytes()])));
+            return Ok(self.scoped(&per_element));
         }
         // The tool is part of the hash so the same body sent for two tools stays two events.
         let canonical = canonical_json(&Value::Object(element.clone()));
         Ok(EventId::hashed(self.source, &[self.source.key().as_bytes(), canonical.as_bytes()]))
+    }
+}
+
+/// Characters a tool name keeps in a scoped id; everything else is percent-encoded, so the
+/// mapping is one-to-one and the id stays printable ASCII (what SQS takes as a dedup id).
+const TOOL_ID_ESCAPES: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
+impl Batch<'_> {
+    /// `generic:<tool>:<sender id>`; one too long (or odd) for SQS is hashed with the tool
+    /// instead, which is just as stable and just as scoped.
+    fn scoped(&self, sender_id: &str) -> EventId {
+        let tool = percent_encoding::utf8_percent_encode(self.source.tool_name(), TOOL_ID_ESCAPES);
+        EventId::from_sender(&format!("generic:{tool}:{sender_id}")).unwrap_or_else(|| {
+            EventId::hashed(self.source, &[self.source.key().as_bytes(), b"sender-id", sender_id.as_bytes()])
+        })
     }
 }
 

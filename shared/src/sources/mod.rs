@@ -1,6 +1,7 @@
 //! Webhook sources: route a raw request to its platform, authenticate it, and turn it into
 //! normalized events or a typed rejection (DESIGN 7).
 
+mod decode;
 mod fields;
 pub mod generic;
 mod request;
@@ -148,6 +149,16 @@ pub fn handle(request: &RawRequest, secrets: &SourceSecrets) -> Result<SourceOut
     if request.body.len() > MAX_BODY_BYTES {
         return Err(Rejection::payload_too_large());
     }
+    // Path segments are percent-decoded with replacement; a replaced byte means invalid UTF-8.
+    match &route {
+        Route::Genesis { kind, .. } if kind.contains(char::REPLACEMENT_CHARACTER) => {
+            return Err(decode::invalid_utf8("URL segment", "kind"));
+        }
+        Route::Generic { tool } if tool.contains(char::REPLACEMENT_CHARACTER) => {
+            return Err(decode::invalid_utf8("URL segment", "tool"));
+        }
+        _ => {}
+    }
     match route {
         Route::Genesis { product, kind } => webinarjam::parse(product, &kind, request, secret),
         Route::Zoom => zoom::parse(request, secret),
@@ -174,6 +185,7 @@ mod tests {
         assert_eq!(route_label("/health/"), "/health");
         assert_eq!(route_label("/etc/passwd"), "unknown");
         assert_eq!(Route::parse("/hooks/generic/Webinar%20Geek"), Some(Route::Generic { tool: "Webinar Geek".into() }));
+        assert_eq!(Route::parse("/hooks/generic/%FF"), Some(Route::Generic { tool: "\u{FFFD}".into() }));
         for path in ["/", "/hooks", "/hooks/zoom/extra", "/hooks/webinarjam", "/hooks/unknown/x", "/hooks/generic/"] {
             assert_eq!(Route::parse(path), None, "{path}");
         }

@@ -36,6 +36,16 @@ impl RawRequest {
             .map(|(_, value)| value)
     }
 
+    /// Query parameter `name`, strictly decoded: a 400 naming the parameter when the query has
+    /// invalid UTF-8 or a parameter repeated with different values (see `decode`).
+    pub fn strict_query_param(&self, name: &str) -> Result<Option<String>, Rejection> {
+        let Some(query) = self.query.as_deref() else {
+            return Ok(None);
+        };
+        let pairs = super::decode::form_pairs(query.as_bytes(), super::decode::FormPlace::Query)?;
+        Ok(pairs.into_iter().find(|(key, _)| key == name).map(|(_, value)| value))
+    }
+
     /// The media type of the body, lower-cased, without parameters such as `charset`.
     pub fn media_type(&self) -> Option<String> {
         self.header("content-type")

@@ -39,7 +39,7 @@ fn source_of(product: GenesisProduct) -> Source {
 
 /// `Authorization: Bearer <secret>` or `?token=<secret>`; either one matching is enough.
 fn authenticate(request: &RawRequest, secret: &Secret) -> Result<(), Rejection> {
-    let query_token = request.query_param("token");
+    let query_token = request.strict_query_param("token")?;
     let presented: Vec<&str> = fields::bearer_token(request).into_iter().chain(query_token.as_deref()).collect();
     if presented.is_empty() {
         return Err(Rejection::unauthorized(

@@ -10,8 +10,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use super::fields;
 use super::{RawRequest, Rejection, SourceOutcome};
+use super::{decode, fields};
 use crate::domain::{
     ContactInfo, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, Facts, Interval, Source, WebinarEvent, WebinarInfo,
 };
@@ -90,8 +90,7 @@ fn invalid_signature(message: &str) -> Rejection {
 
 /// The event name and the whole envelope; anything that is not `{"event": "<name>", ...}` is 400.
 fn read_envelope(body: &[u8]) -> Result<(String, Map<String, Value>), Rejection> {
-    let document: Value =
-        serde_json::from_slice(fields::strip_utf8_bom(body)).map_err(|error| fields::json_syntax_rejection(&error))?;
+    let document = decode::json(body)?;
     let Value::Object(envelope) = document else {
         return Err(Rejection::malformed("The body must be a Zoom event notification: a JSON object with 'event'."));
     };

@@ -12,6 +12,16 @@ use webinar_bridge::sources::{MAX_BODY_BYTES, RawRequest, Rejection, route_label
 
 /// A client that stops sending mid-body must not hold a connection (and its buffer) for ever.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// More headers than this get a JSON 431 (hyper refuses far larger heads itself, see `serve::edge`).
+pub const MAX_HEADERS: usize = 100;
+/// Header names and values together, in bytes, above which a JSON 431 answers.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Marks a response sent before the request body was read to its end, so the server reads and
+/// discards the rest for a moment before closing (the client would otherwise get a reset
+/// instead of the answer).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLeftUnread;
 
 pub fn router(ingest: Ingest) -> Router {
     Router::new().fallback(handle).with_state(ingest)
@@ -19,6 +29,12 @@ pub fn router(ingest: Ingest) -> Router {
 
 async fn handle(State(ingest): State<Ingest>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if let Some(refusal) = refuse_before_body(&parts.headers) {
+        // Ingest never saw it, so log it here the way ingest logs its own refusals.
+        let error = refusal.body.get("error").and_then(|code| code.as_str());
+        tracing::info!(method = %parts.method, route = route_label(parts.uri.path()), status = refusal.status, error, "webhook");
+        return body_left_unread(json_response(&refusal));
+    }
     let read = tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body)).await.unwrap_or_else(|_| Err(body_timeout()));
     let body = match read {
         Ok(body) => body,
@@ -26,7 +42,7 @@ async fn handle(State(ingest): State<Ingest>, request: Request) -> Response {
             // Ingest never saw it, so log it here the way ingest logs its own refusals.
             let error = refusal.body.get("error").and_then(|code| code.as_str());
             tracing::info!(method = %parts.method, route = route_label(parts.uri.path()), status = refusal.status, error, "webhook");
-            return json_response(&refusal);
+            return body_left_unread(json_response(&refusal));
         }
     };
     let raw = RawRequest {
@@ -38,6 +54,39 @@ async fn handle(State(ingest): State<Ingest>, request: Request) -> Response {
         received_at: chrono::Utc::now(),
     };
     json_response(&ingest.handle(&raw).await)
+}
+
+/// What the head alone shows is wrong: too many or too large headers (431), a compressed body
+/// (415), a `Content-Length` over the cap (413, answered at once instead of after the body).
+fn refuse_before_body(headers: &HeaderMap) -> Option<IngestResponse> {
+    let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Some(headers_too_large());
+    }
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|value| String::from_utf8_lossy(value.as_bytes()));
+    if let Some(rejection) = Rejection::for_content_encoding(encoding.as_deref()) {
+        return Some(IngestResponse::from_rejection(&rejection));
+    }
+    // hyper has already refused a Content-Length that is not a number (400).
+    let announced =
+        headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    if announced.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Some(oversized_body());
+    }
+    None
+}
+
+fn headers_too_large() -> IngestResponse {
+    IngestResponse {
+        status: 431,
+        body: serde_json::json!({
+            "error": "request_header_fields_too_large",
+            "message": format!(
+                "The request has too many or too large headers; send at most {MAX_HEADERS} headers of at most {} KiB together.",
+                MAX_HEADER_BYTES / 1024
+            ),
+        }),
+    }
 }
 
 /// Reads at most `MAX_BODY_BYTES + 1` bytes, so an oversized body is refused (413) without being
@@ -82,6 +131,14 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect()
+}
+
+/// The rest of the body is still on the wire, so the connection cannot carry another request:
+/// `connection: close` tells the client not to reuse it.
+fn body_left_unread(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response.extensions_mut().insert(BodyLeftUnread);
+    response
 }
 
 fn json_response(response: &IngestResponse) -> Response {

@@ -154,6 +154,51 @@ mod tests {
     use webinar_bridge::adapters::memory::MemoryQueue;
     use webinar_bridge::sources::SourceSecrets;
 
+    fn head(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    header::HeaderName::from_bytes(name.as_bytes()).expect("a name"),
+                    HeaderValue::from_str(value).expect("a value"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_head_alone_decides_413_415_and_431() {
+        let refused = |pairs: &[(&str, &str)]| {
+            refuse_before_body(&head(pairs)).map(|answer| (answer.status, answer.body["error"].clone()))
+        };
+        assert_eq!(refused(&[("content-length", "10485760")]), Some((413, "payload_too_large".into())));
+        assert_eq!(refused(&[("content-length", &MAX_BODY_BYTES.to_string())]), None);
+        assert_eq!(refused(&[("content-encoding", "gzip")]), Some((415, "unsupported_content_encoding".into())));
+        assert_eq!(refused(&[("content-encoding", "identity")]), None);
+        let many: Vec<(String, String)> =
+            (0..=MAX_HEADERS).map(|index| (format!("x-{index}"), "v".to_owned())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        assert_eq!(refused(&many), Some((431, "request_header_fields_too_large".into())));
+        let large = "v".repeat(MAX_HEADER_BYTES);
+        assert_eq!(refused(&[("x-large", &large)]), Some((431, "request_header_fields_too_large".into())));
+        assert_eq!(refused(&[("content-type", "application/json"), ("content-length", "2")]), None);
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_body_closes_the_connection() {
+        let ingest = Ingest::new(Arc::new(MemoryQueue::default()), SourceSecrets::default());
+        let request = Request::builder()
+            .method("POST")
+            .uri("/hooks/zoom")
+            .header("content-length", "10485760")
+            .body(Body::empty())
+            .expect("a request");
+        let response = handle(State(ingest), request).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+        assert!(response.extensions().get::<BodyLeftUnread>().is_some());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_body_that_stops_arriving_gets_a_408_json_error() {
         let ingest = Ingest::new(Arc::new(MemoryQueue::default()), SourceSecrets::default());

@@ -44,6 +44,8 @@ const REFUSAL_SLOTS: usize = 64;
 const REFUSAL_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause after a failed `accept` (e.g. EMFILE), so the loop neither spins nor dies.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Out of file descriptors, this many idle connections are closed at once to make room.
+const EVICT_ON_EXHAUSTION: usize = 8;
 /// A connection told to close may finish the request it is in; after this it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(15);
 /// After an answer sent before the request body was read, how long the rest is read and dropped.
@@ -52,6 +54,26 @@ const LINGER: Duration = Duration::from_secs(2);
 const DRAIN_LIMIT: Duration = Duration::from_secs(20);
 /// Shedding and accept failures are logged at most this often (with a count), not per socket.
 const LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// File descriptors kept out of the connection cap: the refusal slots, SQLite, the simulator,
+/// the KlickTipp client, standard streams.
+const RESERVED_FILES: u64 = REFUSAL_SLOTS as u64 + 64;
+/// The cap never goes below this, whatever the open-file limit.
+const MIN_CONNECTIONS: usize = 8;
+
+/// `requested`, lowered when the process's open-file limit (`ulimit -n`) could not hold that many
+/// connections besides [`RESERVED_FILES`]. Returns the cap and the limit when it lowered it.
+pub fn cap_under_open_file_limit(requested: usize) -> (usize, Option<u64>) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let cap = cap_for(requested, limit);
+    (cap, limit.filter(|_| cap < requested))
+}
+
+fn cap_for(requested: usize, open_file_limit: Option<u64>) -> usize {
+    let Some(limit) = open_file_limit else { return requested };
+    let room = usize::try_from(limit.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+    requested.min(room.max(MIN_CONNECTIONS))
+}
 
 /// The limits of the HTTP server (README "Limits").
 #[derive(Debug, Clone, Copy)]
@@ -170,10 +192,11 @@ impl Server {
     }
 
     /// A failed `accept` must neither end nor spin the loop. Out of file descriptors, the
-    /// longest-idle connection is closed so the next accept can succeed.
+    /// longest-idle connections are closed so the next accepts can succeed.
     async fn accept_failed(&self, error: &io::Error) {
         let exhausted = is_resource_exhaustion(error);
-        let evicted = exhausted && self.registry.evict_longest_idle();
+        let evicted =
+            if exhausted { (0..EVICT_ON_EXHAUSTION).filter(|_| self.registry.evict_longest_idle()).count() } else { 0 };
         if let Some(failures) = self.accept_log.count() {
             tracing::warn!(
                 %error,
@@ -581,6 +604,15 @@ mod tests {
         drop(request);
         tokio::time::advance(Duration::from_secs(5)).await;
         assert!(connection.is_idle_for(timeout));
+    }
+
+    #[test]
+    fn the_cap_stays_under_the_open_file_limit() {
+        assert_eq!(cap_for(512, Some(1024)), 512);
+        assert_eq!(cap_for(512, Some(256)), 256 - 128);
+        assert_eq!(cap_for(512, Some(100)), MIN_CONNECTIONS);
+        assert_eq!(cap_for(512, None), 512, "no limit");
+        assert_eq!(cap_for(16, Some(1024)), 16);
     }
 
     #[tokio::test(start_paused = true)]

@@ -52,8 +52,18 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     fn limits(&self) -> edge::Limits {
+        let requested = usize::try_from(self.max_connections).unwrap_or(usize::MAX);
+        let (max_connections, open_file_limit) = edge::cap_under_open_file_limit(requested);
+        if let Some(open_file_limit) = open_file_limit {
+            tracing::warn!(
+                requested,
+                max_connections,
+                open_file_limit,
+                "--max-connections lowered to stay under the open-file limit (raise `ulimit -n` to allow more)"
+            );
+        }
         edge::Limits {
-            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_connections,
             header_read_timeout: Duration::from_secs(self.header_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
         }

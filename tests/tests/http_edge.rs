@@ -238,6 +238,36 @@ async fn idle_sockets_beyond_the_cap_do_not_stop_health_or_webhooks() {
     }
 }
 
+/// Defect 1 as reported, in small: more idle sockets than serve has file descriptors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_beyond_the_open_file_limit_do_not_stop_health_or_webhooks() {
+    const OPEN_FILES: u32 = 96;
+    let simulator = harness::start_simulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = BridgeEnv::for_simulator(&simulator.url(), &dir.path().join("bridge.db"));
+    // Timeouts far away: only the cap can make room.
+    let args = ["--idle-timeout", "300", "--header-timeout", "300"];
+    let serve = ServeProcess::start_with_open_file_limit(&env, &args, OPEN_FILES).await;
+    let address = serve.url("").trim_start_matches("http://").parse().expect("serve's address");
+    let edge = Edge { serve, address, _simulator: simulator, _dir: dir };
+
+    let mut idle = Vec::new();
+    for _ in 0..2 * OPEN_FILES {
+        idle.push(edge.connect().await);
+    }
+    let (status, took) = edge.health().await;
+    assert_eq!(status, 200, "/health answers with {} idle sockets held", idle.len());
+    assert!(took < ANSWER_WITHIN, "/health took {took:?}");
+    let (reply, took) = edge.webinarjam("files@example.com").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(took < ANSWER_WITHIN, "the webhook took {took:?}");
+    let logs = edge.logs();
+    assert!(
+        logs.contains("--max-connections lowered to stay under the open-file limit"),
+        "the lowered cap is logged:\n{logs}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_slow_header_connections_are_closed() {
     let edge = Edge::start(&["--idle-timeout", "1", "--header-timeout", "2"]).await;

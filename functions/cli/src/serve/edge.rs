@@ -241,7 +241,7 @@ impl Server {
             let idle_check = connection.next_idle_check(idle_timeout);
             let give_up = closing.map_or_else(far_future, |since| since + CLOSE_GRACE);
             tokio::select! {
-                result = std::future::poll_fn(|cx| served.poll_without_shutdown(cx)) => break result,
+                result = std::future::poll_fn(|cx| served.poll_without_shutdown(cx)) => break Some(result),
                 () = connection.close_requested.notified(), if closing.is_none() => {
                     Pin::new(&mut served).graceful_shutdown();
                     closing = Some(Instant::now());
@@ -252,16 +252,19 @@ impl Server {
                         closing = Some(Instant::now());
                     }
                 }
-                () = tokio::time::sleep_until(give_up), if closing.is_some() => break Ok(()),
+                // Past the grace: dropped as it is.
+                () = tokio::time::sleep_until(give_up), if closing.is_some() => break None,
             }
         };
         match finished {
-            Ok(()) if connection.linger.load(Ordering::Acquire) => {
+            Some(Ok(())) if connection.linger.load(Ordering::Acquire) => {
+                // On its way out: neither counted against the cap nor chosen to make room.
+                connection.closing.store(true, Ordering::Release);
                 linger(served.into_parts().io.into_inner().stream).await;
             }
-            Ok(()) => {}
+            Some(Ok(())) | None => {}
             // Timeouts, resets and protocol errors hyper already answered: routine.
-            Err(error) => tracing::debug!(%error, "connection ended with an error"),
+            Some(Err(error)) => tracing::debug!(%error, "connection ended with an error"),
         }
         self.registry.remove(connection.id);
     }

@@ -37,9 +37,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     visibility_timeout: u64,
     /// Open HTTP connections at most. At the cap the longest-idle connection is closed to make
-    /// room; only when all have a request in flight is a new one refused with 503. Keep it well
-    /// below `ulimit -n`.
-    #[arg(long, env = "BRIDGE_MAX_CONNECTIONS", default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    /// room; only when all have a request in flight is a new one refused with 503. Lowered to
+    /// `ulimit -n` minus 128 when the open-file limit is smaller.
+    #[arg(long, env = "BRIDGE_MAX_CONNECTIONS", default_value_t = 512, value_name = "N", value_parser = parse_max_connections)]
     max_connections: u64,
     /// Seconds a client has to send the request line and headers, counted from when the
     /// connection opened or its previous response was sent.
@@ -48,6 +48,13 @@ pub struct ServeArgs {
     /// Seconds a connection may stay open with no request in flight and nothing received.
     #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=300))]
     idle_timeout: u64,
+}
+
+/// Names the variable too: the value may come from the environment.
+fn parse_max_connections(raw: &str) -> Result<u64, String> {
+    raw.trim().parse::<u64>().ok().filter(|count| (1..=65_536).contains(count)).ok_or_else(|| {
+        "expected a whole number from 1 to 65536 (--max-connections or BRIDGE_MAX_CONNECTIONS)".to_owned()
+    })
 }
 
 impl ServeArgs {
@@ -171,6 +178,20 @@ impl ShutdownSignals {
                 }
             }
             _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_connection_cap_names_the_flag_and_the_variable() {
+        assert_eq!(parse_max_connections(" 64 "), Ok(64));
+        for bad in ["0", "65537", "-1", "many", ""] {
+            let error = parse_max_connections(bad).expect_err(bad);
+            assert!(error.contains("BRIDGE_MAX_CONNECTIONS") && error.contains("--max-connections"), "{error}");
         }
     }
 }

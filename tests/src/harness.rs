@@ -223,6 +223,30 @@ impl ServeProcess {
         serve
     }
 
+    /// [`Self::start`] under `ulimit -n open_files` (through `/bin/sh`, which then `exec`s serve).
+    pub async fn start_with_open_file_limit(env: &BridgeEnv, args: &[&str], open_files: u32) -> Self {
+        let binary = bridge_binary();
+        let mut all_args = vec!["serve", "--listen", "127.0.0.1:0"];
+        all_args.extend_from_slice(args);
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\""))
+            .arg(&binary)
+            .args(&all_args)
+            .env_clear()
+            .envs(&env.vars)
+            .env("RUST_LOG", env.vars.get("RUST_LOG").map_or("info", String::as_str));
+        let mut child =
+            command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn sh -c webinar-bridge serve");
+        let stdout = collect_lines(child.stdout.take().expect("piped stdout"));
+        let stderr = collect_lines(child.stderr.take().expect("piped stderr"));
+        let mut serve = Self { child, base_url: String::new(), stdout, stderr };
+        serve.base_url = serve.wait_for_banner().await;
+        serve.wait_until_healthy().await;
+        serve
+    }
+
     async fn wait_for_banner(&mut self) -> String {
         const PREFIX: &str = "webinar-bridge is listening on ";
         let started = Instant::now();

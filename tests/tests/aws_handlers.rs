@@ -274,6 +274,20 @@ async fn ingest_refuses_a_body_over_256_kib_with_413_json_and_enqueues_nothing()
 }
 
 #[tokio::test]
+async fn ingest_refuses_a_compressed_body_with_415_json_and_enqueues_nothing() {
+    let rig = Rig::start().await;
+    let body = zoom_registration(ERIKA);
+    let mut headers = harness::zoom_headers(&body, Utc::now().timestamp());
+    headers.push(("content-encoding".to_owned(), "gzip".to_owned()));
+    let request = http_api_request("/hooks/zoom", &headers, &body);
+    let (status, answer_body) = answer(&rig.ingest().await.handle(request).await);
+    assert_eq!((status, answer_body["error"].as_str()), (415, Some("unsupported_content_encoding")), "{answer_body}");
+    assert!(answer_body["message"].as_str().is_some_and(|message| message.contains("uncompressed")), "{answer_body}");
+    assert_eq!(rig.queue.depth().await.expect("depth"), 0);
+    rig.shutdown().await;
+}
+
+#[tokio::test]
 async fn ingest_answers_503_json_when_the_queue_is_unreachable() {
     let rig = Rig::start().await;
     let mut config = rig.config().await;

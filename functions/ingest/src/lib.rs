@@ -13,7 +13,7 @@ use webinar_bridge::adapters::dynamodb::DynamoReceiptLog;
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::ingest::{Ingest, IngestResponse};
-use webinar_bridge::sources::RawRequest;
+use webinar_bridge::sources::{RawRequest, Rejection, route_label};
 
 /// The ingest function: built once per cold start, then called per request.
 #[derive(Clone)]
@@ -39,6 +39,11 @@ impl IngestFunction {
     /// Never fails: every outcome, refusals included, is a JSON answer.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let raw = raw_request(&request, Utc::now());
+        if let Some(rejection) = Rejection::for_content_encoding(raw.header("content-encoding")) {
+            // API Gateway passes a compressed body through as it is; refuse it before any parsing.
+            tracing::info!(method = %raw.method, route = route_label(&raw.path), status = rejection.status(), error = rejection.code, "webhook");
+            return json_response(&IngestResponse::from_rejection(&rejection));
+        }
         json_response(&self.ingest.handle(&raw).await)
     }
 }

@@ -149,3 +149,23 @@ impl Rejection {
         RejectionBody { error: self.code, message: &self.message, field: self.field.as_deref() }
     }
 }
+
+impl Rejection {
+    /// 415 for a compressed body (`Content-Encoding` other than `identity`): sources read the
+    /// bytes as sent, and a gzip body would otherwise be refused as "not valid JSON". Both HTTP
+    /// edges ask this before reading the body; `None` means the body is uncompressed.
+    pub fn for_content_encoding(content_encoding: Option<&str>) -> Option<Self> {
+        let encoding = content_encoding?.trim();
+        if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
+            return None;
+        }
+        Some(
+            Self::new(
+                RejectionKind::UnsupportedMediaType,
+                "unsupported_content_encoding",
+                "The body is compressed (Content-Encoding); send the body uncompressed, without a Content-Encoding header.",
+            )
+            .with_field("content-encoding"),
+        )
+    }
+}

@@ -2,6 +2,7 @@
 //! SQLite file, until Ctrl-C or SIGTERM.
 
 mod banner;
+mod edge;
 
 use crate::{exit, http, wiring};
 use anyhow::Context as _;
@@ -35,6 +36,45 @@ pub struct ServeArgs {
     /// next run picks the unfinished work up once this has passed.
     #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     visibility_timeout: u64,
+    /// Open HTTP connections at most. At the cap the longest-idle connection is closed to make
+    /// room; only when all have a request in flight is a new one refused with 503. Lowered to
+    /// `ulimit -n` minus 128 when the open-file limit is smaller.
+    #[arg(long, env = "BRIDGE_MAX_CONNECTIONS", default_value_t = 512, value_name = "N", value_parser = parse_max_connections)]
+    max_connections: u64,
+    /// Seconds a client has to send the request line and headers, counted from when the
+    /// connection opened or its previous response was sent.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=300))]
+    header_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight and nothing received.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=300))]
+    idle_timeout: u64,
+}
+
+/// Names the variable too: the value may come from the environment.
+fn parse_max_connections(raw: &str) -> Result<u64, String> {
+    raw.trim().parse::<u64>().ok().filter(|count| (1..=65_536).contains(count)).ok_or_else(|| {
+        "expected a whole number from 1 to 65536 (--max-connections or BRIDGE_MAX_CONNECTIONS)".to_owned()
+    })
+}
+
+impl ServeArgs {
+    fn limits(&self) -> edge::Limits {
+        let requested = usize::try_from(self.max_connections).unwrap_or(usize::MAX);
+        let (max_connections, open_file_limit) = edge::cap_under_open_file_limit(requested);
+        if let Some(open_file_limit) = open_file_limit {
+            tracing::warn!(
+                requested,
+                max_connections,
+                open_file_limit,
+                "--max-connections lowered to stay under the open-file limit (raise `ulimit -n` to allow more)"
+            );
+        }
+        edge::Limits {
+            max_connections,
+            header_read_timeout: Duration::from_secs(self.header_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -48,7 +88,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     banner::print(address, &config, pipeline.simulator.as_ref());
     tracing::info!(%address, mode = ?pipeline.mode, simulator = pipeline.simulator.is_some(), "serving");
 
-    let simulator = pipeline.run_until(listener, signals).await?;
+    let limits = args.limits();
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout_s = args.header_timeout,
+        idle_timeout_s = args.idle_timeout,
+        "HTTP limits"
+    );
+    let simulator = pipeline.run_until(listener, limits, signals).await?;
     if let Some(simulator) = simulator {
         simulator.shutdown().await;
     }
@@ -88,7 +135,12 @@ impl Pipeline {
 
     /// Serves and consumes until a shutdown signal: then stops accepting, lets the batch in
     /// flight finish, and hands back the simulator (if any) to be shut down.
-    async fn run_until(self, listener: TcpListener, signals: ShutdownSignals) -> anyhow::Result<Option<Simulator>> {
+    async fn run_until(
+        self,
+        listener: TcpListener,
+        limits: edge::Limits,
+        signals: ShutdownSignals,
+    ) -> anyhow::Result<Option<Simulator>> {
         let (stop, stopped) = watch::channel(false);
         let stop = Arc::new(stop);
         let worker = tokio::spawn(consume(self.queue, self.consumer, stopped));
@@ -100,11 +152,9 @@ impl Pipeline {
                 stop.send_replace(true);
             }
         };
-        let served = axum::serve(listener, http::router(self.ingest)).with_graceful_shutdown(stop_on_signal).await;
-        // Also when the server failed on its own: the consumer must not outlive it.
+        edge::serve(listener, http::router(self.ingest), limits, stop_on_signal).await;
         stop.send_replace(true);
         worker.await.context("the consumer loop panicked")?;
-        served.context("the HTTP server failed")?;
         Ok(self.simulator)
     }
 }
@@ -133,6 +183,20 @@ impl ShutdownSignals {
                 }
             }
             _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_connection_cap_names_the_flag_and_the_variable() {
+        assert_eq!(parse_max_connections(" 64 "), Ok(64));
+        for bad in ["0", "65537", "-1", "many", ""] {
+            let error = parse_max_connections(bad).expect_err(bad);
+            assert!(error.contains("BRIDGE_MAX_CONNECTIONS") && error.contains("--max-connections"), "{error}");
         }
     }
 }

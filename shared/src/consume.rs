@@ -7,7 +7,9 @@
 
 use crate::domain::{AppliedView, ContactRecord, Email, EventId, EventKind, Plan, Settings, WebinarEvent, plan};
 use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSCRIBER, UpsertSubscriber};
-use crate::ports::{Claim, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason};
+use crate::ports::{
+    Claim, ClaimToken, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason,
+};
 use crate::tag_resolver::{TagResolveError, TagResolver};
 use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,7 +115,19 @@ enum ApplyError {
 
 impl From<PortError> for ApplyError {
     fn from(error: PortError) -> Self {
-        ApplyError::Retry { reason: error.to_string(), retry_after: None }
+        match error {
+            // Retrying cannot make the contact's state smaller: reject visibly instead.
+            PortError::TooLarge { .. } => ApplyError::Permanent(RejectionReason {
+                operation: "save contact state".into(),
+                status: None,
+                error_number: None,
+                field: None,
+                reason: format!(
+                    "{error}; this contact is in too many webinars for the bridge's contact store, so its events cannot be recorded"
+                ),
+            }),
+            error => ApplyError::Retry { reason: error.to_string(), retry_after: None },
+        }
     }
 }
 
@@ -209,6 +223,8 @@ impl Consumer {
     /// One FIFO group: every message of one contact in this batch, in order.
     async fn process_group(&self, group: &[&QueuedMessage]) -> Vec<MessageOutcome> {
         let now = self.clock.now();
+        // This run's claims: complete and release only succeed while no other worker took them over.
+        let owner = ClaimToken::new();
         let mut outcomes: Vec<MessageOutcome> = group
             .iter()
             .map(|message| MessageOutcome {
@@ -241,7 +257,7 @@ impl Consumer {
             }
             let claim = self
                 .log
-                .claim(&event.event_id, &event.fingerprint(), now, self.options.lease, self.options.retention)
+                .claim(&event.event_id, &event.fingerprint(), &owner, now, self.options.lease, self.options.retention)
                 .await;
             match claim {
                 Ok(Claim::Claimed) => claimed.push((index, event)),
@@ -256,12 +272,12 @@ impl Consumer {
                 Ok(Claim::Busy) => {
                     // Wait out the other worker's lease instead of spending receives on it: short
                     // backoffs would reach the dead-letter queue before a crashed lease expires.
-                    self.release(&claimed).await;
+                    self.release(&claimed, &owner).await;
                     let lease = Some(self.options.lease);
                     return self.retry_group(group, outcomes, lease, "another worker holds this event");
                 }
                 Err(error) => {
-                    self.release(&claimed).await;
+                    self.release(&claimed, &owner).await;
                     return self.retry_group(group, outcomes, None, &error.to_string());
                 }
             }
@@ -281,8 +297,10 @@ impl Consumer {
                         }
                         None => (MessageResult::Applied, FinalOutcome::Applied),
                     };
-                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await
+                    if let Err(error) =
+                        self.log.complete(&event.event_id, &owner, &outcome, now, self.options.retention).await
                     {
+                        log_completion_failure(event, &error);
                         // The effect is saved; a redelivery re-plans to nothing and completes.
                         return self.retry_group(group, outcomes, None, &error.to_string());
                     }
@@ -296,8 +314,10 @@ impl Consumer {
                 let now = self.clock.now();
                 for (index, event) in &claimed {
                     let outcome = FinalOutcome::Rejected(reason.clone());
-                    if let Err(error) = self.log.complete(&event.event_id, &outcome, now, self.options.retention).await
+                    if let Err(error) =
+                        self.log.complete(&event.event_id, &owner, &outcome, now, self.options.retention).await
                     {
+                        log_completion_failure(event, &error);
                         return self.retry_group(group, outcomes, None, &error.to_string());
                     }
                     outcomes[*index].disposition = Disposition::Done(MessageResult::Rejected(reason.clone()));
@@ -306,7 +326,7 @@ impl Consumer {
             }
             Err(ApplyError::Retry { reason, retry_after }) => {
                 tracing::warn!(contact = %email.short_hash(), %reason, "will retry");
-                self.release(&claimed).await;
+                self.release(&claimed, &owner).await;
                 self.retry_group(group, outcomes, retry_after, &reason)
             }
             Err(ApplyError::Crash) => {
@@ -337,9 +357,9 @@ impl Consumer {
         self.options.retry_base.saturating_mul(1 << exponent).min(self.options.retry_cap)
     }
 
-    async fn release(&self, claimed: &[(usize, WebinarEvent)]) {
+    async fn release(&self, claimed: &[(usize, WebinarEvent)], owner: &ClaimToken) {
         for (_, event) in claimed {
-            if let Err(error) = self.log.release(&event.event_id).await {
+            if let Err(error) = self.log.release(&event.event_id, owner).await {
                 // The lease expires on its own; releasing only makes the retry faster.
                 tracing::warn!(event_id = %event.event_id, %error, "could not release claim");
             }
@@ -517,6 +537,17 @@ impl Consumer {
             Err(error) => Err(classify(error)),
         };
         (result, skipped)
+    }
+}
+
+/// A completion that failed is retried with the group; a lost claim is normal after a takeover.
+fn log_completion_failure(event: &WebinarEvent, error: &PortError) {
+    if matches!(error, PortError::ClaimLost) {
+        // Our lease ran out and another worker took the event over: it records the outcome, and
+        // the redelivery of this message finds it completed (a duplicate), so nothing applies twice.
+        tracing::info!(event_id = %event.event_id, "claim taken over by another worker; leaving the outcome to it");
+    } else {
+        tracing::warn!(event_id = %event.event_id, %error, "could not record the outcome; will retry");
     }
 }
 

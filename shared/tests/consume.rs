@@ -14,7 +14,7 @@ use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions, Disposition,
 use webinar_bridge::domain::{EventKind::*, Settings, WebinarEvent};
 use webinar_bridge::ingest::to_message;
 use webinar_bridge::klicktipp::{KlickTippAuth, KlickTippClient, KlickTippConfig};
-use webinar_bridge::ports::{Claim, EventLog, EventQueue, OutgoingMessage, SystemClock};
+use webinar_bridge::ports::{Claim, ClaimToken, EventLog, EventQueue, OutgoingMessage, SystemClock};
 use webinar_bridge::tag_resolver::TagResolver;
 use webinar_bridge::worker::{BatchSummary, process_one_batch};
 
@@ -207,6 +207,7 @@ async fn a_busy_event_sends_its_whole_group_back_in_order_and_other_contacts_go_
         .claim(
             &first.event_id,
             &first.fingerprint(),
+            &ClaimToken::new(),
             chrono::Utc::now(),
             Duration::from_secs(60),
             Duration::from_secs(3600),

@@ -26,8 +26,8 @@ use webinar_bridge::domain::{
     WebinarInfo,
 };
 use webinar_bridge::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage, PortError,
-    PortResult, QueuedMessage, RejectionReason, TagClaim, TagDirectory,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage,
+    PortError, PortResult, QueuedMessage, RejectionReason, TagClaim, TagDirectory,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -258,6 +258,7 @@ pub async fn event_log_suite(backend: &dyn Backend) {
         event_log_release_lets_a_retry_claim_at_once,
         event_log_forgets_an_event_after_its_ttl,
         event_log_refuses_to_complete_an_unclaimed_event,
+        event_log_a_taken_over_claim_stays_with_its_new_owner,
     );
 }
 
@@ -539,12 +540,17 @@ async fn fresh_event_log(backend: &dyn Backend) -> (Arc<dyn EventLog>, Arc<Manua
     (backend.event_log(clock.shared()).await, clock)
 }
 
+/// The one worker of the cases that need only one.
+fn worker() -> ClaimToken {
+    ClaimToken::from_stored("suite-worker")
+}
+
 async fn claim(log: &dyn EventLog, id: &EventId, fingerprint: &str, now: DateTime<Utc>) -> Claim {
-    log.claim(id, fingerprint, now, LEASE, RETENTION).await.expect("claim")
+    log.claim(id, fingerprint, &worker(), now, LEASE, RETENTION).await.expect("claim")
 }
 
 async fn complete(log: &dyn EventLog, id: &EventId, outcome: &FinalOutcome, now: DateTime<Utc>) {
-    log.complete(id, outcome, now, RETENTION).await.expect("complete");
+    log.complete(id, &worker(), outcome, now, RETENTION).await.expect("complete");
 }
 
 fn at(clock: &ManualClock, seconds_later: u64) -> DateTime<Utc> {
@@ -625,13 +631,13 @@ pub async fn event_log_release_lets_a_retry_claim_at_once(backend: &dyn Backend)
     let (log, clock) = fresh_event_log(backend).await;
     let id = event_id("evt-released");
     assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed);
-    log.release(&id).await.expect("release");
+    log.release(&id, &worker()).await.expect("release");
     assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed);
     // Releasing a completed event changes nothing.
     complete(&*log, &id, &FinalOutcome::Applied, clock.now()).await;
-    log.release(&id).await.expect("release");
+    log.release(&id, &worker()).await.expect("release");
     assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Completed(FinalOutcome::Applied));
-    log.release(&event_id("evt-never-seen")).await.expect("releasing an unknown event is fine");
+    log.release(&event_id("evt-never-seen"), &worker()).await.expect("releasing an unknown event is fine");
 }
 
 pub async fn event_log_forgets_an_event_after_its_ttl(backend: &dyn Backend) {
@@ -654,8 +660,40 @@ pub async fn event_log_forgets_an_event_after_its_ttl(backend: &dyn Backend) {
 
 pub async fn event_log_refuses_to_complete_an_unclaimed_event(backend: &dyn Backend) {
     let (log, clock) = fresh_event_log(backend).await;
-    let result = log.complete(&event_id("evt-unclaimed"), &FinalOutcome::Applied, clock.now(), RETENTION).await;
-    assert!(result.is_err(), "completing an unclaimed event must fail, got {result:?}");
+    let result =
+        log.complete(&event_id("evt-unclaimed"), &worker(), &FinalOutcome::Applied, clock.now(), RETENTION).await;
+    assert!(matches!(result, Err(PortError::ClaimLost)), "completing an unclaimed event must fail, got {result:?}");
+}
+
+/// Claims have owners: a worker whose lease ran out and was taken over can neither complete
+/// nor release the new owner's claim, before or after the new owner finishes.
+pub async fn event_log_a_taken_over_claim_stays_with_its_new_owner(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let id = event_id("evt-taken-over");
+    let (slow, fast) = (ClaimToken::new(), ClaimToken::new());
+    assert_ne!(slow, fast, "tokens are unique");
+    let claimed = log.claim(&id, "fp", &slow, clock.now(), LEASE, RETENTION).await.expect("claim");
+    assert_eq!(claimed, Claim::Claimed);
+    // The slow worker's lease ends at +30 s; the fast one takes the event over.
+    let taken = log.claim(&id, "fp", &fast, at(&clock, 30), LEASE, RETENTION).await.expect("claim");
+    assert_eq!(taken, Claim::Claimed);
+
+    let late = log.complete(&id, &slow, &FinalOutcome::Applied, at(&clock, 31), RETENTION).await;
+    assert!(matches!(late, Err(PortError::ClaimLost)), "a stale owner must not complete, got {late:?}");
+    let dropped = log.release(&id, &slow).await;
+    assert!(matches!(dropped, Err(PortError::ClaimLost)), "a stale owner must not release, got {dropped:?}");
+    let record = log.get(&id).await.expect("get").expect("the new owner's claim is still there");
+    assert_eq!(record.status, EventStatus::InProgress { lease_until: at(&clock, 60) });
+    assert_eq!(claim(&*log, &id, "fp", at(&clock, 31)).await, Claim::Busy, "the new owner's lease is live");
+
+    log.complete(&id, &fast, &rejection(), at(&clock, 32), RETENTION).await.expect("the owner completes");
+    let late = log.complete(&id, &slow, &FinalOutcome::Applied, at(&clock, 33), RETENTION).await;
+    assert!(matches!(late, Err(PortError::ClaimLost)), "a finished event stays finished, got {late:?}");
+    log.release(&id, &slow).await.expect("releasing a finished event changes nothing");
+    let record = log.get(&id).await.expect("get").expect("record");
+    assert_eq!(record.status, EventStatus::Completed(rejection()), "the owner's outcome stands");
+    let again = log.complete(&id, &fast, &FinalOutcome::Applied, at(&clock, 34), RETENTION).await;
+    assert!(matches!(again, Err(PortError::ClaimLost)), "a completed claim is not completed twice, got {again:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -888,7 +926,7 @@ pub async fn concurrent_event_claims_have_one_winner(backend: &dyn Backend) {
     let (id, now) = (event_id("evt-contended"), clock.now());
     let claims = race(|| {
         let (log, id) = (Arc::clone(&log), id.clone());
-        async move { log.claim(&id, "fp", now, LEASE, RETENTION).await.expect("claim") }
+        async move { log.claim(&id, "fp", &ClaimToken::new(), now, LEASE, RETENTION).await.expect("claim") }
     })
     .await;
     assert_eq!(claims.iter().filter(|claim| **claim == Claim::Claimed).count(), 1, "{claims:?}");

@@ -30,7 +30,7 @@ use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{Message, MessageSystemAt
 use webinar_bridge::consume::{Disposition, MessageOutcome, MessageResult};
 use webinar_bridge::domain::EventId;
 use webinar_bridge::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, TagDirectory,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, TagDirectory,
 };
 use webinar_bridge::tag_resolver::{TagResolveError, TagResolver};
 use webinar_bridge_consumer::{Settlement, batch_response, queued_message_from_sqs_record, settle};
@@ -140,7 +140,9 @@ async fn two_consumers_claiming_one_event_yield_exactly_one_claim() {
     let now = ManualClock::start();
     let claims = futures::future::join_all(logs.iter().map(|log| {
         let log = Arc::clone(log);
-        tokio::spawn(async move { log.claim(&event_id("evt-shared"), "fp", now, LEASE, RETENTION).await })
+        tokio::spawn(async move {
+            log.claim(&event_id("evt-shared"), "fp", &ClaimToken::new(), now, LEASE, RETENTION).await
+        })
     }))
     .await;
     let claims: Vec<Claim> = claims.into_iter().map(|joined| joined.expect("task").expect("claim")).collect();
@@ -156,11 +158,21 @@ async fn a_crashed_claim_is_taken_over_by_another_consumer_after_its_lease() {
         (DynamoEventLog::from_conf(moto.sdk(), &table), DynamoEventLog::from_conf(moto.sdk(), &table));
     let clock = ManualClock::new(ManualClock::start());
     let id = event_id("evt-crashed");
-    assert_eq!(crashed.claim(&id, "fp", clock.now(), LEASE, RETENTION).await.expect("claim"), Claim::Claimed);
+    let survivor_token = ClaimToken::new();
+    assert_eq!(
+        crashed.claim(&id, "fp", &ClaimToken::new(), clock.now(), LEASE, RETENTION).await.expect("claim"),
+        Claim::Claimed
+    );
     clock.advance(LEASE - Duration::from_millis(1));
-    assert_eq!(survivor.claim(&id, "fp", clock.now(), LEASE, RETENTION).await.expect("claim"), Claim::Busy);
+    assert_eq!(
+        survivor.claim(&id, "fp", &survivor_token, clock.now(), LEASE, RETENTION).await.expect("claim"),
+        Claim::Busy
+    );
     clock.advance(Duration::from_millis(1));
-    assert_eq!(survivor.claim(&id, "fp", clock.now(), LEASE, RETENTION).await.expect("claim"), Claim::Claimed);
+    assert_eq!(
+        survivor.claim(&id, "fp", &survivor_token, clock.now(), LEASE, RETENTION).await.expect("claim"),
+        Claim::Claimed
+    );
     let record = survivor.get(&id).await.expect("get").expect("record");
     let expected_lease = clock.now() + chrono::Duration::from_std(LEASE).expect("fits");
     assert_eq!(record.status, EventStatus::InProgress { lease_until: expected_lease });
@@ -195,7 +207,7 @@ async fn event_records_carry_the_ttl_attribute_in_epoch_seconds() {
     let log = DynamoEventLog::new(moto.dynamodb(), &table);
     let now = ManualClock::start() + chrono::Duration::milliseconds(250);
     let id = event_id("evt-ttl");
-    log.claim(&id, "fp", now, LEASE, RETENTION).await.expect("claim");
+    log.claim(&id, "fp", &ClaimToken::new(), now, LEASE, RETENTION).await.expect("claim");
     let raw = moto
         .dynamodb()
         .get_item()

@@ -10,7 +10,8 @@ use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteTagDirectory};
 use webinar_bridge::domain::EventId;
 use webinar_bridge::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, FinalOutcome, OutgoingMessage, QueuedMessage, TagDirectory,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, FinalOutcome, OutgoingMessage, QueuedMessage,
+    TagDirectory,
 };
 use webinar_bridge_tests::port_suite::{self, ManualClock, SqliteBackend, realistic_contact_record};
 
@@ -108,7 +109,10 @@ async fn a_restart_loses_nothing_and_redelivers_in_flight_messages() {
         assert_eq!((in_flight[0].body.as_str(), in_flight[0].receive_count), ("a1", 1));
         let log = SqliteEventLog::with_clock(db.clone(), clock.shared());
         let (lease, retention) = (Duration::from_secs(30), Duration::from_secs(3600));
-        let claimed = log.claim(&event_id("evt-1"), "fp", clock.now(), lease, retention).await.expect("claim");
+        let claimed = log
+            .claim(&event_id("evt-1"), "fp", &ClaimToken::new(), clock.now(), lease, retention)
+            .await
+            .expect("claim");
         assert_eq!(claimed, Claim::Claimed);
         SqliteContactStore::new(db.clone()).save(&record, None).await.expect("save");
         SqliteTagDirectory::new(db).record_created("[Zoom] [Demo Webinar] Buyer", 42).await.expect("record_created");
@@ -184,7 +188,15 @@ async fn race_claims_over(logs: &[Arc<SqliteEventLog>], id: &EventId) -> Vec<Cla
             let (log, id, barrier) = (Arc::clone(log), id.clone(), Arc::clone(&barrier));
             tokio::spawn(async move {
                 barrier.wait().await;
-                log.claim(&id, "fp", ManualClock::start(), Duration::from_secs(30), Duration::from_secs(3600)).await
+                log.claim(
+                    &id,
+                    "fp",
+                    &ClaimToken::new(),
+                    ManualClock::start(),
+                    Duration::from_secs(30),
+                    Duration::from_secs(3600),
+                )
+                .await
             })
         })
         .collect();
@@ -266,8 +278,9 @@ async fn expired_event_records_are_hidden_and_purged() {
     let hour = Duration::from_secs(3600);
     for (name, retention) in [("evt-short", hour), ("evt-long", hour * 2)] {
         let id = event_id(name);
-        assert_eq!(log.claim(&id, "fp", clock.now(), hour, retention).await.expect("claim"), Claim::Claimed);
-        log.complete(&id, &FinalOutcome::Applied, clock.now(), retention).await.expect("complete");
+        let owner = ClaimToken::new();
+        assert_eq!(log.claim(&id, "fp", &owner, clock.now(), hour, retention).await.expect("claim"), Claim::Claimed);
+        log.complete(&id, &owner, &FinalOutcome::Applied, clock.now(), retention).await.expect("complete");
     }
     clock.advance(hour);
     assert_eq!(log.get(&event_id("evt-short")).await.expect("get"), None, "expired records behave as absent");

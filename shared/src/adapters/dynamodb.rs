@@ -9,16 +9,17 @@
 //! - events table, key `event_id` (S): `fingerprint` (S), `status` (S: `in_progress` |
 //!   `completed`), `lease_until` (N, epoch ms, in progress only), `outcome` (S, JSON of
 //!   [`FinalOutcome`], completed only), `updated_at` (S, RFC 3339), `expires_at` (N, epoch
-//!   seconds, the table's TTL attribute).
+//!   seconds, the table's TTL attribute), `owner` (S, the [`ClaimToken`] of the claim that wrote
+//!   it; `complete` and `release` are conditional on it).
 //! - contacts table, key `pk` (S): contacts `contact#<email>` with `record` (S, JSON of
 //!   [`ContactRecord`]) and `version` (N); tags `tag#<name>` with `tag_id` (N) once known, or
 //!   `creating_until` (N, epoch ms) while one consumer creates it.
 
-use super::memory::decide_claim;
+use super::claim_rule::decide_claim;
 use super::sqs::unavailable;
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, ContactStore, EventLog, EventRecord, EventStatus, FinalOutcome, PortError, PortResult, TagClaim,
+    Claim, ClaimToken, ContactStore, EventLog, EventRecord, EventStatus, FinalOutcome, PortError, PortResult, TagClaim,
     TagDirectory, Versioned,
 };
 use async_trait::async_trait;
@@ -213,10 +214,18 @@ impl DynamoEventLog {
     }
 }
 
-fn event_item(event_id: &EventId, fingerprint: &str, now: DateTime<Utc>, lease: Duration, retention: Duration) -> Item {
+fn event_item(
+    event_id: &EventId,
+    fingerprint: &str,
+    owner: &ClaimToken,
+    now: DateTime<Utc>,
+    lease: Duration,
+    retention: Duration,
+) -> Item {
     HashMap::from([
         (EVENTS_PARTITION_KEY.to_owned(), s(event_id.as_str())),
         ("fingerprint".to_owned(), s(fingerprint)),
+        ("owner".to_owned(), s(owner.as_str())),
         ("status".to_owned(), s(STATUS_IN_PROGRESS)),
         ("lease_until".to_owned(), n(epoch_millis_ceil(later(now, lease)))),
         ("updated_at".to_owned(), s(now.to_rfc3339_opts(SecondsFormat::AutoSi, true))),
@@ -282,6 +291,7 @@ impl EventLog for DynamoEventLog {
         &self,
         event_id: &EventId,
         fingerprint: &str,
+        owner: &ClaimToken,
         now: DateTime<Utc>,
         lease: Duration,
         retention: Duration,
@@ -292,7 +302,7 @@ impl EventLog for DynamoEventLog {
             if decision != Claim::Claimed {
                 return Ok(decision);
             }
-            let item = event_item(event_id, fingerprint, now, lease, retention);
+            let item = event_item(event_id, fingerprint, owner, now, lease, retention);
             if self.table.put(item, Some(claim_condition(fingerprint, now))).await? == Written::Yes {
                 return Ok(Claim::Claimed);
             }
@@ -304,6 +314,7 @@ impl EventLog for DynamoEventLog {
     async fn complete(
         &self,
         event_id: &EventId,
+        owner: &ClaimToken,
         outcome: &FinalOutcome,
         now: DateTime<Utc>,
         retention: Duration,
@@ -318,14 +329,16 @@ impl EventLog for DynamoEventLog {
             .update_expression(
                 "SET #status = :completed, #outcome = :outcome, #updated = :updated, #expires = :expires REMOVE #lease",
             )
-            .condition_expression("attribute_exists(#id)")
-            .expression_attribute_names("#id", EVENTS_PARTITION_KEY)
+            .condition_expression("#status = :in_progress AND #owner = :owner")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#outcome", "outcome")
             .expression_attribute_names("#updated", "updated_at")
             .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
             .expression_attribute_names("#lease", "lease_until")
             .expression_attribute_values(":completed", s(STATUS_COMPLETED))
+            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+            .expression_attribute_values(":owner", s(owner.as_str()))
             .expression_attribute_values(":outcome", s(outcome))
             .expression_attribute_values(":updated", s(now.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
             .expression_attribute_values(":expires", n(epoch_seconds_ceil(later(now, retention))))
@@ -334,17 +347,25 @@ impl EventLog for DynamoEventLog {
         match result {
             Ok(_) => Ok(()),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(PortError::Corrupt("completing an unclaimed event".into()))
+                Err(PortError::ClaimLost)
             }
             Err(error) => Err(unavailable("UpdateItem", &error)),
         }
     }
 
-    async fn release(&self, event_id: &EventId) -> PortResult<()> {
-        // Only an open claim is given back; a completed record stays.
-        let condition = Condition::new("#status = :in_progress", &[("#status", "status")])
-            .value(":in_progress", s(STATUS_IN_PROGRESS));
-        self.table.delete(event_id.as_str(), Some(condition)).await.map(|_| ())
+    async fn release(&self, event_id: &EventId, owner: &ClaimToken) -> PortResult<()> {
+        // Only our open claim is given back; a completed record stays.
+        let condition =
+            Condition::new("#status = :in_progress AND #owner = :owner", &[("#status", "status"), ("#owner", "owner")])
+                .value(":in_progress", s(STATUS_IN_PROGRESS))
+                .value(":owner", s(owner.as_str()));
+        if self.table.delete(event_id.as_str(), Some(condition)).await? == Written::Yes {
+            return Ok(());
+        }
+        match self.read(event_id).await? {
+            Some(EventRecord { status: EventStatus::InProgress { .. }, .. }) => Err(PortError::ClaimLost),
+            _ => Ok(()),
+        }
     }
 
     async fn get(&self, event_id: &EventId) -> PortResult<Option<EventRecord>> {
@@ -527,7 +548,7 @@ mod tests {
     fn an_event_item_reads_back_as_its_record() {
         let id = EventId::from_sender("evt-1").expect("valid id");
         let now = at("2026-01-15T12:00:00.250Z");
-        let item = event_item(&id, "fp", now, Duration::from_secs(30), Duration::from_secs(86_400));
+        let item = event_item(&id, "fp", &ClaimToken::new(), now, Duration::from_secs(30), Duration::from_secs(86_400));
         assert_eq!(item.get(EVENTS_TTL_ATTRIBUTE), Some(&n(1_768_564_801_i64)));
         let record = event_record(&item).expect("readable");
         assert_eq!(record.updated_at, now);

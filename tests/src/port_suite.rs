@@ -268,6 +268,7 @@ pub async fn contact_store_suite(backend: &dyn Backend) {
         contact_store_conflicts_on_a_stale_version,
         contact_store_round_trips_a_realistic_record,
         contact_store_keeps_contacts_apart,
+        contact_store_keeps_a_contact_in_1000_webinars,
     );
 }
 
@@ -780,6 +781,70 @@ pub fn realistic_contact_record() -> ContactRecord {
     record.applied.tags =
         BTreeSet::from(["[Zoom] [Demo Webinar] Attended".to_owned(), "[Zoom] [Demo Webinar] Buyer".to_owned()]);
     record
+}
+
+/// A loyal registrant: `webinars` WebinarJam webinars, each registered for and attended, with
+/// the name, start, zone, personal room and replay links WebinarJam sends, and both tags applied.
+/// The record a contact's events grow to (issue 11: a contact in 1,000 webinars).
+pub fn contact_in_webinars(webinars: u32) -> ContactRecord {
+    let mut contact = ContactInfo::new(email("loyal.registrant@example.com"));
+    contact.first_name = Some("Lena".into());
+    contact.last_name = Some("Treu".into());
+    let mut record = ContactRecord::new(contact.email.clone());
+    let first_start = instant("2026-01-05T18:00:00Z");
+    for i in 0..webinars {
+        let starts_at = first_start + chrono::Duration::hours(i64::from(i) * 7);
+        let name = format!("Webinar {i}: Growth Masterclass");
+        let mut webinar = WebinarInfo::new((100_000 + i).to_string());
+        webinar.name = Some(name.clone());
+        webinar.session_id = Some((i % 17).to_string());
+        webinar.starts_at = Some(starts_at);
+        webinar.timezone = Some("Europe/Berlin".into());
+        // Personal rooms: unique per registrant, so they do not compress away.
+        let room = EventId::hashed(&Source::Webinarjam, &[b"room", &i.to_be_bytes()]);
+        let room = &room.as_str()["webinarjam:".len().."webinarjam:".len() + 16];
+        webinar.join_url = Some(format!("https://event.webinarjam.com/live/{}/{room}", 100_000 + i));
+        webinar.replay_url = Some(format!("https://event.webinarjam.com/replay/{}/{room}", 100_000 + i));
+        webinar.duration_minutes = Some(60);
+        for (kind, offset, facts) in [
+            (EventKind::Registered, -72, Facts { registrant_id: Some((900_000 + i).to_string()), ..Facts::default() }),
+            (EventKind::Attended, 0, Facts { minutes_attended: Some(42), ..Facts::default() }),
+        ] {
+            let at = starts_at + chrono::Duration::hours(offset);
+            let event = WebinarEvent {
+                schema: webinar_bridge::domain::EVENT_SCHEMA_VERSION,
+                event_id: EventId::hashed(&Source::Webinarjam, &[kind.as_str().as_bytes(), &i.to_be_bytes()]),
+                source: Source::Webinarjam,
+                kind,
+                occurred_at: at,
+                received_at: at + chrono::Duration::seconds(1),
+                contact: contact.clone(),
+                webinar: webinar.clone(),
+                facts,
+            };
+            record.apply(&event);
+        }
+        record.applied.tags.insert(format!("[WebinarJam] [{name}] Registered"));
+        record.applied.tags.insert(format!("[WebinarJam] [{name}] Attended"));
+    }
+    record.applied.known = true;
+    record.applied.fields = BTreeMap::from([
+        ("fieldFirstName".to_owned(), FieldValue::Text("Lena".into())),
+        ("fieldLastName".to_owned(), FieldValue::Text("Treu".into())),
+    ]);
+    record
+}
+
+/// Storage stays bounded per contact: one in 1,000 webinars saves, loads back whole and updates.
+pub async fn contact_store_keeps_a_contact_in_1000_webinars(backend: &dyn Backend) {
+    let store = fresh_contact_store(backend).await;
+    let mut record = contact_in_webinars(1_000);
+    assert_eq!(record.webinars.len(), 1_000);
+    let version = store.save(&record, None).await.expect("a contact in 1,000 webinars fits");
+    let loaded = store.load(&record.email).await.expect("load").expect("saved");
+    assert_eq!(loaded.value, record);
+    record.applied.tags.insert("[WebinarJam] [Webinar 0: Growth Masterclass] Buyer".into());
+    store.save(&record, Some(version)).await.expect("and updates");
 }
 
 async fn fresh_contact_store(backend: &dyn Backend) -> Arc<dyn ContactStore> {

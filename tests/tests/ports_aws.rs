@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use webinar_bridge::adapters::dynamodb::{
-    DynamoContactStore, DynamoEventLog, DynamoTagDirectory, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE,
+    CONTACTS_PARTITION_KEY, DYNAMODB_ITEM_LIMIT, DynamoContactStore, DynamoEventLog, DynamoTagDirectory,
+    EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE, contact_key, item_size,
 };
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
@@ -36,7 +37,9 @@ use webinar_bridge::tag_resolver::{TagResolveError, TagResolver};
 use webinar_bridge_consumer::{Settlement, batch_response, queued_message_from_sqs_record, settle};
 use webinar_bridge_tests::harness;
 use webinar_bridge_tests::moto::{Moto, MotoQueue, TEMPLATE_MAX_RECEIVE_COUNT};
-use webinar_bridge_tests::port_suite::{self, Backend, InspectableQueue, ManualClock, realistic_contact_record};
+use webinar_bridge_tests::port_suite::{
+    self, Backend, InspectableQueue, ManualClock, contact_in_webinars, realistic_contact_record,
+};
 
 const LEASE: Duration = Duration::from_secs(30);
 const RETENTION: Duration = Duration::from_secs(30 * 86_400);
@@ -198,6 +201,50 @@ async fn a_contact_version_conflict_is_detected_and_a_reload_succeeds() {
     assert_eq!((reloaded.version, reloaded.value.applied.known), (v2, false));
     let v3 = first.save(&stale, Some(reloaded.version)).await.expect("the retry succeeds");
     assert_eq!(v3, v2 + 1);
+}
+
+/// Bounded storage: a contact in 1,000 webinars is one item far below DynamoDB's 400 KB limit.
+#[tokio::test]
+async fn a_contact_in_1000_webinars_is_stored_far_below_the_item_limit() {
+    let moto = Moto::start().await;
+    let table = moto.create_contacts_table().await;
+    let store = DynamoContactStore::new(moto.dynamodb(), &table);
+    let record = contact_in_webinars(1_000);
+    store.save(&record, None).await.expect("save");
+    let raw = moto
+        .dynamodb()
+        .get_item()
+        .table_name(&table)
+        .key(CONTACTS_PARTITION_KEY, AttributeValue::S(contact_key(&record.email)))
+        .send()
+        .await
+        .expect("get the raw item");
+    let item: HashMap<String, AttributeValue> = raw.item().expect("saved").clone();
+    let stored = item_size(&item);
+    let json = serde_json::to_vec(&record).expect("json").len();
+    println!("a contact in 1,000 webinars: {stored} bytes stored ({json} bytes of JSON before compression)");
+    // The floor is the two SHA-256 event ids each webinar's stamps keep (about 64 bytes of pure
+    // entropy per webinar); everything else compresses away. Measured: 157,552 bytes.
+    assert!(stored < DYNAMODB_ITEM_LIMIT * 2 / 5, "{stored} bytes is not far below the 400 KB item limit");
+    assert_eq!(store.load(&record.email).await.expect("load").expect("saved").value, record);
+}
+
+/// A record that does not fit even compressed is refused as permanent, before DynamoDB is asked.
+#[tokio::test]
+async fn a_contact_record_too_large_for_an_item_is_a_permanent_error() {
+    let moto = Moto::start().await;
+    let table = moto.create_contacts_table().await;
+    let store = DynamoContactStore::new(moto.dynamodb(), &table);
+    let record = contact_in_webinars(12_000);
+    let result = store.save(&record, None).await;
+    match &result {
+        Err(error @ PortError::TooLarge { bytes, limit }) => {
+            assert!(bytes > limit && *limit == DYNAMODB_ITEM_LIMIT, "{error}");
+            assert!(!error.is_retryable(), "never retried");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(store.load(&record.email).await.expect("load"), None, "nothing was written");
 }
 
 #[tokio::test]

@@ -11,8 +11,9 @@
 //!   [`FinalOutcome`], completed only), `updated_at` (S, RFC 3339), `expires_at` (N, epoch
 //!   seconds, the table's TTL attribute), `owner` (S, the [`ClaimToken`] of the claim that wrote
 //!   it; `complete` and `release` are conditional on it).
-//! - contacts table, key `pk` (S): contacts `contact#<email>` with `record` (S, JSON of
-//!   [`ContactRecord`]) and `version` (N); tags `tag#<name>` with `tag_id` (N) once known, or
+//! - contacts table, key `pk` (S): contacts `contact#<email>` with `record_zstd` (B, the JSON of
+//!   [`ContactRecord`], zstd-compressed; older items have `record` (S, the plain JSON), read as
+//!   well) and `version` (N); tags `tag#<name>` with `tag_id` (N) once known, or
 //!   `creating_until` (N, epoch ms) while one consumer creates it.
 
 use super::claim_rule::decide_claim;
@@ -46,6 +47,13 @@ const STATUS_IN_PROGRESS: &str = "in_progress";
 const STATUS_COMPLETED: &str = "completed";
 /// Read-decide-write rounds before a claim gives up to a writer that keeps winning.
 const CLAIM_ROUNDS: usize = 4;
+/// DynamoDB's item size limit (names and values together).
+pub const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
+/// zstd level for contact records: the default, fast and within a few percent of the best ratio
+/// on this data (the incompressible part is the event ids in the stamps).
+const CONTACT_ZSTD_LEVEL: i32 = 3;
+/// The attribute holding the compressed record.
+const RECORD_ZSTD: &str = "record_zstd";
 /// Parallel writes when recording a `GET /tag` listing.
 const RECORD_EXISTING_CONCURRENCY: usize = 8;
 
@@ -151,6 +159,7 @@ impl Table {
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> PortResult<Written> {
+        let bytes = item_size(&item);
         let request = self.client.put_item().table_name(&self.name).set_item(Some(item));
         let request = match &condition {
             Some(condition) => request
@@ -164,6 +173,8 @@ impl Table {
             Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Ok(Written::ConditionFailed)
             }
+            // DynamoDB counts a little differently than `item_size`; its word is final.
+            Err(error) if is_item_too_large(&error) => Err(PortError::TooLarge { bytes, limit: DYNAMODB_ITEM_LIMIT }),
             Err(error) => Err(unavailable("PutItem", &error)),
         }
     }
@@ -185,6 +196,17 @@ impl Table {
             Err(error) => Err(unavailable("DeleteItem", &error)),
         }
     }
+}
+
+/// DynamoDB refuses an item over 400 KB with a `ValidationException` whose message is the only
+/// thing that tells it apart from other validation errors.
+fn is_item_too_large<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    error: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> bool {
+    error.as_service_error().is_some_and(|service| {
+        service.code() == Some("ValidationException")
+            && service.message().is_some_and(|message| message.to_ascii_lowercase().contains("item size"))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,11 +422,59 @@ pub fn contact_key(email: &Email) -> String {
     format!("{CONTACT_KEY_PREFIX}{}", email.as_str())
 }
 
+/// The item a contact record is stored as: its JSON, zstd-compressed, as a binary attribute.
+/// `PortError::TooLarge` when even that exceeds DynamoDB's item limit: permanent, as no retry can
+/// make it smaller.
+pub fn contact_item(record: &ContactRecord, version: u64) -> PortResult<Item> {
+    let json = serde_json::to_vec(record).map_err(|error| PortError::Corrupt(error.to_string()))?;
+    let compressed = zstd::bulk::compress(&json, CONTACT_ZSTD_LEVEL)
+        .map_err(|error| PortError::Corrupt(format!("cannot compress the contact record: {error}")))?;
+    let item = HashMap::from([
+        (CONTACTS_PARTITION_KEY.to_owned(), s(contact_key(&record.email))),
+        (RECORD_ZSTD.to_owned(), AttributeValue::B(compressed.into())),
+        ("version".to_owned(), n(version)),
+    ]);
+    let bytes = item_size(&item);
+    if bytes > DYNAMODB_ITEM_LIMIT {
+        return Err(PortError::TooLarge { bytes, limit: DYNAMODB_ITEM_LIMIT });
+    }
+    Ok(item)
+}
+
+/// An item's size as DynamoDB counts it for the limit: attribute names plus values (strings and
+/// binaries by length, numbers by their digits: an upper bound), for the shapes this adapter writes.
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(text) => text.len(),
+                    AttributeValue::N(number) => number.len() + 1,
+                    AttributeValue::B(blob) => blob.as_ref().len(),
+                    AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+                    // Not written by this adapter; counted generously.
+                    other => format!("{other:?}").len(),
+                }
+        })
+        .sum()
+}
+
 fn contact_versioned(item: &Item) -> PortResult<Versioned<ContactRecord>> {
     const WHAT: &str = "contact record";
-    let raw = required(string_attr(item, "record"), WHAT, "record")?;
-    let value = serde_json::from_str(raw).map_err(|error| PortError::Corrupt(format!("{WHAT}: {error}")))?;
-    Ok(Versioned { value, version: required(number_attr(item, "version"), WHAT, "version")? })
+    let decoded = match item.get(RECORD_ZSTD) {
+        Some(AttributeValue::B(blob)) => zstd::stream::decode_all(blob.as_ref())
+            .map_err(|error| PortError::Corrupt(format!("{WHAT}: cannot decompress: {error}")))
+            .and_then(|json| {
+                serde_json::from_slice(&json).map_err(|error| PortError::Corrupt(format!("{WHAT}: {error}")))
+            }),
+        Some(_) => Err(corrupt(WHAT, RECORD_ZSTD)),
+        // Written before records were compressed.
+        None => {
+            let raw = required(string_attr(item, "record"), WHAT, "record")?;
+            serde_json::from_str(raw).map_err(|error| PortError::Corrupt(format!("{WHAT}: {error}")))
+        }
+    };
+    Ok(Versioned { value: decoded?, version: required(number_attr(item, "version"), WHAT, "version")? })
 }
 
 #[async_trait]
@@ -414,13 +484,8 @@ impl ContactStore for DynamoContactStore {
     }
 
     async fn save(&self, record: &ContactRecord, expected: Option<u64>) -> PortResult<u64> {
-        let json = serde_json::to_string(record).map_err(|error| PortError::Corrupt(error.to_string()))?;
         let version = expected.unwrap_or(0) + 1;
-        let item = HashMap::from([
-            (CONTACTS_PARTITION_KEY.to_owned(), s(contact_key(&record.email))),
-            ("record".to_owned(), s(json)),
-            ("version".to_owned(), n(version)),
-        ]);
+        let item = contact_item(record, version)?;
         let condition = match expected {
             None => Condition::new("attribute_not_exists(#pk)", &[("#pk", CONTACTS_PARTITION_KEY)]),
             Some(expected) => {

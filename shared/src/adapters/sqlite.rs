@@ -236,6 +236,102 @@ impl SqliteDb {
     }
 }
 
+/// Rows deleted per statement when purging, so a large backlog of expired rows never holds the
+/// connection long: requests interleave between the chunks.
+const PURGE_CHUNK: i64 = 1_000;
+
+/// What one [`SqliteDb::purge`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Event records past their TTL (`BRIDGE_EVENT_RETENTION_DAYS` after they completed).
+    pub events: usize,
+    /// Dead letters older than the retention (SQS also drops a dead-letter queue's messages
+    /// after its retention period).
+    pub dead_letters: usize,
+    /// Queue deduplication ids past the deduplication window.
+    pub dedup_ids: usize,
+}
+
+/// Row counts and file size, for the storage figures and the bounded-growth test.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    pub rows: BTreeMap<&'static str, u64>,
+    /// `PRAGMA page_count`: pages in use or free; freed pages are reused before the file grows.
+    pub pages: u64,
+    pub page_size: u64,
+}
+
+/// The tables that can grow with time.
+const STATS_TABLES: [&str; 6] = ["queue_messages", "queue_dedup", "dead_letters", "event_log", "contacts", "tags"];
+
+impl SqliteDb {
+    /// Deletes what has outlived its use as of `now`: event records whose TTL has passed (they
+    /// behave as absent already), dead letters older than `retention`, and deduplication ids
+    /// older than `dedup_window`. In chunks, so it never blocks the pipeline for long. `serve`
+    /// runs it periodically.
+    pub async fn purge(&self, now: DateTime<Utc>, retention: Duration, dedup_window: Duration) -> PortResult<Purged> {
+        let expired = to_micros(now);
+        let dead_before = to_micros(earlier(now, retention));
+        let dedup_before = to_micros(earlier(now, dedup_window));
+        Ok(Purged {
+            events: self
+                .purge_chunked(
+                    "DELETE FROM event_log WHERE event_id IN
+                     (SELECT event_id FROM event_log WHERE expires_at <= ?1 LIMIT ?2)",
+                    expired,
+                )
+                .await?,
+            dead_letters: self
+                .purge_chunked(
+                    "DELETE FROM dead_letters WHERE message_id IN
+                     (SELECT message_id FROM dead_letters WHERE dead_at <= ?1 LIMIT ?2)",
+                    dead_before,
+                )
+                .await?,
+            dedup_ids: self
+                .purge_chunked(
+                    "DELETE FROM queue_dedup WHERE dedup_id IN
+                     (SELECT dedup_id FROM queue_dedup WHERE sent_at <= ?1 LIMIT ?2)",
+                    dedup_before,
+                )
+                .await?,
+        })
+    }
+
+    async fn purge_chunked(&self, sql: &'static str, before: i64) -> PortResult<usize> {
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .run(move |connection| Ok(connection.prepare_cached(sql)?.execute(params![before, PURGE_CHUNK])?))
+                .await?;
+            total += deleted;
+            if (deleted as i64) < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Rows per table and the database's page count.
+    pub async fn stats(&self) -> PortResult<StorageStats> {
+        self.run(|connection| {
+            let mut rows = BTreeMap::new();
+            for table in STATS_TABLES {
+                let count: i64 =
+                    connection.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get(0))?;
+                rows.insert(table, loaded_id(count, "row count")?);
+            }
+            let pages: i64 = connection.pragma_query_value(None, "page_count", |row| row.get(0))?;
+            let page_size: i64 = connection.pragma_query_value(None, "page_size", |row| row.get(0))?;
+            Ok(StorageStats {
+                rows,
+                pages: loaded_id(pages, "page count")?,
+                page_size: loaded_id(page_size, "page size")?,
+            })
+        })
+        .await
+    }
+}
+
 impl fmt::Debug for SqliteDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteDb").field("path", &self.path).finish_non_exhaustive()

@@ -359,9 +359,14 @@ impl Consumer {
 
     async fn release(&self, claimed: &[(usize, WebinarEvent)], owner: &ClaimToken) {
         for (_, event) in claimed {
-            if let Err(error) = self.log.release(&event.event_id, owner).await {
+            match self.log.release(&event.event_id, owner).await {
+                Ok(()) => {}
+                // Taken over after our lease ran out: the claim is the new owner's to keep.
+                Err(PortError::ClaimLost) => {
+                    tracing::info!(event_id = %event.event_id, "claim already taken over by another worker");
+                }
                 // The lease expires on its own; releasing only makes the retry faster.
-                tracing::warn!(event_id = %event.event_id, %error, "could not release claim");
+                Err(error) => tracing::warn!(event_id = %event.event_id, %error, "could not release claim"),
             }
         }
     }

@@ -10,7 +10,9 @@ use crate::domain::{
     FieldValue, Plan, Settings, WebinarEvent, plan, value_fingerprint, withhold_refused,
 };
 use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSCRIBER, UpsertSubscriber, deadline};
-use crate::ports::{Claim, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason};
+use crate::ports::{
+    Claim, ClaimToken, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason,
+};
 use crate::tag_resolver::{TagResolveError, TagResolver};
 use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -147,7 +149,19 @@ enum ApplyError {
 
 impl From<PortError> for ApplyError {
     fn from(error: PortError) -> Self {
-        ApplyError::Retry { reason: error.to_string(), retry_after: None }
+        match error {
+            // Retrying cannot make the contact's state smaller: reject visibly instead.
+            PortError::TooLarge { .. } => ApplyError::Permanent(RejectionReason {
+                operation: "save contact state".into(),
+                status: None,
+                error_number: None,
+                field: None,
+                reason: format!(
+                    "{error}; this contact is in too many webinars for the bridge's contact store, so its events cannot be recorded"
+                ),
+            }),
+            error => ApplyError::Retry { reason: error.to_string(), retry_after: None },
+        }
     }
 }
 
@@ -247,7 +261,9 @@ impl Consumer {
     /// apply them together, record how they ended.
     async fn process_group(&self, group: &[&QueuedMessage]) -> Vec<MessageOutcome> {
         let mut outcomes = initial_outcomes(group);
-        let claimed = match self.claim_group(group, &mut outcomes).await {
+        // This run's claims: complete and release only succeed while no other worker took them over.
+        let owner = ClaimToken::new();
+        let claimed = match self.claim_group(group, &owner, &mut outcomes).await {
             Ok(claimed) => claimed,
             Err(GroupRetry { reason, retry_after }) => return self.retry_group(group, outcomes, retry_after, &reason),
         };
@@ -258,13 +274,13 @@ impl Consumer {
         let events: Vec<WebinarEvent> = claimed.iter().map(|(_, event)| event.clone()).collect();
         let result = self.apply_contact(&email, &events).await;
         let finished = match result {
-            Ok(skipped) => self.complete_applied(&email, &claimed, &skipped, &mut outcomes).await,
+            Ok(skipped) => self.complete_applied(&email, &claimed, &owner, &skipped, &mut outcomes).await,
             Err(ApplyError::Permanent(reason)) => {
-                self.complete_rejected(&email, &claimed, &reason, &mut outcomes).await
+                self.complete_rejected(&email, &claimed, &owner, &reason, &mut outcomes).await
             }
             Err(ApplyError::Retry { reason, retry_after }) => {
                 tracing::warn!(contact = %email.short_hash(), %reason, "will retry");
-                self.release(&claimed).await;
+                self.release(&claimed, &owner).await;
                 Err(GroupRetry { reason, retry_after })
             }
             Err(ApplyError::Crash) => {
@@ -284,6 +300,7 @@ impl Consumer {
     async fn claim_group(
         &self,
         group: &[&QueuedMessage],
+        owner: &ClaimToken,
         outcomes: &mut [MessageOutcome],
     ) -> Result<Vec<(usize, WebinarEvent)>, GroupRetry> {
         let now = self.clock.now();
@@ -311,7 +328,7 @@ impl Consumer {
             }
             let claim = self
                 .log
-                .claim(&event.event_id, &event.fingerprint(), now, self.options.lease, self.options.retention)
+                .claim(&event.event_id, &event.fingerprint(), owner, now, self.options.lease, self.options.retention)
                 .await;
             let retry = match claim {
                 Ok(Claim::Claimed) => {
@@ -336,7 +353,7 @@ impl Consumer {
                 },
                 Err(error) => GroupRetry { reason: error.to_string(), retry_after: None },
             };
-            self.release(&claimed).await;
+            self.release(&claimed, owner).await;
             return Err(retry);
         }
         Ok(claimed)
@@ -347,6 +364,7 @@ impl Consumer {
         &self,
         email: &Email,
         claimed: &[(usize, WebinarEvent)],
+        owner: &ClaimToken,
         skipped: &BTreeMap<EventId, String>,
         outcomes: &mut [MessageOutcome],
     ) -> Result<(), GroupRetry> {
@@ -360,9 +378,9 @@ impl Consumer {
             };
             // On failure the effect is saved; a redelivery re-plans to nothing and completes.
             self.log
-                .complete(&event.event_id, &outcome, now, self.options.retention)
+                .complete(&event.event_id, owner, &outcome, now, self.options.retention)
                 .await
-                .map_err(GroupRetry::from)?;
+                .map_err(|error| completion_failed(event, error))?;
             outcomes[*index].disposition = Disposition::Done(result);
         }
         tracing::info!(contact = %email.short_hash(), events = claimed.len(), "applied");
@@ -374,6 +392,7 @@ impl Consumer {
         &self,
         email: &Email,
         claimed: &[(usize, WebinarEvent)],
+        owner: &ClaimToken,
         reason: &RejectionReason,
         outcomes: &mut [MessageOutcome],
     ) -> Result<(), GroupRetry> {
@@ -382,9 +401,9 @@ impl Consumer {
         let outcome = FinalOutcome::Rejected(reason.clone());
         for (index, event) in claimed {
             self.log
-                .complete(&event.event_id, &outcome, now, self.options.retention)
+                .complete(&event.event_id, owner, &outcome, now, self.options.retention)
                 .await
-                .map_err(GroupRetry::from)?;
+                .map_err(|error| completion_failed(event, error))?;
             outcomes[*index].disposition = Disposition::Done(MessageResult::Rejected(reason.clone()));
         }
         Ok(())
@@ -410,11 +429,16 @@ impl Consumer {
         retry_delay(self.options.retry_base, self.options.retry_cap, receive_count)
     }
 
-    async fn release(&self, claimed: &[(usize, WebinarEvent)]) {
+    async fn release(&self, claimed: &[(usize, WebinarEvent)], owner: &ClaimToken) {
         for (_, event) in claimed {
-            if let Err(error) = self.log.release(&event.event_id).await {
+            match self.log.release(&event.event_id, owner).await {
+                Ok(()) => {}
+                // Taken over after our lease ran out: the claim is the new owner's to keep.
+                Err(PortError::ClaimLost) => {
+                    tracing::info!(event_id = %event.event_id, "claim already taken over by another worker");
+                }
                 // The lease expires on its own; releasing only makes the retry faster.
-                tracing::warn!(event_id = %event.event_id, %error, "could not release claim");
+                Err(error) => tracing::warn!(event_id = %event.event_id, %error, "could not release claim"),
             }
         }
     }
@@ -690,6 +714,18 @@ fn initial_outcomes(group: &[&QueuedMessage]) -> Vec<MessageOutcome> {
 struct GroupRetry {
     reason: String,
     retry_after: Option<Duration>,
+}
+
+/// A completion that failed sends the group back; a lost claim is normal after a takeover.
+fn completion_failed(event: &WebinarEvent, error: PortError) -> GroupRetry {
+    if matches!(error, PortError::ClaimLost) {
+        // Our lease ran out and another worker took the event over: it records the outcome, and
+        // the redelivery of this message finds it completed (a duplicate), so nothing applies twice.
+        tracing::info!(event_id = %event.event_id, "claim taken over by another worker; leaving the outcome to it");
+    } else {
+        tracing::warn!(event_id = %event.event_id, %error, "could not record the outcome; will retry");
+    }
+    GroupRetry::from(error)
 }
 
 impl From<PortError> for GroupRetry {

@@ -23,11 +23,18 @@ pub enum PortError {
     /// Stored data cannot be read back (corrupt or from an incompatible version): permanent.
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// The claim this worker held is gone: its lease ran out and another worker took the event
+    /// over (or finished it). The new owner records the outcome; this worker must not.
+    #[error("the claim on this event was taken over by another worker")]
+    ClaimLost,
+    /// The record is too large for the store even in its compact form: permanent, never retried.
+    #[error("the stored record would be {bytes} bytes, over the store's limit of {limit} bytes")]
+    TooLarge { bytes: usize, limit: usize },
 }
 
 impl PortError {
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, PortError::Corrupt(_))
+        !matches!(self, PortError::Corrupt(_) | PortError::ClaimLost | PortError::TooLarge { .. })
     }
 }
 
@@ -149,29 +156,62 @@ pub enum Claim {
     PayloadMismatch,
 }
 
+/// Who holds a claim: written with the claim, and checked by `complete` and `release`, so a
+/// worker whose lease ran out and was taken over cannot finish or drop the new owner's claim.
+/// One per processing run ([`ClaimToken::new`] is unique per process and call).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    /// A token no other run uses: 128 random bits.
+    pub fn new() -> Self {
+        Self(format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()))
+    }
+
+    /// A token read back from storage.
+    pub fn from_stored(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ClaimToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Idempotency records: claim with a lease (conditional write), then complete with a TTL.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Claims `event_id` unless it is completed or leased by someone else. An expired lease is
-    /// taken over. `retention` sets the record's TTL.
+    /// Claims `event_id` for `owner` unless it is completed or leased by someone else. An
+    /// expired lease is taken over (and its old owner loses it). `retention` sets the record's TTL.
     async fn claim(
         &self,
         event_id: &EventId,
         fingerprint: &str,
+        owner: &ClaimToken,
         now: DateTime<Utc>,
         lease: Duration,
         retention: Duration,
     ) -> PortResult<Claim>;
-    /// Records the final outcome of a claimed event.
+    /// Records the final outcome of an event `owner` holds; `PortError::ClaimLost` when it does
+    /// not (taken over, finished by another worker, released, or never claimed).
     async fn complete(
         &self,
         event_id: &EventId,
+        owner: &ClaimToken,
         outcome: &FinalOutcome,
         now: DateTime<Utc>,
         retention: Duration,
     ) -> PortResult<()>;
-    /// Gives a claim back so a retry can take it at once (a failed run).
-    async fn release(&self, event_id: &EventId) -> PortResult<()>;
+    /// Gives `owner`'s claim back so a retry can take it at once (a failed run). Nothing to give
+    /// back (no record, or a completed one) is fine; another worker's open claim is left alone
+    /// and answered with `PortError::ClaimLost`.
+    async fn release(&self, event_id: &EventId, owner: &ClaimToken) -> PortResult<()>;
     async fn get(&self, event_id: &EventId) -> PortResult<Option<EventRecord>>;
 }
 

@@ -14,7 +14,7 @@ use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions, Disposition,
 use webinar_bridge::domain::{EventKind::*, Settings, WebinarEvent};
 use webinar_bridge::ingest::to_message;
 use webinar_bridge::klicktipp::{KlickTippAuth, KlickTippClient, KlickTippConfig};
-use webinar_bridge::ports::{Claim, EventLog, EventQueue, OutgoingMessage, SystemClock};
+use webinar_bridge::ports::{Claim, ClaimToken, EventLog, EventQueue, OutgoingMessage, SystemClock};
 use webinar_bridge::tag_resolver::TagResolver;
 use webinar_bridge::worker::{BatchSummary, process_one_batch};
 
@@ -207,6 +207,7 @@ async fn a_busy_event_sends_its_whole_group_back_in_order_and_other_contacts_go_
         .claim(
             &first.event_id,
             &first.fingerprint(),
+            &ClaimToken::new(),
             chrono::Utc::now(),
             Duration::from_secs(60),
             Duration::from_secs(3600),
@@ -284,4 +285,74 @@ async fn a_redelivery_queued_behind_its_original_in_one_batch_is_a_duplicate() {
     let results: Vec<_> = outcomes.into_iter().map(|o| o.disposition).collect();
     assert_eq!(results, vec![Disposition::Done(MessageResult::Applied), Disposition::Done(MessageResult::Duplicate)]);
     assert_eq!(rig.calls()["POST /subscriber"], 1);
+}
+
+/// A contact store whose record for one address has grown past the item limit.
+struct FullFor {
+    inner: MemoryContactStore,
+    email: &'static str,
+}
+
+#[async_trait::async_trait]
+impl webinar_bridge::ports::ContactStore for FullFor {
+    async fn load(
+        &self,
+        email: &webinar_bridge::domain::Email,
+    ) -> webinar_bridge::ports::PortResult<
+        Option<webinar_bridge::ports::Versioned<webinar_bridge::domain::ContactRecord>>,
+    > {
+        self.inner.load(email).await
+    }
+
+    async fn save(
+        &self,
+        record: &webinar_bridge::domain::ContactRecord,
+        expected: Option<u64>,
+    ) -> webinar_bridge::ports::PortResult<u64> {
+        if record.email.as_str() == self.email {
+            return Err(webinar_bridge::ports::PortError::TooLarge { bytes: 512_000, limit: 409_600 });
+        }
+        self.inner.save(record, expected).await
+    }
+}
+
+/// A contact whose state no longer fits the store is rejected at once with a reason a person
+/// can act on, never retried into the dead-letter queue, and KlickTipp is not called for it;
+/// other contacts go on.
+#[tokio::test]
+async fn a_contact_too_large_to_store_is_rejected_not_retried() {
+    let rig = rig().await;
+    let contacts = Arc::new(FullFor { inner: MemoryContactStore::default(), email: ERIKA });
+    let mut config = KlickTippConfig::new(
+        rig.sim.url(),
+        KlickTippAuth::Session { username: "bridge".into(), password: Secret::new("sim-password") },
+    );
+    config.rate_per_second = 0.0;
+    let client = KlickTippClient::new(config).expect("client");
+    let clock = Arc::new(SystemClock);
+    let tags = TagResolver::new(Arc::new(MemoryTagDirectory::default()), client.clone(), clock.clone());
+    let log = MemoryEventLog::default();
+    let consumer = Consumer::new(
+        Arc::new(log.clone()),
+        contacts,
+        tags,
+        client,
+        Settings::default(),
+        ConsumerOptions::default(),
+        clock,
+    );
+    let erika = event_for(ERIKA, "w1", Registered, 0);
+    rig.enqueue(&[erika.clone(), event_for("max@example.com", "w1", Registered, 0)]).await;
+    let summary = process_one_batch(&rig.queue, &consumer).await.expect("batch");
+    assert_eq!((summary.rejected, summary.applied, summary.retried), (1, 1, 0), "{summary:?}");
+    assert_eq!(rig.queue.pending(), 0, "nothing goes back to the queue");
+    let record = log.get(&erika.event_id).await.expect("get").expect("recorded");
+    let webinar_bridge::ports::EventStatus::Completed(webinar_bridge::ports::FinalOutcome::Rejected(reason)) =
+        record.status
+    else {
+        panic!("expected a rejection, got {:?}", record.status);
+    };
+    assert_eq!(reason.operation, "save contact state");
+    assert!(reason.reason.contains("too many webinars"), "{}", reason.reason);
+    assert!(rig.tags_of(ERIKA).is_empty(), "KlickTipp never heard of the contact that cannot be stored");
 }

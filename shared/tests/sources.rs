@@ -272,7 +272,8 @@ mod sources_webinarjam {
     #[test]
     fn webinarjam_redelivery_gets_the_same_id_and_new_facts_a_new_one() {
         let original = one_event(&webinarjam("attended", Some(JSON), &fixture("webinarjam/registered.json")));
-        let reordered = br#"{"email":"ERIKA@example.com","date":"2026-02-10 19:00","schedule":"45","webinar_id":"123","first_name":"E."}"#;
+        let reordered = br#"{"email":"ERIKA@example.com","date":"2026-02-10 19:00","schedule":"45","webinar_id":"123","first_name":"E.",
+            "live_room_url":"https://event.webinarjam.com/live/EXAMPLE","lead_id":"98765"}"#;
         let redelivered = one_event(&webinarjam("attend", Some(JSON), reordered));
         assert_eq!(redelivered.event_id, original.event_id, "identity fields only, normalized");
 
@@ -281,6 +282,29 @@ mod sources_webinarjam {
         assert_ne!(one_event(&webinarjam("attended", Some(JSON), other_session)).event_id, original.event_id);
         let other_kind = one_event(&webinarjam("no_show", Some(JSON), &fixture("webinarjam/registered.json")));
         assert_ne!(other_kind.event_id, original.event_id);
+    }
+
+    /// Registered, cancelled, registered again for the same session: WebinarJam makes the second
+    /// registration a new registrant (new id, new personal room URL), so it is a new event, while
+    /// the same webhook sent again is still the same one.
+    #[test]
+    fn webinarjam_registration_after_a_cancellation_is_a_new_event() {
+        let first = one_event(&webinarjam("registered", Some(JSON), &fixture("webinarjam/registered.json")));
+        let resent = one_event(&webinarjam("registered", Some(FORM), &fixture("webinarjam/registered.form")));
+        assert_eq!(resent.event_id, first.event_id, "the same webhook again is a duplicate");
+        let again = String::from_utf8(fixture("webinarjam/registered.json"))
+            .unwrap()
+            .replace("98765", "98801")
+            .replace("live/EXAMPLE", "live/EXAMPLE-2");
+        let again = one_event(&webinarjam("registered", Some(JSON), again.as_bytes()));
+        assert_ne!(again.event_id, first.event_id, "a new registrant id and room make a new registration");
+        let signed_up_later = br#"{"email":"erika@example.com","webinar_id":123,"schedule":45,"date":"2026-02-10 19:00","signup_date":"2026-02-03 08:15:00"}"#;
+        let signed_up_first = br#"{"email":"erika@example.com","webinar_id":123,"schedule":45,"date":"2026-02-10 19:00","signup_date":"2026-02-01 10:12:00"}"#;
+        let (later, earlier) = (
+            one_event(&webinarjam("registered", Some(JSON), signed_up_later)),
+            one_event(&webinarjam("registered", Some(JSON), signed_up_first)),
+        );
+        assert_ne!(later.event_id, earlier.event_id, "a later sign-up time makes a new registration");
     }
 
     #[test]

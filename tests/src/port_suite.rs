@@ -28,8 +28,8 @@ use webinar_bridge::domain::{
     WebinarInfo,
 };
 use webinar_bridge::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage, PortError,
-    PortResult, QueuedMessage, Receipt, ReceiptLog, RejectionReason, TagClaim, TagDirectory,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage,
+    PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, RejectionReason, TagClaim, TagDirectory,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -271,6 +271,7 @@ pub async fn event_log_suite(backend: &dyn Backend) {
         event_log_release_lets_a_retry_claim_at_once,
         event_log_forgets_an_event_after_its_ttl,
         event_log_refuses_to_complete_an_unclaimed_event,
+        event_log_a_taken_over_claim_stays_with_its_new_owner,
     );
 }
 
@@ -280,6 +281,7 @@ pub async fn contact_store_suite(backend: &dyn Backend) {
         contact_store_conflicts_on_a_stale_version,
         contact_store_round_trips_a_realistic_record,
         contact_store_keeps_contacts_apart,
+        contact_store_keeps_a_contact_in_1000_webinars,
     );
 }
 
@@ -573,12 +575,17 @@ async fn fresh_event_log(backend: &dyn Backend) -> (Arc<dyn EventLog>, Arc<Manua
     (backend.event_log(clock.shared()).await, clock)
 }
 
+/// The one worker of the cases that need only one.
+fn worker() -> ClaimToken {
+    ClaimToken::from_stored("suite-worker")
+}
+
 async fn claim(log: &dyn EventLog, id: &EventId, fingerprint: &str, now: DateTime<Utc>) -> Claim {
-    log.claim(id, fingerprint, now, LEASE, RETENTION).await.expect("claim")
+    log.claim(id, fingerprint, &worker(), now, LEASE, RETENTION).await.expect("claim")
 }
 
 async fn complete(log: &dyn EventLog, id: &EventId, outcome: &FinalOutcome, now: DateTime<Utc>) {
-    log.complete(id, outcome, now, RETENTION).await.expect("complete");
+    log.complete(id, &worker(), outcome, now, RETENTION).await.expect("complete");
 }
 
 fn at(clock: &ManualClock, seconds_later: u64) -> DateTime<Utc> {
@@ -659,13 +666,13 @@ pub async fn event_log_release_lets_a_retry_claim_at_once(backend: &dyn Backend)
     let (log, clock) = fresh_event_log(backend).await;
     let id = event_id("evt-released");
     assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed);
-    log.release(&id).await.expect("release");
+    log.release(&id, &worker()).await.expect("release");
     assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Claimed);
     // Releasing a completed event changes nothing.
     complete(&*log, &id, &FinalOutcome::Applied, clock.now()).await;
-    log.release(&id).await.expect("release");
+    log.release(&id, &worker()).await.expect("release");
     assert_eq!(claim(&*log, &id, "fp", clock.now()).await, Claim::Completed(FinalOutcome::Applied));
-    log.release(&event_id("evt-never-seen")).await.expect("releasing an unknown event is fine");
+    log.release(&event_id("evt-never-seen"), &worker()).await.expect("releasing an unknown event is fine");
 }
 
 pub async fn event_log_forgets_an_event_after_its_ttl(backend: &dyn Backend) {
@@ -688,8 +695,40 @@ pub async fn event_log_forgets_an_event_after_its_ttl(backend: &dyn Backend) {
 
 pub async fn event_log_refuses_to_complete_an_unclaimed_event(backend: &dyn Backend) {
     let (log, clock) = fresh_event_log(backend).await;
-    let result = log.complete(&event_id("evt-unclaimed"), &FinalOutcome::Applied, clock.now(), RETENTION).await;
-    assert!(result.is_err(), "completing an unclaimed event must fail, got {result:?}");
+    let result =
+        log.complete(&event_id("evt-unclaimed"), &worker(), &FinalOutcome::Applied, clock.now(), RETENTION).await;
+    assert!(matches!(result, Err(PortError::ClaimLost)), "completing an unclaimed event must fail, got {result:?}");
+}
+
+/// Claims have owners: a worker whose lease ran out and was taken over can neither complete
+/// nor release the new owner's claim, before or after the new owner finishes.
+pub async fn event_log_a_taken_over_claim_stays_with_its_new_owner(backend: &dyn Backend) {
+    let (log, clock) = fresh_event_log(backend).await;
+    let id = event_id("evt-taken-over");
+    let (slow, fast) = (ClaimToken::new(), ClaimToken::new());
+    assert_ne!(slow, fast, "tokens are unique");
+    let claimed = log.claim(&id, "fp", &slow, clock.now(), LEASE, RETENTION).await.expect("claim");
+    assert_eq!(claimed, Claim::Claimed);
+    // The slow worker's lease ends at +30 s; the fast one takes the event over.
+    let taken = log.claim(&id, "fp", &fast, at(&clock, 30), LEASE, RETENTION).await.expect("claim");
+    assert_eq!(taken, Claim::Claimed);
+
+    let late = log.complete(&id, &slow, &FinalOutcome::Applied, at(&clock, 31), RETENTION).await;
+    assert!(matches!(late, Err(PortError::ClaimLost)), "a stale owner must not complete, got {late:?}");
+    let dropped = log.release(&id, &slow).await;
+    assert!(matches!(dropped, Err(PortError::ClaimLost)), "a stale owner must not release, got {dropped:?}");
+    let record = log.get(&id).await.expect("get").expect("the new owner's claim is still there");
+    assert_eq!(record.status, EventStatus::InProgress { lease_until: at(&clock, 60) });
+    assert_eq!(claim(&*log, &id, "fp", at(&clock, 31)).await, Claim::Busy, "the new owner's lease is live");
+
+    log.complete(&id, &fast, &rejection(), at(&clock, 32), RETENTION).await.expect("the owner completes");
+    let late = log.complete(&id, &slow, &FinalOutcome::Applied, at(&clock, 33), RETENTION).await;
+    assert!(matches!(late, Err(PortError::ClaimLost)), "a finished event stays finished, got {late:?}");
+    log.release(&id, &slow).await.expect("releasing a finished event changes nothing");
+    let record = log.get(&id).await.expect("get").expect("record");
+    assert_eq!(record.status, EventStatus::Completed(rejection()), "the owner's outcome stands");
+    let again = log.complete(&id, &fast, &FinalOutcome::Applied, at(&clock, 34), RETENTION).await;
+    assert!(matches!(again, Err(PortError::ClaimLost)), "a completed claim is not completed twice, got {again:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -776,6 +815,70 @@ pub fn realistic_contact_record() -> ContactRecord {
     record.applied.tags =
         BTreeSet::from(["[Zoom] [Demo Webinar] Attended".to_owned(), "[Zoom] [Demo Webinar] Buyer".to_owned()]);
     record
+}
+
+/// A loyal registrant: `webinars` WebinarJam webinars, each registered for and attended, with
+/// the name, start, zone, personal room and replay links WebinarJam sends, and both tags applied.
+/// The record a contact's events grow to (issue 11: a contact in 1,000 webinars).
+pub fn contact_in_webinars(webinars: u32) -> ContactRecord {
+    let mut contact = ContactInfo::new(email("loyal.registrant@example.com"));
+    contact.first_name = Some("Lena".into());
+    contact.last_name = Some("Treu".into());
+    let mut record = ContactRecord::new(contact.email.clone());
+    let first_start = instant("2026-01-05T18:00:00Z");
+    for i in 0..webinars {
+        let starts_at = first_start + chrono::Duration::hours(i64::from(i) * 7);
+        let name = format!("Webinar {i}: Growth Masterclass");
+        let mut webinar = WebinarInfo::new((100_000 + i).to_string());
+        webinar.name = Some(name.clone());
+        webinar.session_id = Some((i % 17).to_string());
+        webinar.starts_at = Some(starts_at);
+        webinar.timezone = Some("Europe/Berlin".into());
+        // Personal rooms: unique per registrant, so they do not compress away.
+        let room = EventId::hashed(&Source::Webinarjam, &[b"room", &i.to_be_bytes()]);
+        let room = &room.as_str()["webinarjam:".len().."webinarjam:".len() + 16];
+        webinar.join_url = Some(format!("https://event.webinarjam.com/live/{}/{room}", 100_000 + i));
+        webinar.replay_url = Some(format!("https://event.webinarjam.com/replay/{}/{room}", 100_000 + i));
+        webinar.duration_minutes = Some(60);
+        for (kind, offset, facts) in [
+            (EventKind::Registered, -72, Facts { registrant_id: Some((900_000 + i).to_string()), ..Facts::default() }),
+            (EventKind::Attended, 0, Facts { minutes_attended: Some(42), ..Facts::default() }),
+        ] {
+            let at = starts_at + chrono::Duration::hours(offset);
+            let event = WebinarEvent {
+                schema: webinar_bridge::domain::EVENT_SCHEMA_VERSION,
+                event_id: EventId::hashed(&Source::Webinarjam, &[kind.as_str().as_bytes(), &i.to_be_bytes()]),
+                source: Source::Webinarjam,
+                kind,
+                occurred_at: at,
+                received_at: at + chrono::Duration::seconds(1),
+                contact: contact.clone(),
+                webinar: webinar.clone(),
+                facts,
+            };
+            record.apply(&event);
+        }
+        record.applied.tags.insert(format!("[WebinarJam] [{name}] Registered"));
+        record.applied.tags.insert(format!("[WebinarJam] [{name}] Attended"));
+    }
+    record.applied.known = true;
+    record.applied.fields = BTreeMap::from([
+        ("fieldFirstName".to_owned(), FieldValue::Text("Lena".into())),
+        ("fieldLastName".to_owned(), FieldValue::Text("Treu".into())),
+    ]);
+    record
+}
+
+/// Storage stays bounded per contact: one in 1,000 webinars saves, loads back whole and updates.
+pub async fn contact_store_keeps_a_contact_in_1000_webinars(backend: &dyn Backend) {
+    let store = fresh_contact_store(backend).await;
+    let mut record = contact_in_webinars(1_000);
+    assert_eq!(record.webinars.len(), 1_000);
+    let version = store.save(&record, None).await.expect("a contact in 1,000 webinars fits");
+    let loaded = store.load(&record.email).await.expect("load").expect("saved");
+    assert_eq!(loaded.value, record);
+    record.applied.tags.insert("[WebinarJam] [Webinar 0: Growth Masterclass] Buyer".into());
+    store.save(&record, Some(version)).await.expect("and updates");
 }
 
 async fn fresh_contact_store(backend: &dyn Backend) -> Arc<dyn ContactStore> {
@@ -922,7 +1025,7 @@ pub async fn concurrent_event_claims_have_one_winner(backend: &dyn Backend) {
     let (id, now) = (event_id("evt-contended"), clock.now());
     let claims = race(|| {
         let (log, id) = (Arc::clone(&log), id.clone());
-        async move { log.claim(&id, "fp", now, LEASE, RETENTION).await.expect("claim") }
+        async move { log.claim(&id, "fp", &ClaimToken::new(), now, LEASE, RETENTION).await.expect("claim") }
     })
     .await;
     assert_eq!(claims.iter().filter(|claim| **claim == Claim::Claimed).count(), 1, "{claims:?}");

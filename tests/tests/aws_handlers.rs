@@ -19,7 +19,7 @@ use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::Message;
 use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::domain::WebinarEvent;
-use webinar_bridge::ports::{Claim, EventLog, EventQueue, OutgoingMessage};
+use webinar_bridge::ports::{Claim, ClaimToken, EventLog, EventQueue, OutgoingMessage};
 use webinar_bridge_consumer::ConsumerFunction;
 use webinar_bridge_ingest::IngestFunction;
 use webinar_bridge_tests::harness::{self, SIM_PASSWORD, SIM_USERNAME, WEBINARJAM_SECRET, ZOOM_SECRET, calls};
@@ -361,7 +361,8 @@ async fn consumer_fails_a_busy_group_with_its_later_messages_and_waits_out_the_l
     let first = event_of(&event.records[0]);
     let other = DynamoEventLog::from_conf(rig.moto.sdk(), &rig.events_table);
     let (lease, retention) = (Duration::from_secs(120), Duration::from_secs(3600));
-    let claim = other.claim(&first.event_id, &first.fingerprint(), Utc::now(), lease, retention).await;
+    let claim =
+        other.claim(&first.event_id, &first.fingerprint(), &ClaimToken::new(), Utc::now(), lease, retention).await;
     assert_eq!(claim.expect("claim"), Claim::Claimed);
 
     let response = rig.consumer().await.handle(event.clone(), None).await;

@@ -189,6 +189,35 @@ fn without_received_at_lines_arrive_one_second_apart_in_file_order() {
     assert_eq!(report["klicktipp"]["contacts"][0]["email"], "lee@example.com");
 }
 
+/// Registered, cancelled, registered again for the same session (a new registrant id and room,
+/// as WebinarJam sends them), then the first registration's webhook once more: the contact ends
+/// Registered, and the resent webhook is a duplicate.
+#[test]
+fn a_webinarjam_registration_after_a_cancellation_ends_registered() {
+    let body = |user_id: u32, room: &str| {
+        json!({"webinar_id": "7", "webinar_name": "Clinic", "schedule": 3, "date": "2026-02-10 19:00",
+            "email": "kim@example.com", "user_id": user_id, "live_room_url": format!("https://event.webinarjam.com/live/{room}")})
+        .to_string()
+    };
+    let line = |kind: &str, body: &str| {
+        json!({"method": "POST", "path": format!("/hooks/webinarjam/{kind}?token={WEBINARJAM_SECRET}"),
+            "headers": {"content-type": "application/json"}, "body": body})
+        .to_string()
+    };
+    let (first, second) = (body(501, "first"), body(502, "second"));
+    let lines = [
+        line("registered", &first),
+        line("cancelled", &first),
+        line("registered", &second),
+        line("registered", &first),
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let report = simulate(&write_lines(dir.path(), "re-register.jsonl", &lines)).report;
+    assert_eq!(report["klicktipp"]["contacts"][0]["tags"], json!(["[WebinarJam] [Clinic] Registered"]), "{report}");
+    assert_eq!(report["events"]["applied"], 3, "{}", report["events"]);
+    assert_eq!(report["events"]["duplicates"], 1, "the first webhook sent again is a duplicate");
+}
+
 #[test]
 fn a_bad_line_exits_2_naming_the_line() {
     let dir = tempfile::tempdir().expect("temp dir");

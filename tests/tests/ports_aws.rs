@@ -23,21 +23,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use webinar_bridge::adapters::dynamodb::{
-    DynamoContactStore, DynamoEventLog, DynamoReceiptLog, DynamoTagDirectory, EVENTS_PARTITION_KEY,
-    EVENTS_TTL_ATTRIBUTE,
+    CONTACTS_PARTITION_KEY, DYNAMODB_ITEM_LIMIT, DynamoContactStore, DynamoEventLog, DynamoReceiptLog,
+    DynamoTagDirectory, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE, contact_key, item_size,
 };
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use webinar_bridge::consume::{Disposition, MessageOutcome, MessageResult};
 use webinar_bridge::domain::EventId;
 use webinar_bridge::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, ReceiptLog, TagDirectory,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, ReceiptLog,
+    TagDirectory,
 };
 use webinar_bridge::tag_resolver::{TagResolveError, TagResolver};
 use webinar_bridge_consumer::{Settlement, batch_response, queued_message_from_sqs_record, settle};
 use webinar_bridge_tests::harness;
 use webinar_bridge_tests::moto::{Moto, MotoQueue, TEMPLATE_MAX_RECEIVE_COUNT};
-use webinar_bridge_tests::port_suite::{self, Backend, InspectableQueue, ManualClock, realistic_contact_record};
+use webinar_bridge_tests::port_suite::{
+    self, Backend, InspectableQueue, ManualClock, contact_in_webinars, realistic_contact_record,
+};
 
 const LEASE: Duration = Duration::from_secs(30);
 const RETENTION: Duration = Duration::from_secs(30 * 86_400);
@@ -151,7 +154,9 @@ async fn two_consumers_claiming_one_event_yield_exactly_one_claim() {
     let now = ManualClock::start();
     let claims = futures::future::join_all(logs.iter().map(|log| {
         let log = Arc::clone(log);
-        tokio::spawn(async move { log.claim(&event_id("evt-shared"), "fp", now, LEASE, RETENTION).await })
+        tokio::spawn(async move {
+            log.claim(&event_id("evt-shared"), "fp", &ClaimToken::new(), now, LEASE, RETENTION).await
+        })
     }))
     .await;
     let claims: Vec<Claim> = claims.into_iter().map(|joined| joined.expect("task").expect("claim")).collect();
@@ -167,11 +172,21 @@ async fn a_crashed_claim_is_taken_over_by_another_consumer_after_its_lease() {
         (DynamoEventLog::from_conf(moto.sdk(), &table), DynamoEventLog::from_conf(moto.sdk(), &table));
     let clock = ManualClock::new(ManualClock::start());
     let id = event_id("evt-crashed");
-    assert_eq!(crashed.claim(&id, "fp", clock.now(), LEASE, RETENTION).await.expect("claim"), Claim::Claimed);
+    let survivor_token = ClaimToken::new();
+    assert_eq!(
+        crashed.claim(&id, "fp", &ClaimToken::new(), clock.now(), LEASE, RETENTION).await.expect("claim"),
+        Claim::Claimed
+    );
     clock.advance(LEASE - Duration::from_millis(1));
-    assert_eq!(survivor.claim(&id, "fp", clock.now(), LEASE, RETENTION).await.expect("claim"), Claim::Busy);
+    assert_eq!(
+        survivor.claim(&id, "fp", &survivor_token, clock.now(), LEASE, RETENTION).await.expect("claim"),
+        Claim::Busy
+    );
     clock.advance(Duration::from_millis(1));
-    assert_eq!(survivor.claim(&id, "fp", clock.now(), LEASE, RETENTION).await.expect("claim"), Claim::Claimed);
+    assert_eq!(
+        survivor.claim(&id, "fp", &survivor_token, clock.now(), LEASE, RETENTION).await.expect("claim"),
+        Claim::Claimed
+    );
     let record = survivor.get(&id).await.expect("get").expect("record");
     let expected_lease = clock.now() + chrono::Duration::from_std(LEASE).expect("fits");
     assert_eq!(record.status, EventStatus::InProgress { lease_until: expected_lease });
@@ -199,6 +214,50 @@ async fn a_contact_version_conflict_is_detected_and_a_reload_succeeds() {
     assert_eq!(v3, v2 + 1);
 }
 
+/// Bounded storage: a contact in 1,000 webinars is one item far below DynamoDB's 400 KB limit.
+#[tokio::test]
+async fn a_contact_in_1000_webinars_is_stored_far_below_the_item_limit() {
+    let moto = Moto::start().await;
+    let table = moto.create_contacts_table().await;
+    let store = DynamoContactStore::new(moto.dynamodb(), &table);
+    let record = contact_in_webinars(1_000);
+    store.save(&record, None).await.expect("save");
+    let raw = moto
+        .dynamodb()
+        .get_item()
+        .table_name(&table)
+        .key(CONTACTS_PARTITION_KEY, AttributeValue::S(contact_key(&record.email)))
+        .send()
+        .await
+        .expect("get the raw item");
+    let item: HashMap<String, AttributeValue> = raw.item().expect("saved").clone();
+    let stored = item_size(&item);
+    let json = serde_json::to_vec(&record).expect("json").len();
+    println!("a contact in 1,000 webinars: {stored} bytes stored ({json} bytes of JSON before compression)");
+    // The floor is the two SHA-256 event ids each webinar's stamps keep (about 64 bytes of pure
+    // entropy per webinar); everything else compresses away. Measured: 157,552 bytes.
+    assert!(stored < DYNAMODB_ITEM_LIMIT * 2 / 5, "{stored} bytes is not far below the 400 KB item limit");
+    assert_eq!(store.load(&record.email).await.expect("load").expect("saved").value, record);
+}
+
+/// A record that does not fit even compressed is refused as permanent, before DynamoDB is asked.
+#[tokio::test]
+async fn a_contact_record_too_large_for_an_item_is_a_permanent_error() {
+    let moto = Moto::start().await;
+    let table = moto.create_contacts_table().await;
+    let store = DynamoContactStore::new(moto.dynamodb(), &table);
+    let record = contact_in_webinars(12_000);
+    let result = store.save(&record, None).await;
+    match &result {
+        Err(error @ PortError::TooLarge { bytes, limit }) => {
+            assert!(bytes > limit && *limit == DYNAMODB_ITEM_LIMIT, "{error}");
+            assert!(!error.is_retryable(), "never retried");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(store.load(&record.email).await.expect("load"), None, "nothing was written");
+}
+
 #[tokio::test]
 async fn event_records_carry_the_ttl_attribute_in_epoch_seconds() {
     let moto = Moto::start().await;
@@ -206,7 +265,7 @@ async fn event_records_carry_the_ttl_attribute_in_epoch_seconds() {
     let log = DynamoEventLog::new(moto.dynamodb(), &table);
     let now = ManualClock::start() + chrono::Duration::milliseconds(250);
     let id = event_id("evt-ttl");
-    log.claim(&id, "fp", now, LEASE, RETENTION).await.expect("claim");
+    log.claim(&id, "fp", &ClaimToken::new(), now, LEASE, RETENTION).await.expect("claim");
     let raw = moto
         .dynamodb()
         .get_item()

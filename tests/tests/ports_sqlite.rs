@@ -10,7 +10,8 @@ use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteTagDirectory};
 use webinar_bridge::domain::EventId;
 use webinar_bridge::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, FinalOutcome, OutgoingMessage, QueuedMessage, TagDirectory,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, FinalOutcome, OutgoingMessage, QueuedMessage,
+    TagDirectory,
 };
 use webinar_bridge_tests::port_suite::{self, ManualClock, SqliteBackend, realistic_contact_record};
 
@@ -114,7 +115,10 @@ async fn a_restart_loses_nothing_and_redelivers_in_flight_messages() {
         assert_eq!((in_flight[0].body.as_str(), in_flight[0].receive_count), ("a1", 1));
         let log = SqliteEventLog::with_clock(db.clone(), clock.shared());
         let (lease, retention) = (Duration::from_secs(30), Duration::from_secs(3600));
-        let claimed = log.claim(&event_id("evt-1"), "fp", clock.now(), lease, retention).await.expect("claim");
+        let claimed = log
+            .claim(&event_id("evt-1"), "fp", &ClaimToken::new(), clock.now(), lease, retention)
+            .await
+            .expect("claim");
         assert_eq!(claimed, Claim::Claimed);
         SqliteContactStore::new(db.clone()).save(&record, None).await.expect("save");
         SqliteTagDirectory::new(db).record_created("[Zoom] [Demo Webinar] Buyer", 42).await.expect("record_created");
@@ -190,7 +194,15 @@ async fn race_claims_over(logs: &[Arc<SqliteEventLog>], id: &EventId) -> Vec<Cla
             let (log, id, barrier) = (Arc::clone(log), id.clone(), Arc::clone(&barrier));
             tokio::spawn(async move {
                 barrier.wait().await;
-                log.claim(&id, "fp", ManualClock::start(), Duration::from_secs(30), Duration::from_secs(3600)).await
+                log.claim(
+                    &id,
+                    "fp",
+                    &ClaimToken::new(),
+                    ManualClock::start(),
+                    Duration::from_secs(30),
+                    Duration::from_secs(3600),
+                )
+                .await
             })
         })
         .collect();
@@ -272,8 +284,9 @@ async fn expired_event_records_are_hidden_and_purged() {
     let hour = Duration::from_secs(3600);
     for (name, retention) in [("evt-short", hour), ("evt-long", hour * 2)] {
         let id = event_id(name);
-        assert_eq!(log.claim(&id, "fp", clock.now(), hour, retention).await.expect("claim"), Claim::Claimed);
-        log.complete(&id, &FinalOutcome::Applied, clock.now(), retention).await.expect("complete");
+        let owner = ClaimToken::new();
+        assert_eq!(log.claim(&id, "fp", &owner, clock.now(), hour, retention).await.expect("claim"), Claim::Claimed);
+        log.complete(&id, &owner, &FinalOutcome::Applied, clock.now(), retention).await.expect("complete");
     }
     clock.advance(hour);
     assert_eq!(log.get(&event_id("evt-short")).await.expect("get"), None, "expired records behave as absent");
@@ -403,5 +416,79 @@ mod differential {
                 Ok::<(), TestCaseError>(())
             })?;
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded storage
+
+/// `serve` purges event records past `BRIDGE_EVENT_RETENTION_DAYS`, old dead letters and dedup
+/// ids. Under a steady load across simulated weeks (a test clock), the database stops growing:
+/// row counts stay bounded by what one retention period holds, and the page count levels off
+/// because SQLite reuses freed pages (no VACUUM).
+#[tokio::test]
+async fn a_steady_load_across_weeks_keeps_the_database_bounded() {
+    const EVENTS_PER_DAY: u32 = 100;
+    const DEAD_PER_DAY: u32 = 2;
+    const WEEKS: u32 = 8;
+    let retention = Duration::from_secs(7 * 86_400);
+    let dir = temp_dir();
+    let db = open(&dir.path().join("bridge.db"));
+    let clock = ManualClock::new(ManualClock::start());
+    let settings = QueueSettings { max_receive_count: 1, ..QueueSettings::default() };
+    let queue = SqliteQueue::with_clock(db.clone(), settings, clock.shared());
+    let log = SqliteEventLog::with_clock(db.clone(), clock.shared());
+    let contacts = SqliteContactStore::new(db.clone());
+    let body = format!("{{\"event\":\"{}\"}}", "x".repeat(600)); // about a queued event's size
+    let mut pages_by_week = Vec::new();
+    let mut sequence = 0_u64;
+    for week in 1..=WEEKS {
+        for _day in 0..7 {
+            for n in 0..EVENTS_PER_DAY {
+                sequence += 1;
+                let group = format!("contact-{}", n % 40);
+                let dedup_id = format!("evt-{sequence}");
+                queue
+                    .send(&[OutgoingMessage { group_id: group, dedup_id: dedup_id.clone(), body: body.clone() }])
+                    .await
+                    .expect("send");
+                let [message] = <[QueuedMessage; 1]>::try_from(receive(&queue, 1).await).expect("one message");
+                if n < DEAD_PER_DAY {
+                    // Poison: its one receive is used up, the next receive dead-letters it.
+                    queue.retry_later(&message, Duration::ZERO).await.expect("retry_later");
+                    assert!(receive(&queue, 1).await.is_empty());
+                    continue;
+                }
+                let owner = ClaimToken::new();
+                let id = event_id(&dedup_id);
+                log.claim(&id, "fp", &owner, clock.now(), Duration::from_secs(60), retention).await.expect("claim");
+                log.complete(&id, &owner, &FinalOutcome::Applied, clock.now(), retention).await.expect("complete");
+                queue.ack(&message).await.expect("ack");
+                clock.advance(Duration::from_secs(86_400 / u64::from(EVENTS_PER_DAY)));
+            }
+            let mut record = realistic_contact_record();
+            record.applied.known = sequence.is_multiple_of(2);
+            let version = contacts.load(&record.email).await.expect("load").map(|stored| stored.version);
+            contacts.save(&record, version).await.expect("save");
+            // serve's background purge, here once a simulated day.
+            db.purge(clock.now(), retention, settings.dedup_window).await.expect("purge");
+        }
+        let stats = db.stats().await.expect("stats");
+        println!("week {week}: {} pages of {} bytes, rows {:?}", stats.pages, stats.page_size, stats.rows);
+        let per_retention = u64::from(EVENTS_PER_DAY) * 8;
+        assert!(stats.rows["event_log"] <= per_retention, "week {week}: {:?}", stats.rows);
+        assert!(stats.rows["dead_letters"] <= u64::from(DEAD_PER_DAY) * 8, "week {week}: {:?}", stats.rows);
+        assert_eq!(stats.rows["queue_dedup"], 0, "week {week}: dedup ids outlive their window");
+        assert_eq!(stats.rows["queue_messages"], 0);
+        pages_by_week.push(stats.pages);
+    }
+    // From week 3 on the retention window is full; from then on the file stops growing.
+    let plateau = pages_by_week[2];
+    for (week, pages) in pages_by_week.iter().enumerate().skip(3) {
+        assert!(
+            *pages <= plateau + plateau / 20,
+            "week {}: {pages} pages, up from {plateau}: {pages_by_week:?}",
+            week + 1
+        );
     }
 }

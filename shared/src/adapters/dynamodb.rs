@@ -9,21 +9,24 @@
 //! - events table, key `event_id` (S): `fingerprint` (S), `status` (S: `in_progress` |
 //!   `completed`), `lease_until` (N, epoch ms, in progress only), `outcome` (S, JSON of
 //!   [`FinalOutcome`], completed only), `updated_at` (S, RFC 3339), `expires_at` (N, epoch
-//!   seconds, the table's TTL attribute).
-//! - contacts table, key `pk` (S): contacts `contact#<email>` with `record` (S, JSON of
-//!   [`ContactRecord`]) and `version` (N); tags `tag#<name>` with `tag_id` (N) once known, or
+//!   seconds, the table's TTL attribute), `owner` (S, the [`ClaimToken`] of the claim that wrote
+//!   it; `complete` and `release` are conditional on it).
+//! - contacts table, key `pk` (S): contacts `contact#<email>` with `record_zstd` (B, the JSON of
+//!   [`ContactRecord`], zstd-compressed; older items have `record` (S, the plain JSON), read as
+//!   well) and `version` (N); tags `tag#<name>` with `tag_id` (N) once known, or
 //!   `creating_until` (N, epoch ms) while one consumer creates it.
 //! - events table, ingest receipts under key `receipt#<event_id>` (never a consumer claim's key,
 //!   since event ids start with their source): `fingerprint` (S), `first_seen` (S, RFC 3339),
 //!   `expires_at` (N, the TTL), `rejected_reuses` (N), `last_rejected_at` (S) and
 //!   `last_rejected_fingerprint` (S) once a reuse was refused.
 
-use super::memory::{decide_claim, decide_receipt, new_receipt};
+use super::claim_rule::decide_claim;
+use super::memory::{decide_receipt, new_receipt};
 use super::sqs::unavailable;
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, ContactStore, EventLog, EventRecord, EventStatus, FinalOutcome, PortError, PortResult, Receipt, ReceiptLog,
-    ReceiptRecord, TagClaim, TagDirectory, Versioned,
+    Claim, ClaimToken, ContactStore, EventLog, EventRecord, EventStatus, FinalOutcome, PortError, PortResult, Receipt,
+    ReceiptLog, ReceiptRecord, TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -51,6 +54,13 @@ const STATUS_IN_PROGRESS: &str = "in_progress";
 const STATUS_COMPLETED: &str = "completed";
 /// Read-decide-write rounds before a claim gives up to a writer that keeps winning.
 const CLAIM_ROUNDS: usize = 4;
+/// DynamoDB's item size limit (names and values together).
+pub const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
+/// zstd level for contact records: the default, fast and within a few percent of the best ratio
+/// on this data (the incompressible part is the event ids in the stamps).
+const CONTACT_ZSTD_LEVEL: i32 = 3;
+/// The attribute holding the compressed record.
+const RECORD_ZSTD: &str = "record_zstd";
 /// Parallel writes when recording a `GET /tag` listing.
 const RECORD_EXISTING_CONCURRENCY: usize = 8;
 
@@ -156,6 +166,7 @@ impl Table {
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> PortResult<Written> {
+        let bytes = item_size(&item);
         let request = self.client.put_item().table_name(&self.name).set_item(Some(item));
         let request = match &condition {
             Some(condition) => request
@@ -169,6 +180,8 @@ impl Table {
             Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Ok(Written::ConditionFailed)
             }
+            // DynamoDB counts a little differently than `item_size`; its word is final.
+            Err(error) if is_item_too_large(&error) => Err(PortError::TooLarge { bytes, limit: DYNAMODB_ITEM_LIMIT }),
             Err(error) => Err(unavailable("PutItem", &error)),
         }
     }
@@ -190,6 +203,17 @@ impl Table {
             Err(error) => Err(unavailable("DeleteItem", &error)),
         }
     }
+}
+
+/// DynamoDB refuses an item over 400 KB with a `ValidationException` whose message is the only
+/// thing that tells it apart from other validation errors.
+fn is_item_too_large<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    error: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> bool {
+    error.as_service_error().is_some_and(|service| {
+        service.code() == Some("ValidationException")
+            && service.message().is_some_and(|message| message.to_ascii_lowercase().contains("item size"))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -219,10 +243,18 @@ impl DynamoEventLog {
     }
 }
 
-fn event_item(event_id: &EventId, fingerprint: &str, now: DateTime<Utc>, lease: Duration, retention: Duration) -> Item {
+fn event_item(
+    event_id: &EventId,
+    fingerprint: &str,
+    owner: &ClaimToken,
+    now: DateTime<Utc>,
+    lease: Duration,
+    retention: Duration,
+) -> Item {
     HashMap::from([
         (EVENTS_PARTITION_KEY.to_owned(), s(event_id.as_str())),
         ("fingerprint".to_owned(), s(fingerprint)),
+        ("owner".to_owned(), s(owner.as_str())),
         ("status".to_owned(), s(STATUS_IN_PROGRESS)),
         ("lease_until".to_owned(), n(epoch_millis_ceil(later(now, lease)))),
         ("updated_at".to_owned(), s(now.to_rfc3339_opts(SecondsFormat::AutoSi, true))),
@@ -288,6 +320,7 @@ impl EventLog for DynamoEventLog {
         &self,
         event_id: &EventId,
         fingerprint: &str,
+        owner: &ClaimToken,
         now: DateTime<Utc>,
         lease: Duration,
         retention: Duration,
@@ -298,7 +331,7 @@ impl EventLog for DynamoEventLog {
             if decision != Claim::Claimed {
                 return Ok(decision);
             }
-            let item = event_item(event_id, fingerprint, now, lease, retention);
+            let item = event_item(event_id, fingerprint, owner, now, lease, retention);
             if self.table.put(item, Some(claim_condition(fingerprint, now))).await? == Written::Yes {
                 return Ok(Claim::Claimed);
             }
@@ -310,6 +343,7 @@ impl EventLog for DynamoEventLog {
     async fn complete(
         &self,
         event_id: &EventId,
+        owner: &ClaimToken,
         outcome: &FinalOutcome,
         now: DateTime<Utc>,
         retention: Duration,
@@ -324,14 +358,16 @@ impl EventLog for DynamoEventLog {
             .update_expression(
                 "SET #status = :completed, #outcome = :outcome, #updated = :updated, #expires = :expires REMOVE #lease",
             )
-            .condition_expression("attribute_exists(#id)")
-            .expression_attribute_names("#id", EVENTS_PARTITION_KEY)
+            .condition_expression("#status = :in_progress AND #owner = :owner")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#outcome", "outcome")
             .expression_attribute_names("#updated", "updated_at")
             .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
             .expression_attribute_names("#lease", "lease_until")
             .expression_attribute_values(":completed", s(STATUS_COMPLETED))
+            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+            .expression_attribute_values(":owner", s(owner.as_str()))
             .expression_attribute_values(":outcome", s(outcome))
             .expression_attribute_values(":updated", s(now.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
             .expression_attribute_values(":expires", n(epoch_seconds_ceil(later(now, retention))))
@@ -340,17 +376,25 @@ impl EventLog for DynamoEventLog {
         match result {
             Ok(_) => Ok(()),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(PortError::Corrupt("completing an unclaimed event".into()))
+                Err(PortError::ClaimLost)
             }
             Err(error) => Err(unavailable("UpdateItem", &error)),
         }
     }
 
-    async fn release(&self, event_id: &EventId) -> PortResult<()> {
-        // Only an open claim is given back; a completed record stays.
-        let condition = Condition::new("#status = :in_progress", &[("#status", "status")])
-            .value(":in_progress", s(STATUS_IN_PROGRESS));
-        self.table.delete(event_id.as_str(), Some(condition)).await.map(|_| ())
+    async fn release(&self, event_id: &EventId, owner: &ClaimToken) -> PortResult<()> {
+        // Only our open claim is given back; a completed record stays.
+        let condition =
+            Condition::new("#status = :in_progress AND #owner = :owner", &[("#status", "status"), ("#owner", "owner")])
+                .value(":in_progress", s(STATUS_IN_PROGRESS))
+                .value(":owner", s(owner.as_str()));
+        if self.table.delete(event_id.as_str(), Some(condition)).await? == Written::Yes {
+            return Ok(());
+        }
+        match self.read(event_id).await? {
+            Some(EventRecord { status: EventStatus::InProgress { .. }, .. }) => Err(PortError::ClaimLost),
+            _ => Ok(()),
+        }
     }
 
     async fn get(&self, event_id: &EventId) -> PortResult<Option<EventRecord>> {
@@ -385,11 +429,59 @@ pub fn contact_key(email: &Email) -> String {
     format!("{CONTACT_KEY_PREFIX}{}", email.as_str())
 }
 
+/// The item a contact record is stored as: its JSON, zstd-compressed, as a binary attribute.
+/// `PortError::TooLarge` when even that exceeds DynamoDB's item limit: permanent, as no retry can
+/// make it smaller.
+pub fn contact_item(record: &ContactRecord, version: u64) -> PortResult<Item> {
+    let json = serde_json::to_vec(record).map_err(|error| PortError::Corrupt(error.to_string()))?;
+    let compressed = zstd::bulk::compress(&json, CONTACT_ZSTD_LEVEL)
+        .map_err(|error| PortError::Corrupt(format!("cannot compress the contact record: {error}")))?;
+    let item = HashMap::from([
+        (CONTACTS_PARTITION_KEY.to_owned(), s(contact_key(&record.email))),
+        (RECORD_ZSTD.to_owned(), AttributeValue::B(compressed.into())),
+        ("version".to_owned(), n(version)),
+    ]);
+    let bytes = item_size(&item);
+    if bytes > DYNAMODB_ITEM_LIMIT {
+        return Err(PortError::TooLarge { bytes, limit: DYNAMODB_ITEM_LIMIT });
+    }
+    Ok(item)
+}
+
+/// An item's size as DynamoDB counts it for the limit: attribute names plus values (strings and
+/// binaries by length, numbers by their digits: an upper bound), for the shapes this adapter writes.
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(text) => text.len(),
+                    AttributeValue::N(number) => number.len() + 1,
+                    AttributeValue::B(blob) => blob.as_ref().len(),
+                    AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+                    // Not written by this adapter; counted generously.
+                    other => format!("{other:?}").len(),
+                }
+        })
+        .sum()
+}
+
 fn contact_versioned(item: &Item) -> PortResult<Versioned<ContactRecord>> {
     const WHAT: &str = "contact record";
-    let raw = required(string_attr(item, "record"), WHAT, "record")?;
-    let value = serde_json::from_str(raw).map_err(|error| PortError::Corrupt(format!("{WHAT}: {error}")))?;
-    Ok(Versioned { value, version: required(number_attr(item, "version"), WHAT, "version")? })
+    let decoded = match item.get(RECORD_ZSTD) {
+        Some(AttributeValue::B(blob)) => zstd::stream::decode_all(blob.as_ref())
+            .map_err(|error| PortError::Corrupt(format!("{WHAT}: cannot decompress: {error}")))
+            .and_then(|json| {
+                serde_json::from_slice(&json).map_err(|error| PortError::Corrupt(format!("{WHAT}: {error}")))
+            }),
+        Some(_) => Err(corrupt(WHAT, RECORD_ZSTD)),
+        // Written before records were compressed.
+        None => {
+            let raw = required(string_attr(item, "record"), WHAT, "record")?;
+            serde_json::from_str(raw).map_err(|error| PortError::Corrupt(format!("{WHAT}: {error}")))
+        }
+    };
+    Ok(Versioned { value: decoded?, version: required(number_attr(item, "version"), WHAT, "version")? })
 }
 
 #[async_trait]
@@ -399,13 +491,8 @@ impl ContactStore for DynamoContactStore {
     }
 
     async fn save(&self, record: &ContactRecord, expected: Option<u64>) -> PortResult<u64> {
-        let json = serde_json::to_string(record).map_err(|error| PortError::Corrupt(error.to_string()))?;
         let version = expected.unwrap_or(0) + 1;
-        let item = HashMap::from([
-            (CONTACTS_PARTITION_KEY.to_owned(), s(contact_key(&record.email))),
-            ("record".to_owned(), s(json)),
-            ("version".to_owned(), n(version)),
-        ]);
+        let item = contact_item(record, version)?;
         let condition = match expected {
             None => Condition::new("attribute_not_exists(#pk)", &[("#pk", CONTACTS_PARTITION_KEY)]),
             Some(expected) => {
@@ -533,7 +620,7 @@ mod tests {
     fn an_event_item_reads_back_as_its_record() {
         let id = EventId::from_sender("evt-1").expect("valid id");
         let now = at("2026-01-15T12:00:00.250Z");
-        let item = event_item(&id, "fp", now, Duration::from_secs(30), Duration::from_secs(86_400));
+        let item = event_item(&id, "fp", &ClaimToken::new(), now, Duration::from_secs(30), Duration::from_secs(86_400));
         assert_eq!(item.get(EVENTS_TTL_ATTRIBUTE), Some(&n(1_768_564_801_i64)));
         let record = event_record(&item).expect("readable");
         assert_eq!(record.updated_at, now);

@@ -1,10 +1,12 @@
 //! In-memory adapters: the reference behaviour of every port, used by tests and `simulate`.
 
+use crate::adapters::claim_rule::decide_claim;
+use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, OutgoingMessage,
-    PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim, TagDirectory,
-    Versioned,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome,
+    OutgoingMessage, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim,
+    TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -96,47 +98,37 @@ impl QueueState {
     }
 }
 
-/// What one receive does, by index into the queue: deliveries in delivery order, and the
-/// exhausted messages it meets on the way (to the dead letters).
-#[derive(Default)]
-struct ReceivePlan {
-    deliver: Vec<usize>,
-    dead: Vec<usize>,
+/// The queue's groups in the order of their oldest message, each as indices into `messages`,
+/// oldest first: what [`ReceivePlan`] walks.
+fn groups_oldest_first(messages: &VecDeque<StoredMessage>) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut slot_of_group: HashMap<&str, usize> = HashMap::new();
+    for (index, message) in messages.iter().enumerate() {
+        let slot = *slot_of_group.entry(&message.group_id).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(index);
+    }
+    groups
 }
 
-/// SQS FIFO's receive shape: groups in the order of their oldest message, each with its visible
-/// messages up to the first one in flight or delayed (the group waits behind that one), so one
-/// contact's waiting events arrive in one batch and are planned once. A group whose oldest
-/// message is invisible is skipped whole. Exhausted messages met on the way are dead-lettered
-/// without counting towards `max`; the walk stops right after the `max`-th delivery.
-/// `SqliteQueue::receive` walks the same way.
-fn plan_receive(messages: &VecDeque<StoredMessage>, now: DateTime<Utc>, max: usize, max_receives: u32) -> ReceivePlan {
-    // Each group's run of visible messages from its oldest on; `None` once the run has ended.
-    let mut runs: Vec<Vec<usize>> = Vec::new();
-    let mut run_of_group: HashMap<&str, Option<usize>> = HashMap::new();
-    for (index, message) in messages.iter().enumerate() {
-        let visible = message.visible_at <= now;
-        match run_of_group.get(message.group_id.as_str()).copied() {
-            Some(None) => {}
-            Some(Some(run)) if visible => runs[run].push(index),
-            Some(Some(_)) | None if !visible => {
-                run_of_group.insert(&message.group_id, None);
+/// SQS FIFO's receive shape (see [`crate::adapters::receive_plan`]), by index into the queue.
+fn plan_receive(
+    messages: &VecDeque<StoredMessage>,
+    now: DateTime<Utc>,
+    max: usize,
+    max_receives: u32,
+) -> ReceivePlan<usize> {
+    let mut plan = ReceivePlan::new(max, max_receives);
+    'groups: for group in groups_oldest_first(messages) {
+        for index in group {
+            let message = &messages[index];
+            match plan.offer(index, message.visible_at <= now, message.receive_count) {
+                Walk::NextMessage => {}
+                Walk::NextGroup => continue 'groups,
+                Walk::Stop => break 'groups,
             }
-            _ => {
-                run_of_group.insert(&message.group_id, Some(runs.len()));
-                runs.push(vec![index]);
-            }
-        }
-    }
-    let mut plan = ReceivePlan::default();
-    for index in runs.into_iter().flatten() {
-        if plan.deliver.len() >= max {
-            break;
-        }
-        if messages[index].receive_count >= max_receives {
-            plan.dead.push(index);
-        } else {
-            plan.deliver.push(index);
         }
     }
     plan
@@ -288,26 +280,28 @@ impl EventQueue for MemoryQueue {
 
 // ---------------------------------------------------------------------------------------------
 
+/// An event record and the token of the claim that wrote it.
+#[derive(Clone)]
+struct OwnedRecord {
+    record: EventRecord,
+    owner: ClaimToken,
+}
+
+impl OwnedRecord {
+    /// A claim not finished yet (in progress).
+    fn is_open(&self) -> bool {
+        matches!(self.record.status, EventStatus::InProgress { .. })
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct MemoryEventLog {
-    records: Arc<Mutex<HashMap<EventId, EventRecord>>>,
+    records: Arc<Mutex<HashMap<EventId, OwnedRecord>>>,
 }
 
 impl MemoryEventLog {
     pub fn records(&self) -> Vec<EventRecord> {
-        lock(&self.records).values().cloned().collect()
-    }
-}
-
-/// The claim rule every event-log adapter implements: what to do given the stored record.
-pub fn decide_claim(existing: Option<&EventRecord>, fingerprint: &str, now: DateTime<Utc>) -> Claim {
-    match existing {
-        None => Claim::Claimed,
-        Some(record) if record.expires_at <= now => Claim::Claimed,
-        Some(record) if record.fingerprint != fingerprint => Claim::PayloadMismatch,
-        Some(EventRecord { status: EventStatus::Completed(outcome), .. }) => Claim::Completed(outcome.clone()),
-        Some(EventRecord { status: EventStatus::InProgress { lease_until }, .. }) if *lease_until > now => Claim::Busy,
-        Some(_) => Claim::Claimed,
+        lock(&self.records).values().map(|owned| owned.record.clone()).collect()
     }
 }
 
@@ -317,23 +311,22 @@ impl EventLog for MemoryEventLog {
         &self,
         event_id: &EventId,
         fingerprint: &str,
+        owner: &ClaimToken,
         now: DateTime<Utc>,
         lease: Duration,
         retention: Duration,
     ) -> PortResult<Claim> {
         let mut records = lock(&self.records);
-        let claim = decide_claim(records.get(event_id), fingerprint, now);
+        let claim = decide_claim(records.get(event_id).map(|owned| &owned.record), fingerprint, now);
         if claim == Claim::Claimed {
-            records.insert(
-                event_id.clone(),
-                EventRecord {
-                    event_id: event_id.clone(),
-                    fingerprint: fingerprint.to_owned(),
-                    status: EventStatus::InProgress { lease_until: later(now, lease) },
-                    updated_at: now,
-                    expires_at: later(now, retention),
-                },
-            );
+            let record = EventRecord {
+                event_id: event_id.clone(),
+                fingerprint: fingerprint.to_owned(),
+                status: EventStatus::InProgress { lease_until: later(now, lease) },
+                updated_at: now,
+                expires_at: later(now, retention),
+            };
+            records.insert(event_id.clone(), OwnedRecord { record, owner: owner.clone() });
         }
         Ok(claim)
     }
@@ -341,29 +334,35 @@ impl EventLog for MemoryEventLog {
     async fn complete(
         &self,
         event_id: &EventId,
+        owner: &ClaimToken,
         outcome: &FinalOutcome,
         now: DateTime<Utc>,
         retention: Duration,
     ) -> PortResult<()> {
         let mut records = lock(&self.records);
-        let record =
-            records.get_mut(event_id).ok_or_else(|| PortError::Corrupt("completing an unclaimed event".into()))?;
-        record.status = EventStatus::Completed(outcome.clone());
-        record.updated_at = now;
-        record.expires_at = later(now, retention);
+        let Some(owned) = records.get_mut(event_id).filter(|owned| owned.is_open() && owned.owner == *owner) else {
+            return Err(PortError::ClaimLost);
+        };
+        owned.record.status = EventStatus::Completed(outcome.clone());
+        owned.record.updated_at = now;
+        owned.record.expires_at = later(now, retention);
         Ok(())
     }
 
-    async fn release(&self, event_id: &EventId) -> PortResult<()> {
+    async fn release(&self, event_id: &EventId, owner: &ClaimToken) -> PortResult<()> {
         let mut records = lock(&self.records);
-        if matches!(records.get(event_id), Some(EventRecord { status: EventStatus::InProgress { .. }, .. })) {
-            records.remove(event_id);
+        match records.get(event_id) {
+            Some(owned) if owned.is_open() && owned.owner == *owner => {
+                records.remove(event_id);
+                Ok(())
+            }
+            Some(owned) if owned.is_open() => Err(PortError::ClaimLost),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn get(&self, event_id: &EventId) -> PortResult<Option<EventRecord>> {
-        Ok(lock(&self.records).get(event_id).cloned())
+        Ok(lock(&self.records).get(event_id).map(|owned| owned.record.clone()))
     }
 }
 

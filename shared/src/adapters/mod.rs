@@ -2,9 +2,11 @@
 
 #[cfg(feature = "aws")]
 pub mod aws_secrets;
+pub mod claim_rule;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod memory;
+pub mod receive_plan;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "aws")]

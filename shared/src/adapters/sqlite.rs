@@ -13,14 +13,14 @@
 //! - WAL checkpoints (the only fsyncs with `synchronous=NORMAL`) run on a thread and connection of
 //!   their own, so no request waits for one (see `Checkpointer`).
 
-use crate::adapters::memory::{
-    DeadLetter, QueueSettings, decide_claim, decide_receipt, new_receipt, with_rejected_reuse,
-};
+use crate::adapters::claim_rule::decide_claim;
+use crate::adapters::memory::{DeadLetter, QueueSettings, decide_receipt, new_receipt, with_rejected_reuse};
+use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, OutgoingMessage,
-    PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim, TagDirectory,
-    Versioned,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome,
+    OutgoingMessage, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim,
+    TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -117,6 +117,12 @@ CREATE TABLE ingest_receipts (
     last_rejected_fingerprint TEXT
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX ingest_receipts_by_expiry ON ingest_receipts (expires_at);
+"#,
+    r#"
+-- Claims have owners: the token of the claim that wrote the row; complete and release check it.
+ALTER TABLE event_log ADD COLUMN owner TEXT;
+-- Purging dead letters by age.
+CREATE INDEX dead_letters_by_age ON dead_letters (dead_at);
 "#,
 ];
 
@@ -245,6 +251,102 @@ impl SqliteDb {
         tokio::task::spawn_blocking(move || work(&mut lock(&connection)))
             .await
             .map_err(|error| PortError::Unavailable(format!("storage task failed: {error}")))?
+    }
+}
+
+/// Rows deleted per statement when purging, so a large backlog of expired rows never holds the
+/// connection long: requests interleave between the chunks.
+const PURGE_CHUNK: i64 = 1_000;
+
+/// What one [`SqliteDb::purge`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Event records past their TTL (`BRIDGE_EVENT_RETENTION_DAYS` after they completed).
+    pub events: usize,
+    /// Dead letters older than the retention (SQS also drops a dead-letter queue's messages
+    /// after its retention period).
+    pub dead_letters: usize,
+    /// Queue deduplication ids past the deduplication window.
+    pub dedup_ids: usize,
+}
+
+/// Row counts and file size, for the storage figures and the bounded-growth test.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    pub rows: BTreeMap<&'static str, u64>,
+    /// `PRAGMA page_count`: pages in use or free; freed pages are reused before the file grows.
+    pub pages: u64,
+    pub page_size: u64,
+}
+
+/// The tables that can grow with time.
+const STATS_TABLES: [&str; 6] = ["queue_messages", "queue_dedup", "dead_letters", "event_log", "contacts", "tags"];
+
+impl SqliteDb {
+    /// Deletes what has outlived its use as of `now`: event records whose TTL has passed (they
+    /// behave as absent already), dead letters older than `retention`, and deduplication ids
+    /// older than `dedup_window`. In chunks, so it never blocks the pipeline for long. `serve`
+    /// runs it periodically.
+    pub async fn purge(&self, now: DateTime<Utc>, retention: Duration, dedup_window: Duration) -> PortResult<Purged> {
+        let expired = to_micros(now);
+        let dead_before = to_micros(earlier(now, retention));
+        let dedup_before = to_micros(earlier(now, dedup_window));
+        Ok(Purged {
+            events: self
+                .purge_chunked(
+                    "DELETE FROM event_log WHERE event_id IN
+                     (SELECT event_id FROM event_log WHERE expires_at <= ?1 LIMIT ?2)",
+                    expired,
+                )
+                .await?,
+            dead_letters: self
+                .purge_chunked(
+                    "DELETE FROM dead_letters WHERE message_id IN
+                     (SELECT message_id FROM dead_letters WHERE dead_at <= ?1 LIMIT ?2)",
+                    dead_before,
+                )
+                .await?,
+            dedup_ids: self
+                .purge_chunked(
+                    "DELETE FROM queue_dedup WHERE dedup_id IN
+                     (SELECT dedup_id FROM queue_dedup WHERE sent_at <= ?1 LIMIT ?2)",
+                    dedup_before,
+                )
+                .await?,
+        })
+    }
+
+    async fn purge_chunked(&self, sql: &'static str, before: i64) -> PortResult<usize> {
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .run(move |connection| Ok(connection.prepare_cached(sql)?.execute(params![before, PURGE_CHUNK])?))
+                .await?;
+            total += deleted;
+            if (deleted as i64) < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Rows per table and the database's page count.
+    pub async fn stats(&self) -> PortResult<StorageStats> {
+        self.run(|connection| {
+            let mut rows = BTreeMap::new();
+            for table in STATS_TABLES {
+                let count: i64 =
+                    connection.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get(0))?;
+                rows.insert(table, loaded_id(count, "row count")?);
+            }
+            let pages: i64 = connection.pragma_query_value(None, "page_count", |row| row.get(0))?;
+            let page_size: i64 = connection.pragma_query_value(None, "page_size", |row| row.get(0))?;
+            Ok(StorageStats {
+                rows,
+                pages: loaded_id(pages, "page count")?,
+                page_size: loaded_id(page_size, "page size")?,
+            })
+        })
+        .await
     }
 }
 
@@ -456,27 +558,16 @@ fn move_to_dead_letters(connection: &Connection, id: i64, now: i64) -> rusqlite:
     Ok(())
 }
 
-/// What one receive does: deliveries in delivery order, and the exhausted messages it meets on
-/// the way (to the dead letters).
-#[derive(Default)]
-struct ReceivePlan {
-    deliver: Vec<Deliverable>,
-    dead: Vec<i64>,
-}
-
-/// The walk of `MemoryQueue::receive`: groups in the order of their oldest message, each with
-/// its visible messages up to the first one in flight or delayed; a group whose oldest message
-/// is invisible is skipped whole; exhausted messages are dead-lettered without counting; the
-/// walk stops right after the `max`-th delivery. It reads only as far as it needs: the oldest
-/// messages by id, and each of their groups through `queue_messages_by_group`.
+/// SQS FIFO's receive shape (see [`crate::adapters::receive_plan`]). It reads only as far as it
+/// needs: the oldest messages by id, and each of their groups through `queue_messages_by_group`.
 fn plan_receive(
     connection: &Connection,
     now: i64,
     max: usize,
     max_receive_count: u32,
-) -> rusqlite::Result<ReceivePlan> {
-    let mut plan = ReceivePlan::default();
-    if max == 0 {
+) -> rusqlite::Result<ReceivePlan<Deliverable>> {
+    let mut plan = ReceivePlan::new(max, max_receive_count);
+    if plan.is_full() {
         return Ok(plan);
     }
     let mut by_age = connection.prepare_cached("SELECT group_id FROM queue_messages ORDER BY id")?;
@@ -485,24 +576,21 @@ fn plan_receive(
     )?;
     let mut walked_groups: HashSet<String> = HashSet::new();
     let mut oldest_first = by_age.query([])?;
-    while let Some(row) = oldest_first.next()? {
+    'groups: while let Some(row) = oldest_first.next()? {
         let group_id: String = row.get(0)?;
         if walked_groups.contains(&group_id) {
             continue;
         }
         let mut members = of_group.query([&group_id])?;
         while let Some(member) = members.next()? {
-            if member.get::<_, i64>(3)? > now {
-                break; // the rest of the group waits behind this one
-            }
-            if plan.deliver.len() >= max {
-                return Ok(plan);
-            }
+            let visible = member.get::<_, i64>(3)? <= now;
             let (id, receive_count): (i64, u32) = (member.get(0)?, member.get(2)?);
-            if receive_count >= max_receive_count {
-                plan.dead.push(id);
-            } else {
-                plan.deliver.push(Deliverable { id, group_id: group_id.clone(), body: member.get(1)?, receive_count });
+            let body = if visible { member.get(1)? } else { String::new() };
+            let message = Deliverable { id, group_id: group_id.clone(), body, receive_count };
+            match plan.offer(message, visible, receive_count) {
+                Walk::NextMessage => {}
+                Walk::NextGroup => break,
+                Walk::Stop => break 'groups,
             }
         }
         walked_groups.insert(group_id);
@@ -569,8 +657,8 @@ impl EventQueue for SqliteQueue {
             .run(move |connection| {
                 let transaction = write_transaction(connection)?;
                 let plan = plan_receive(&transaction, now, max, max_receive_count)?;
-                for id in plan.dead {
-                    move_to_dead_letters(&transaction, id, now)?;
+                for dead in plan.dead {
+                    move_to_dead_letters(&transaction, dead.id, now)?;
                 }
                 let received = plan
                     .deliver
@@ -729,12 +817,14 @@ impl EventLog for SqliteEventLog {
         &self,
         event_id: &EventId,
         fingerprint: &str,
+        owner: &ClaimToken,
         now: DateTime<Utc>,
         lease: Duration,
         retention: Duration,
     ) -> PortResult<Claim> {
         let event_id = event_id.as_str().to_owned();
         let fingerprint = fingerprint.to_owned();
+        let owner = owner.as_str().to_owned();
         let lease_until = to_micros(later(now, lease));
         let expires_at = to_micros(later(now, retention));
         self.db
@@ -744,9 +834,9 @@ impl EventLog for SqliteEventLog {
                 if claim == Claim::Claimed {
                     transaction
                         .prepare_cached(&format!(
-                            "INSERT OR REPLACE INTO event_log ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, NULL, ?4, ?5)"
+                            "INSERT OR REPLACE INTO event_log ({EVENT_COLUMNS}, owner) VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6)"
                         ))?
-                        .execute(params![event_id, fingerprint, lease_until, to_micros(now), expires_at])?;
+                        .execute(params![event_id, fingerprint, lease_until, to_micros(now), expires_at, owner])?;
                 }
                 transaction.commit()?;
                 Ok(claim)
@@ -757,11 +847,13 @@ impl EventLog for SqliteEventLog {
     async fn complete(
         &self,
         event_id: &EventId,
+        owner: &ClaimToken,
         outcome: &FinalOutcome,
         now: DateTime<Utc>,
         retention: Duration,
     ) -> PortResult<()> {
         let event_id = event_id.as_str().to_owned();
+        let owner = owner.as_str().to_owned();
         let outcome = serde_json::to_string(outcome).map_err(corrupt)?;
         let expires_at = to_micros(later(now, retention));
         self.db
@@ -769,25 +861,32 @@ impl EventLog for SqliteEventLog {
                 let updated = connection
                     .prepare_cached(
                         "UPDATE event_log SET lease_until = NULL, outcome = ?2, updated_at = ?3, expires_at = ?4
-                         WHERE event_id = ?1",
+                         WHERE event_id = ?1 AND outcome IS NULL AND owner = ?5",
                     )?
-                    .execute(params![event_id, outcome, to_micros(now), expires_at])?;
+                    .execute(params![event_id, outcome, to_micros(now), expires_at, owner])?;
                 if updated == 0 {
-                    return Err(corrupt("completing an unclaimed event"));
+                    return Err(PortError::ClaimLost);
                 }
                 Ok(())
             })
             .await
     }
 
-    async fn release(&self, event_id: &EventId) -> PortResult<()> {
+    async fn release(&self, event_id: &EventId, owner: &ClaimToken) -> PortResult<()> {
         let event_id = event_id.as_str().to_owned();
+        let owner = owner.as_str().to_owned();
         self.db
             .run(move |connection| {
-                connection
-                    .prepare_cached("DELETE FROM event_log WHERE event_id = ?1 AND outcome IS NULL")?
-                    .execute([event_id])?;
-                Ok(())
+                let transaction = write_transaction(connection)?;
+                let released = transaction
+                    .prepare_cached("DELETE FROM event_log WHERE event_id = ?1 AND outcome IS NULL AND owner = ?2")?
+                    .execute(params![event_id, owner])?;
+                let held_by_other = released == 0
+                    && transaction
+                        .prepare_cached("SELECT 1 FROM event_log WHERE event_id = ?1 AND outcome IS NULL")?
+                        .exists([&event_id])?;
+                transaction.commit()?;
+                if held_by_other { Err(PortError::ClaimLost) } else { Ok(()) }
             })
             .await
     }
@@ -1012,7 +1111,8 @@ mod tests {
              VALUES ('evt', 'fp', '{\"outcome\":\"exploded\"}', 0, 9000000000000000)",
         );
         let id = EventId::from_sender("evt").expect("id");
-        let claim = SqliteEventLog::new(db).claim(&id, "fp", Utc::now(), Duration::ZERO, Duration::ZERO).await;
+        let owner = ClaimToken::new();
+        let claim = SqliteEventLog::new(db).claim(&id, "fp", &owner, Utc::now(), Duration::ZERO, Duration::ZERO).await;
         assert!(matches!(claim, Err(PortError::Corrupt(_))), "{claim:?}");
     }
 

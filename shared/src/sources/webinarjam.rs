@@ -136,6 +136,8 @@ enum Field {
     MinutesAttended,
     PurchaseAmount,
     RegistrantId,
+    /// When the person registered (the registrants API calls it `signup_date`).
+    SignupDate,
 }
 
 /// Key names per field, most specific first (an earlier alias wins when several are present).
@@ -162,6 +164,7 @@ const ALIASES: &[AliasRow<Field>] = &[
     (Field::MinutesAttended, &["time_live", "minutes_attended", "duration"]),
     (Field::PurchaseAmount, &["revenue_live", "revenue", "amount", "purchase_amount", "price"]),
     (Field::RegistrantId, &["user_id", "lead_id", "registrant_id"]),
+    (Field::SignupDate, &["signup_date", "registration_date", "registered_at", "signup_time"]),
 ];
 
 fn build_event(
@@ -188,9 +191,11 @@ fn build_event(
 }
 
 /// The platform sends no delivery id, so the id is a hash of what identifies the event: kind,
-/// e-mail, webinar, session id and session date, all normalized. A redelivery hashes the same
-/// whatever its key order, key spelling or encoding (JSON or form); a new session of the same
-/// webinar, or a new kind for the same person, gets a new id.
+/// e-mail, webinar, session id and session date, and what identifies the registration it
+/// belongs to (registrant id, personal room URL, sign-up time), all normalized. A redelivery
+/// hashes the same whatever its key order, key spelling or encoding (JSON or form); a new session
+/// of the same webinar, a new kind for the same person, or a new registration after a
+/// cancellation (WebinarJam gives it a new registrant id and room URL) gets a new id.
 fn identity_hash(
     source: &Source,
     kind: EventKind,
@@ -198,12 +203,9 @@ fn identity_hash(
     webinar: &WebinarInfo,
     body: &LooseBody<Field>,
 ) -> EventId {
-    // The date as sent, normalized but read without its zone, so a redelivery hashes the same
-    // whether or not it repeats the `timezone` field.
     let raw_date = body.get(Field::SessionDate).unwrap_or_default();
-    let session_date = fields::parse_loose_datetime(raw_date, None)
-        .map(|local| local.naive_utc().to_string())
-        .unwrap_or_else(|| raw_date.trim().to_owned());
+    let session_date = normalized_date(raw_date);
+    let signup_date = normalized_date(body.get(Field::SignupDate).unwrap_or_default());
     EventId::hashed(
         source,
         &[
@@ -212,8 +214,19 @@ fn identity_hash(
             webinar.id.as_bytes(),
             webinar.session_id.as_deref().unwrap_or_default().as_bytes(),
             session_date.as_bytes(),
+            body.get(Field::RegistrantId).unwrap_or_default().as_bytes(),
+            webinar.join_url.as_deref().unwrap_or_default().as_bytes(),
+            signup_date.as_bytes(),
         ],
     )
+}
+
+/// A date as sent, normalized but read without its zone, so a redelivery hashes the same whether
+/// or not it repeats the `timezone` field.
+fn normalized_date(raw: &str) -> String {
+    fields::parse_loose_datetime(raw, None)
+        .map(|local| local.naive_utc().to_string())
+        .unwrap_or_else(|| raw.trim().to_owned())
 }
 
 fn read_contact(body: &LooseBody<Field>) -> Result<ContactInfo, Rejection> {

@@ -24,6 +24,9 @@ use webinar_bridge::worker;
 /// How often an idle consumer looks for new messages.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
+/// How often expired event records, old dead letters and dedup ids are purged from the database.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Address of the webhook HTTP server (port 0 picks a free port; the URLs printed show it).
@@ -110,6 +113,10 @@ struct Pipeline {
     queue: Arc<dyn EventQueue>,
     mode: ApplyMode,
     simulator: Option<Simulator>,
+    /// Purged periodically so the file stops growing (`BRIDGE_EVENT_RETENTION_DAYS`).
+    db: SqliteDb,
+    retention: Duration,
+    dedup_window: Duration,
 }
 
 impl Pipeline {
@@ -130,7 +137,16 @@ impl Pipeline {
         let ports = wiring::sqlite_ports(&db, queue_settings);
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
-        Ok(Self { ingest, consumer, queue: ports.queue, mode: target.mode, simulator: target.simulator })
+        Ok(Self {
+            ingest,
+            consumer,
+            queue: ports.queue,
+            mode: target.mode,
+            simulator: target.simulator,
+            db,
+            retention: config.retention,
+            dedup_window: queue_settings.dedup_window,
+        })
     }
 
     /// Serves and consumes until a shutdown signal: then stops accepting, lets the batch in
@@ -143,6 +159,7 @@ impl Pipeline {
     ) -> anyhow::Result<Option<Simulator>> {
         let (stop, stopped) = watch::channel(false);
         let stop = Arc::new(stop);
+        let purger = tokio::spawn(purge(self.db, self.retention, self.dedup_window, stopped.clone()));
         let worker = tokio::spawn(consume(self.queue, self.consumer, stopped));
         let stop_on_signal = {
             let stop = Arc::clone(&stop);
@@ -155,12 +172,35 @@ impl Pipeline {
         edge::serve(listener, http::router(self.ingest), limits, stop_on_signal).await;
         stop.send_replace(true);
         worker.await.context("the consumer loop panicked")?;
+        purger.await.context("the purge task panicked")?;
         Ok(self.simulator)
     }
 }
 
 async fn consume(queue: Arc<dyn EventQueue>, consumer: Consumer, stopped: watch::Receiver<bool>) {
     worker::run(queue.as_ref(), &consumer, stopped, IDLE_POLL).await;
+}
+
+/// Purges at start and every `PURGE_INTERVAL` until stopped; a failed purge is logged and tried
+/// again next time (nothing depends on it but the file's size).
+async fn purge(db: SqliteDb, retention: Duration, dedup_window: Duration, mut stopped: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(PURGE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        match db.purge(chrono::Utc::now(), retention, dedup_window).await {
+            Ok(purged) => tracing::info!(
+                events = purged.events,
+                dead_letters = purged.dead_letters,
+                dedup_ids = purged.dedup_ids,
+                "purged expired records"
+            ),
+            Err(error) => tracing::warn!(%error, "purging expired records failed; trying again later"),
+        }
+    }
 }
 
 /// Ctrl-C and SIGTERM, installed before anything is served so an early signal is not lost.

@@ -68,7 +68,7 @@ pub fn duration_seconds(raw: &str) -> Option<u64> {
         };
     }
     let minutes: f64 = trimmed.parse().ok()?;
-    (minutes.is_finite() && minutes >= 0.0 && minutes < 1e9).then(|| (minutes * 60.0).round() as u64)
+    (0.0..1e9).contains(&minutes).then(|| (minutes * 60.0).round() as u64)
 }
 
 /// A local date and time as the Genesis API writes it: `YYYY-MM-DD H:MM[:SS]`, with or without a

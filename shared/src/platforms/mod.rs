@@ -10,7 +10,9 @@ pub mod error;
 pub mod genesis;
 mod http;
 pub mod lenient;
+pub mod mapping;
 pub mod throttle;
+pub mod zoom;
 
 pub use error::{Platform, PlatformError};
 pub use http::{CallCounts, CallLog};

@@ -6,11 +6,13 @@
 //! - [`mapping`]: pulled records -> [`crate::domain::WebinarEvent`]s with stable ids.
 //! - [`throttle`]: the FIFO throttle every call goes through.
 
+pub mod config;
 pub mod error;
 pub mod genesis;
 mod http;
 pub mod lenient;
 pub mod mapping;
+pub mod pull;
 pub mod throttle;
 pub mod zoom;
 

@@ -18,7 +18,8 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-pub const DEFAULT_API_BASE_URL: &str = "https://api.zoom.us/v2";
+/// The API host; paths under `/v2` are appended.
+pub const DEFAULT_API_BASE_URL: &str = "https://api.zoom.us";
 pub const DEFAULT_TOKEN_URL: &str = "https://zoom.us/oauth/token";
 /// Largest page the report and list endpoints accept.
 pub const PAGE_SIZE: u32 = 300;
@@ -41,17 +42,17 @@ impl std::fmt::Debug for ZoomCredentials {
     }
 }
 
-/// The token endpoint for an API base: Zoom's own for the production API, else the same host's
+/// The token endpoint for an API host: Zoom's own for the production API, else the same host's
 /// `/oauth/token` (a simulator serves both).
 pub fn token_url_for(api_base: &str) -> String {
+    let host = api_host(api_base);
+    if host == DEFAULT_API_BASE_URL { DEFAULT_TOKEN_URL.to_owned() } else { format!("{host}/oauth/token") }
+}
+
+/// The API host without a trailing `/` or `/v2`.
+fn api_host(api_base: &str) -> &str {
     let trimmed = api_base.trim_end_matches('/');
-    if trimmed == DEFAULT_API_BASE_URL {
-        return DEFAULT_TOKEN_URL.to_owned();
-    }
-    let origin_end =
-        trimmed.find("://").map(|scheme| scheme + 3).and_then(|host| trimmed[host..].find('/').map(|path| host + path));
-    let origin = origin_end.map_or(trimmed, |end| &trimmed[..end]);
-    format!("{origin}/oauth/token")
+    trimmed.strip_suffix("/v2").unwrap_or(trimmed)
 }
 
 /// An approved (or listed) registrant, or an absentee (same fields).
@@ -153,7 +154,7 @@ impl ZoomClient {
             operation: "build client",
             detail: super::error::transport_detail(&error),
         })?;
-        let api_base = api_base.trim_end_matches('/').to_owned();
+        let api_base = format!("{}/v2", api_host(api_base));
         let token_url = token_url.map_or_else(|| token_url_for(&api_base), str::to_owned);
         Ok(Self { http, api_base, token_url, credentials, token: Arc::new(Mutex::new(None)), throttle, log })
     }
@@ -382,6 +383,7 @@ mod tests {
     #[test]
     fn the_token_endpoint_follows_the_api_host() {
         assert_eq!(token_url_for("https://api.zoom.us/v2"), DEFAULT_TOKEN_URL);
+        assert_eq!(token_url_for("https://api.zoom.us/"), DEFAULT_TOKEN_URL);
         assert_eq!(token_url_for("http://127.0.0.1:4000/v2"), "http://127.0.0.1:4000/oauth/token");
         assert_eq!(token_url_for("http://127.0.0.1:4000"), "http://127.0.0.1:4000/oauth/token");
     }

@@ -1,0 +1,126 @@
+//! Pulling one session and handing its events to the queue: the part `simulate --platform`,
+//! `backfill` and reconciliation share. The clients are built once from [`PlatformConfig`]:
+//! one FIFO throttle per API key (WebinarJam and EverWebinar share it when the account's key
+//! is the same), one for Zoom.
+
+use super::config::PlatformConfig;
+use super::error::{Platform, PlatformError};
+use super::genesis::GenesisClient;
+use super::http::CallLog;
+use super::mapping::{self, Mapped, ZoomSession};
+use super::throttle::FifoThrottle;
+use super::zoom::{ZoomClient, ZoomCredentials};
+use crate::domain::{Source, WebinarEvent};
+use crate::ingest::to_message;
+use crate::ports::{EventQueue, PortError, PortResult};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Zoom's report endpoints are "heavy": 10 calls/s on a Pro account.
+pub const ZOOM_RATE_PER_SECOND: u32 = 10;
+
+/// The configured platform clients.
+#[derive(Debug, Clone, Default)]
+pub struct Puller {
+    webinarjam: Option<GenesisClient>,
+    everwebinar: Option<GenesisClient>,
+    zoom: Option<ZoomClient>,
+    log: CallLog,
+}
+
+impl Puller {
+    pub fn from_config(config: &PlatformConfig) -> Result<Self, PlatformError> {
+        let log = CallLog::default();
+        let jam_throttle = Arc::new(FifoThrottle::new(config.rate_per_second));
+        let ever_throttle = match (&config.webinarjam_api_key, &config.everwebinar_api_key) {
+            (Some(jam), Some(ever)) if jam == ever => jam_throttle.clone(),
+            _ => Arc::new(FifoThrottle::new(config.rate_per_second)),
+        };
+        let genesis = |platform, key: &Option<crate::Secret>, throttle| {
+            key.clone()
+                .map(|key| GenesisClient::new(platform, &config.genesis_base_url, key, throttle, log.clone()))
+                .transpose()
+        };
+        let webinarjam = genesis(Platform::WebinarJam, &config.webinarjam_api_key, jam_throttle)?;
+        let everwebinar = genesis(Platform::EverWebinar, &config.everwebinar_api_key, ever_throttle)?;
+        let zoom = config
+            .zoom
+            .as_ref()
+            .map(|app| {
+                let credentials = ZoomCredentials {
+                    account_id: app.account_id.clone(),
+                    client_id: app.client_id.clone(),
+                    client_secret: app.client_secret.clone(),
+                };
+                let throttle = Arc::new(FifoThrottle::new(config.rate_per_second.min(ZOOM_RATE_PER_SECOND)));
+                ZoomClient::new(&config.zoom_base_url, None, credentials, throttle, log.clone())
+            })
+            .transpose()?;
+        Ok(Self { webinarjam, everwebinar, zoom, log })
+    }
+
+    /// Calls made by every client, by endpoint, and 429 answers.
+    pub fn call_log(&self) -> &CallLog {
+        &self.log
+    }
+
+    /// The WebinarJam or EverWebinar client, if its key is configured.
+    pub fn genesis(&self, platform: Platform) -> Result<&GenesisClient, PlatformError> {
+        let client = match platform {
+            Platform::WebinarJam => self.webinarjam.as_ref(),
+            Platform::EverWebinar => self.everwebinar.as_ref(),
+            Platform::Zoom => None,
+        };
+        client.ok_or(PlatformError::NotConfigured { platform })
+    }
+
+    pub fn zoom(&self) -> Result<&ZoomClient, PlatformError> {
+        self.zoom.as_ref().ok_or(PlatformError::NotConfigured { platform: Platform::Zoom })
+    }
+
+    /// A WebinarJam/EverWebinar webinar (one schedule, or all) as events. `duration_minutes`
+    /// stands in for the webinar length the API does not return.
+    pub async fn pull_genesis(
+        &self,
+        platform: Platform,
+        webinar_id: &str,
+        schedule: Option<&str>,
+        duration_minutes: Option<u32>,
+        pulled_at: DateTime<Utc>,
+        on_page: impl FnMut(&super::genesis::RegistrantsPage),
+    ) -> Result<Mapped, PlatformError> {
+        let client = self.genesis(platform)?;
+        let mut webinar = client.webinar(webinar_id).await?;
+        if webinar.webinar_id.is_empty() {
+            webinar.webinar_id = webinar_id.to_owned();
+        }
+        if let Some(minutes) = duration_minutes {
+            webinar.duration_minutes = Some(i64::from(minutes));
+        }
+        let registrants = client.registrants(webinar_id, schedule, on_page).await?;
+        let source = if platform == Platform::WebinarJam { Source::Webinarjam } else { Source::Everwebinar };
+        Ok(mapping::genesis_events(&source, &webinar, &registrants, pulled_at))
+    }
+
+    /// One ended Zoom occurrence as events: registrants, the participants report, absentees.
+    pub async fn pull_zoom(&self, session: &ZoomSession, pulled_at: DateTime<Utc>) -> Result<Mapped, PlatformError> {
+        let client = self.zoom()?;
+        let registrants = client.registrants(&session.webinar_id).await?;
+        let participants = client.participants(&session.uuid).await?;
+        let absentees = client.absentees(&session.uuid).await?;
+        Ok(mapping::zoom_events(session, &registrants, &participants, &absentees, pulled_at))
+    }
+}
+
+/// Sends events to the queue the webhooks use (FIFO per contact, deduplicated by event id).
+pub async fn enqueue(queue: &dyn EventQueue, events: &[WebinarEvent]) -> PortResult<usize> {
+    let messages = events
+        .iter()
+        .map(|event| to_message(event).map_err(|error| PortError::Corrupt(error.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    // SQS takes at most 10 messages per batch; the other adapters do not mind.
+    for chunk in messages.chunks(10) {
+        queue.send(chunk).await?;
+    }
+    Ok(messages.len())
+}

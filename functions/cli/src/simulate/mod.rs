@@ -15,7 +15,6 @@ mod report;
 use crate::{exit, http, wiring};
 use anyhow::Context as _;
 use clock::ManualClock;
-use webinar_bridge::ports::Clock as _;
 use input::RecordedRequest;
 use klicktipp_sim::{DEFAULT_DOUBLE_OPTIN_LISTID, SINGLE_OPTIN_LISTID, Simulator};
 use report::{EventCounts, KlickTippReport, Report, ResponseLine};
@@ -28,6 +27,7 @@ use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};
 use webinar_bridge::ingest::Ingest;
 use webinar_bridge::klicktipp::KlickTippClient;
+use webinar_bridge::ports::Clock as _;
 use webinar_bridge::sources::MAX_BODY_BYTES;
 use webinar_bridge::worker::{self, BatchSummary};
 
@@ -65,7 +65,11 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         None => None,
         Some(path) => {
             let rate = webinar_bridge::platforms::config::PlatformConfig::from_env()?.rate_per_second;
-            Some(platform::PlatformSide::start(path, rate).await.map_err(|error| exit::unusable(format!("{error:#}")))?)
+            Some(
+                platform::PlatformSide::start(path, rate)
+                    .await
+                    .map_err(|error| exit::unusable(format!("{error:#}")))?,
+            )
         }
     };
     let simulator = start_simulator(&config).await?;

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 /// Extra room on top of the one-second window: what leaves here at the edge of a window must
 /// not arrive inside the previous one at the platform.
-pub const WINDOW_MARGIN: Duration = Duration::from_millis(30);
+pub const WINDOW_MARGIN: Duration = Duration::from_millis(15);
 
 /// How long a call answered 429 waits before it goes again (the platform's advice).
 pub const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(1);

@@ -51,7 +51,7 @@ pub struct BackfillArgs {
     /// for Zoom).
     #[arg(long)]
     session: Option<String>,
-    /// Zoom only: the webinar's topic as tags should name it.
+    /// Zoom only (required there): the webinar's topic, as tags name it.
     #[arg(long)]
     name: Option<String>,
     /// Zoom only: the webinar's length in minutes (for Fully Attended).
@@ -160,12 +160,12 @@ impl Progress {
     }
 
     fn done(&self, events: usize) {
-        let line = format!(
-            "pulled {} records in {} pages -> {events} events in {:.1} s",
-            self.records,
-            self.pages,
-            self.started.elapsed().as_secs_f64()
-        );
+        let pages = if self.pages > 0 {
+            format!("{} records in {} pages -> ", self.records, self.pages)
+        } else {
+            String::new()
+        };
+        let line = format!("pulled {pages}{events} events in {:.1} s", self.started.elapsed().as_secs_f64());
         if self.terminal {
             eprintln!("\r\x1b[2K{line}");
         } else {
@@ -183,17 +183,20 @@ pub async fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             let uuid = args.session.clone().ok_or_else(|| {
                 exit::unusable("--session <occurrence uuid> is required for Zoom (the uuid of the ended occurrence)")
             })?;
+            let topic = args.name.clone().ok_or_else(|| {
+                exit::unusable(
+                    "--name <topic> is required for Zoom: tags name the webinar by its topic, as webhooks do",
+                )
+            })?;
             let session = ZoomSession {
                 webinar_id: args.webinar.clone(),
                 uuid,
-                topic: args.name.clone(),
+                topic: Some(topic),
                 start_time: None,
                 duration_minutes: args.duration_minutes,
                 timezone: None,
             };
-            let mapped = puller.pull_zoom(&session, pulled_at).await.map_err(explain)?;
-            progress.records = mapped.events.len();
-            mapped
+            puller.pull_zoom(&session, pulled_at).await.map_err(explain)?
         }
         genesis => puller
             .pull_genesis(genesis, &args.webinar, args.session.as_deref(), args.duration_minutes, pulled_at, |page| {

@@ -24,17 +24,26 @@ impl Platform {
         }
     }
 
-    /// Where the credential is configured, for messages.
+    /// The variables that configure the platform's API access.
+    pub fn variables(self) -> &'static str {
+        match self {
+            Platform::WebinarJam => "BRIDGE_WEBINARJAM_API_KEY",
+            Platform::EverWebinar => "BRIDGE_EVERWEBINAR_API_KEY",
+            Platform::Zoom => "ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET",
+        }
+    }
+
+    /// What to do when the credential is refused, for messages.
     pub fn credential_hint(self) -> &'static str {
         match self {
             Platform::WebinarJam => {
-                "copy the current key from WebinarJam > Webinars > Advanced > API custom integration into BRIDGE_WEBINARJAM_API_KEY"
+                "the API key may have been regenerated (the old one stops working at once): copy the current key from WebinarJam > Webinars > Advanced > API custom integration into BRIDGE_WEBINARJAM_API_KEY"
             }
             Platform::EverWebinar => {
-                "copy the current key from EverWebinar > Webinars > Advanced > API custom integration into BRIDGE_EVERWEBINAR_API_KEY"
+                "the API key may have been regenerated (the old one stops working at once): copy the current key from EverWebinar > Webinars > Advanced > API custom integration into BRIDGE_EVERWEBINAR_API_KEY"
             }
             Platform::Zoom => {
-                "check ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET against the Server-to-Server OAuth app in the Zoom Marketplace and that the app is activated"
+                "the app may be deactivated or its secret regenerated: check ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET against the Server-to-Server OAuth app in the Zoom Marketplace"
             }
         }
     }
@@ -57,7 +66,7 @@ pub enum PlatformError {
     Server { platform: Platform, operation: &'static str, status: u16 },
 
     /// The key or the app credentials were refused. Permanent until someone fixes them.
-    #[error("{} {operation}: the API refused the credentials (HTTP {status}); the API key may have been regenerated or the app deactivated: {}", .platform.name(), .platform.credential_hint())]
+    #[error("{} {operation}: the API refused the credentials (HTTP {status}); {}", .platform.name(), .platform.credential_hint())]
     Unauthorized { platform: Platform, operation: &'static str, status: u16 },
 
     /// The Zoom app lacks a scope (code 4700). Permanent.
@@ -79,7 +88,7 @@ pub enum PlatformError {
     InvalidResponse { platform: Platform, operation: &'static str, status: u16, detail: String },
 
     /// The bridge has no credentials for this platform. Permanent.
-    #[error("{} is not configured: {}", .platform.name(), .platform.credential_hint())]
+    #[error("{} is not configured: set {} to pull from its API", .platform.name(), .platform.variables())]
     NotConfigured { platform: Platform },
 }
 

@@ -7,12 +7,15 @@
 //! - [`throttle`]: the FIFO throttle every call goes through.
 
 pub mod config;
+#[cfg(feature = "sqlite")]
+pub mod done_sessions;
 pub mod error;
 pub mod genesis;
 mod http;
 pub mod lenient;
 pub mod mapping;
 pub mod pull;
+pub mod reconcile;
 pub mod throttle;
 pub mod zoom;
 

@@ -124,3 +124,105 @@ pub async fn enqueue(queue: &dyn EventQueue, events: &[WebinarEvent]) -> PortRes
     }
     Ok(messages.len())
 }
+
+/// What one reconciliation pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileSummary {
+    pub sessions_pulled: usize,
+    pub events_enqueued: usize,
+    pub failures: usize,
+}
+
+impl Puller {
+    /// The WebinarJam/EverWebinar sessions the API lists, with when each ended.
+    pub async fn genesis_sessions(
+        &self,
+        platform: Platform,
+    ) -> Result<Vec<(super::reconcile::EndedSession, Option<u32>)>, PlatformError> {
+        let client = self.genesis(platform)?;
+        let mut sessions = Vec::new();
+        for summary in client.webinars().await? {
+            let details = client.webinar(&summary.webinar_id).await?;
+            let duration = details.duration_minutes.and_then(|minutes| u32::try_from(minutes).ok());
+            for schedule in &details.schedules {
+                let Some(starts_at) = schedule
+                    .date
+                    .as_deref()
+                    .and_then(|date| super::lenient::local_to_utc(date, details.timezone.as_deref()))
+                else {
+                    continue;
+                };
+                let key = super::reconcile::SessionKey {
+                    source: platform.name().to_ascii_lowercase(),
+                    webinar_id: summary.webinar_id.clone(),
+                    session_id: schedule.schedule.clone(),
+                };
+                sessions.push((
+                    super::reconcile::EndedSession { key, ends_at: super::reconcile::end_of(starts_at, duration) },
+                    duration,
+                ));
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// One pass of automatic reconciliation: every due WebinarJam/EverWebinar session is pulled
+    /// and enqueued, and remembered as done. A platform or session that fails is logged and
+    /// tried again on the next pass.
+    #[cfg(feature = "sqlite")]
+    pub async fn reconcile_due(
+        &self,
+        done: &super::done_sessions::DoneSessions,
+        queue: &dyn EventQueue,
+        now: DateTime<Utc>,
+        reconcile_after: std::time::Duration,
+    ) -> ReconcileSummary {
+        let mut summary = ReconcileSummary::default();
+        for platform in [Platform::WebinarJam, Platform::EverWebinar] {
+            if self.genesis(platform).is_err() {
+                continue;
+            }
+            let sessions = match self.genesis_sessions(platform).await {
+                Ok(sessions) => sessions,
+                Err(error) => {
+                    tracing::warn!(platform = platform.name(), %error, "cannot list sessions for reconciliation");
+                    summary.failures += 1;
+                    continue;
+                }
+            };
+            let done_rounds = match done.all() {
+                Ok(rounds) => rounds,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the reconciled sessions");
+                    summary.failures += 1;
+                    return summary;
+                }
+            };
+            let ended: Vec<_> = sessions.iter().map(|(session, _)| session.clone()).collect();
+            for (key, round) in super::reconcile::due(&ended, &done_rounds, now, reconcile_after) {
+                let duration =
+                    sessions.iter().find(|(session, _)| session.key == key).and_then(|(_, minutes)| *minutes);
+                let pulled =
+                    self.pull_genesis(platform, &key.webinar_id, Some(&key.session_id), duration, now, |_| {}).await;
+                let outcome = match pulled {
+                    Ok(mapped) => enqueue(queue, &mapped.events).await.map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                match outcome
+                    .and_then(|sent| done.mark_done(&key, round, now).map(|()| sent).map_err(|e| e.to_string()))
+                {
+                    Ok(sent) => {
+                        tracing::info!(platform = platform.name(), webinar = %key.webinar_id, session = %key.session_id, round = round.as_str(), events = sent, "session reconciled");
+                        summary.sessions_pulled += 1;
+                        summary.events_enqueued += sent;
+                    }
+                    Err(error) => {
+                        tracing::warn!(platform = platform.name(), webinar = %key.webinar_id, session = %key.session_id, %error, "reconciliation failed; tried again on the next pass");
+                        summary.failures += 1;
+                    }
+                }
+            }
+        }
+        summary
+    }
+}

@@ -2,6 +2,7 @@
 //! SQLite file, until Ctrl-C or SIGTERM.
 
 mod banner;
+mod reconcile;
 
 use crate::{exit, http, wiring};
 use anyhow::Context as _;
@@ -63,6 +64,9 @@ struct Pipeline {
     queue: Arc<dyn EventQueue>,
     mode: ApplyMode,
     simulator: Option<Simulator>,
+    /// Where reconciliation remembers its done sessions (the same database file).
+    db_path: std::path::PathBuf,
+    platforms: webinar_bridge::platforms::config::PlatformConfig,
 }
 
 impl Pipeline {
@@ -78,7 +82,17 @@ impl Pipeline {
         let ports = wiring::sqlite_ports(&db, queue_settings);
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
-        Ok(Self { ingest, consumer, queue: ports.queue, mode: target.mode, simulator: target.simulator })
+        let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
+            .map_err(|error| exit::unusable(error.to_string()))?;
+        Ok(Self {
+            ingest,
+            consumer,
+            queue: ports.queue,
+            mode: target.mode,
+            simulator: target.simulator,
+            db_path: config.db_path.clone(),
+            platforms,
+        })
     }
 
     /// Serves and consumes until a shutdown signal: then stops accepting, lets the batch in
@@ -86,6 +100,8 @@ impl Pipeline {
     async fn run_until(self, listener: TcpListener, signals: ShutdownSignals) -> anyhow::Result<Option<Simulator>> {
         let (stop, stopped) = watch::channel(false);
         let stop = Arc::new(stop);
+        let reconciler = reconcile::spawn(&self.platforms, &self.db_path, self.queue.clone(), stopped.clone())
+            .context("cannot start automatic reconciliation")?;
         let worker = tokio::spawn(consume(self.queue, self.consumer, stopped));
         let stop_on_signal = {
             let stop = Arc::clone(&stop);
@@ -99,6 +115,9 @@ impl Pipeline {
         // Also when the server failed on its own: the consumer must not outlive it.
         stop.send_replace(true);
         worker.await.context("the consumer loop panicked")?;
+        if let Some(reconciler) = reconciler {
+            reconciler.await.context("the reconciliation loop panicked")?;
+        }
         served.context("the HTTP server failed")?;
         Ok(self.simulator)
     }

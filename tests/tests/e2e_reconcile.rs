@@ -81,3 +81,88 @@ async fn serve_reconciles_an_ended_session_once_without_any_webhook() {
     assert_eq!(klicktipp.total_calls(), klicktipp_calls);
     platform.shutdown().await;
 }
+
+/// A webinar that ran long ago: outside automatic reconciliation, a case for `backfill`.
+fn past_data() -> PlatformData {
+    let document = json!({"everwebinar": {"webinars": [{"webinar_id": "77", "name": "Evergreen",
+        "timezone": "Europe/Berlin", "duration_minutes": 45, "schedules": [{"schedule": 9, "date": "2026-02-11 9:00"}],
+        "registrants": [
+            {"lead_id": 1, "email": "max@example.com", "first_name": "Max", "schedule": 9,
+             "signup_date": "2026-02-02 08:00:00", "attended_live": 0, "attended_replay": 1, "purchased_replay": 1,
+             "revenue_replay": "97.00"},
+            {"lead_id": 2, "email": "eva@example.com", "first_name": "Eva", "schedule": 9,
+             "signup_date": "2026-02-02 08:00:00", "attended_live": 3, "time_live": "0:10:00"}]}]}});
+    PlatformData::from_json(&document.to_string()).expect("platform document")
+}
+
+async fn pending(db: &std::path::Path) -> usize {
+    let queue = webinar_bridge::adapters::sqlite::SqliteQueue::new(
+        harness::open_db(db),
+        webinar_bridge::adapters::memory::QueueSettings::default(),
+    );
+    queue.pending().await.expect("count pending")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_dry_run_shows_changes_then_backfill_feeds_serve_and_a_repeat_costs_nothing() {
+    let klicktipp = harness::start_simulator().await;
+    let platform = PlatformSim::start(SimConfig::with_data(past_data())).await.expect("start platform-sim");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bridge.db");
+    let env = BridgeEnv::for_simulator(&klicktipp.url(), &db)
+        .set("WEBINARJAM_API_BASE_URL", &platform.url())
+        .set("BRIDGE_EVERWEBINAR_API_KEY", &platform.api_key());
+    let backfill = ["backfill", "--source", "everwebinar", "--webinar", "77"];
+
+    let dry = harness::run_bridge_async(&env, &[&backfill[..], &["--dry-run"]].concat()).await;
+    assert_eq!(dry.code, Some(0), "{}", dry.stderr);
+    for line in [
+        "max@example.com",
+        "  + [EverWebinar] [Evergreen] Buyer",
+        "  + [EverWebinar] [Evergreen] Did Not Attend",
+        "  + [EverWebinar] [Evergreen] Replay Watched",
+        "eva@example.com",
+        "  + [EverWebinar] [Evergreen] Attended",
+        "  field fieldFirstName=Eva",
+    ] {
+        assert!(dry.stdout.lines().any(|printed| printed == line), "{line:?} missing:\n{}", dry.stdout);
+    }
+    assert!(dry.stdout.contains("nothing was enqueued"), "{}", dry.stdout);
+    assert_eq!(pending(&db).await, 0);
+    assert_eq!(klicktipp.total_calls(), 0);
+
+    let run = harness::run_bridge_async(&env, &backfill).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let enqueued = pending(&db).await;
+    assert!(
+        enqueued > 0 && run.stdout.contains(&format!("enqueued {enqueued} events for 2 contacts")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("pulled 2 records in 1 pages"), "{}", run.stderr);
+
+    let serve = ServeProcess::start(&env, &[]).await;
+    harness::wait_until_drained(&harness::open_db(&db), WAIT).await;
+    let tags_now = harness::tags_by_email(&klicktipp);
+    // Left early is attended; 10 of 45 minutes is not full attendance.
+    assert_eq!(tags_now["eva@example.com"], tags(&["Attended", "Registered"]), "{tags_now:?}");
+    assert_eq!(
+        tags_now["max@example.com"],
+        tags(&["Buyer", "Did Not Attend", "Registered", "Replay Watched"]),
+        "{tags_now:?}"
+    );
+
+    // The same backfill again: the queue or the event log knows every event; KlickTipp hears nothing.
+    let calls = klicktipp.total_calls();
+    let again = harness::run_bridge_async(&env, &backfill).await;
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    harness::wait_until_drained(&harness::open_db(&db), WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(klicktipp.total_calls(), calls, "a repeated backfill reached KlickTipp");
+    assert!(serve.terminate().await.success());
+
+    let refused = harness::run_bridge_async(&env.clone().set("BRIDGE_EVERWEBINAR_API_KEY", "old-key"), &backfill).await;
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(refused.stderr.contains("regenerated") && !refused.stderr.contains("old-key"), "{}", refused.stderr);
+    platform.shutdown().await;
+}

@@ -7,6 +7,7 @@ use crate::auth::new_session_id;
 use crate::config::{DEFAULT_DOUBLE_OPTIN_LISTID, PENDING_URL, THANKYOU_URL};
 use crate::contacts::{Upsert, UpsertRefusal};
 use crate::fields::{FieldViolation, is_valid_email, normalize_sms_number, validate_fields};
+use crate::knobs::SubscriberIndexShape;
 use crate::messages::{Msg, text};
 use crate::render::{contact_object, id_map};
 use crate::reply::Reply;
@@ -29,6 +30,8 @@ pub(crate) struct Call<'a> {
     pub caller: Caller,
     pub now_unix: u64,
     pub now: std::time::Instant,
+    /// The request came over TLS (`X-Forwarded-Proto: https` from a proxy in front).
+    pub https: bool,
 }
 
 /// Early exits carry the error reply.
@@ -47,6 +50,7 @@ pub(crate) fn handle(state: &mut SimState, call: &Call) -> Reply {
         Endpoint::Untag => untag(state, call),
         Endpoint::Unsubscribe => unsubscribe(state, call),
         Endpoint::Tagged => tagged(state, call),
+        Endpoint::SubscriberIndex => subscriber_index(state, call),
         Endpoint::SubscriberGet => get_subscriber(state, call),
         Endpoint::SubscriberUpdate => update_subscriber(state, call),
         Endpoint::SubscriberDelete => delete_subscriber(state, call),
@@ -180,7 +184,9 @@ fn login(state: &mut SimState, call: &Call) -> Outcome {
     let sessid = new_session_id();
     state.sessions.insert(sessid.clone(), Session { created: call.now, calls: 0 });
     let session_name = state.session_name.clone();
-    let cookie = format!("{session_name}={sessid}; path=/; secure; httponly");
+    // `Secure` only over https: a cookie jar never sends a secure cookie over plain http.
+    let secure = if call.https { "; secure" } else { "" };
+    let cookie = format!("{session_name}={sessid}; path=/{secure}; httponly");
     let account = json!({
         "uid": "4711",
         "status": "1",
@@ -251,6 +257,64 @@ fn search(state: &mut SimState, call: &Call) -> Outcome {
     let email = required_email(call.body)?;
     let id = state.contact_id_by_email(&email).ok_or_else(|| msg(state, 404, Msg::NoSuchContact))?;
     Ok(Reply::ok(json!([id])))
+}
+
+/// A comma-separated filter (or an array of values); `default` when absent.
+fn csv_filter(
+    state: &SimState,
+    body: &Value,
+    key: &'static str,
+    allowed: &[&str],
+    default: &[&str],
+) -> Result<Vec<String>, Reply> {
+    let values: Vec<String> = match arg(body, key) {
+        None => return Ok(default.iter().map(|v| (*v).to_owned()).collect()),
+        Some(Value::String(text)) => text.split(',').map(|v| v.trim().to_ascii_lowercase()).collect(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|v| v.as_str().unwrap_or_default().trim().to_ascii_lowercase()).collect()
+        }
+        Some(_) => return Err(msg(state, 400, Msg::InvalidFilter(key))),
+    };
+    let values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+    if values.is_empty() || values.iter().any(|v| !allowed.contains(&v.as_str())) {
+        return Err(msg(state, 400, Msg::InvalidFilter(key)));
+    }
+    Ok(values)
+}
+
+/// `GET /subscriber?status=subscribed,pending&bounceStatus=nobounce,softbounce`:
+/// contact ids (strings), by default the subscribed ones that have not hard-bounced.
+fn subscriber_index(state: &mut SimState, call: &Call) -> Outcome {
+    let statuses = csv_filter(state, call.body, "status", &["subscribed", "pending", "unsubscribed"], &["subscribed"])?;
+    let bounces = csv_filter(
+        state,
+        call.body,
+        "bounceStatus",
+        &["nobounce", "softbounce", "hardbounce"],
+        &["nobounce", "softbounce"],
+    )?;
+    // The simulator never bounces: every contact is "Not Bounced".
+    let ids: Vec<Value> = if bounces.iter().any(|b| b == "nobounce") {
+        state
+            .contacts
+            .values()
+            .filter(|contact| {
+                let status = match contact.status {
+                    ContactStatus::Subscribed => "subscribed",
+                    ContactStatus::Pending => "pending",
+                    ContactStatus::Unsubscribed => "unsubscribed",
+                };
+                statuses.iter().any(|s| s == status)
+            })
+            .map(|contact| Value::String(contact.id.to_string()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Reply::ok(match state.knobs.subscriber_index_shape {
+        SubscriberIndexShape::Object => json!({ "subscribers": ids }),
+        SubscriberIndexShape::Array => Value::Array(ids),
+    }))
 }
 
 fn get_subscriber(state: &mut SimState, call: &Call) -> Outcome {

@@ -54,7 +54,8 @@ pub struct ContractCase {
     pub request: CaseRequest,
     pub expect: CaseExpect,
     /// Variable name -> where to find it in the answer: a JSON pointer
-    /// (`/0`, `/id`) or `key_where_value=<text>` (first map key with that value).
+    /// (`/0`, `/id`), `key_where_value=<text>` (first map key with that value)
+    /// or `last_segment:<pointer>` (the last path segment of the URL there).
     #[serde(default)]
     pub capture: BTreeMap<String, String>,
 }
@@ -116,6 +117,13 @@ pub struct CaseExpect {
     /// The answer sets a `SSESS…` session cookie.
     #[serde(default)]
     pub set_cookie: bool,
+    /// Ids the answer's id list must hold (compared as text). The id list is
+    /// the body when it is an array, else its `subscribers` array.
+    #[serde(default)]
+    pub ids_include: Vec<Value>,
+    /// Ids the answer's id list must not hold.
+    #[serde(default)]
+    pub ids_exclude: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +158,8 @@ pub enum Shape {
     ListObject,
     /// `{id, name}`.
     FieldObject,
+    /// `GET /subscriber`: `{"subscribers": ["123", …]}` (OpenAPI) or a plain `["123", …]`.
+    SubscriberIndex,
     /// Any JSON object.
     Object,
 }
@@ -311,6 +321,13 @@ impl<'a> Runner<'a> {
             Ok(keys) => keys,
             Err(missing) => return CaseOutcome::Skipped(format!("needs variable {missing}")),
         };
+        let ids = |wanted: &[Value]| substitute(&Value::Array(wanted.to_vec()), &self.vars);
+        let (ids_include, ids_exclude) = match (ids(&case.expect.ids_include), ids(&case.expect.ids_exclude)) {
+            (Ok(include), Ok(exclude)) => (include, exclude),
+            (Err(missing), _) | (_, Err(missing)) => {
+                return CaseOutcome::Skipped(format!("needs variable {missing}"));
+            }
+        };
         let auth_headers = match self.auth_headers(case.request.auth).await {
             Ok(Some(headers)) => headers,
             Ok(None) => return CaseOutcome::Skipped("needs partner credentials".to_owned()),
@@ -321,7 +338,8 @@ impl<'a> Runner<'a> {
                 Ok(answer) => answer,
                 Err(problem) => return CaseOutcome::Failed(problem),
             };
-        let problems = check(&case.expect, contains.as_ref(), &has_keys, &answer);
+        let mut problems = check(&case.expect, contains.as_ref(), &has_keys, &answer);
+        problems.extend(check_ids(&ids_include, &ids_exclude, &answer));
         if !problems.is_empty() {
             return CaseOutcome::Failed(format!(
                 "{} {}: {}; got {} {}",
@@ -486,6 +504,11 @@ fn text_of(value: &Value) -> String {
 }
 
 fn capture(json: &Value, location: &str) -> Option<Value> {
+    if let Some(pointer) = location.strip_prefix("last_segment:") {
+        let url = json.pointer(pointer)?.as_str()?;
+        let path = url.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/');
+        return path.rsplit('/').next().filter(|segment| !segment.is_empty()).map(|s| Value::String(s.to_owned()));
+    }
     if let Some(wanted) = location.strip_prefix("key_where_value=") {
         return json.as_object().and_then(|map| {
             map.iter().find(|(_, v)| v.as_str() == Some(wanted)).map(|(k, _)| Value::String(k.clone()))
@@ -585,10 +608,46 @@ fn check(expect: &CaseExpect, contains: Option<&Value>, has_keys: &[String], ans
     problems
 }
 
+/// The id list of an answer (an array, or the `subscribers` array of an object), as text.
+fn id_list(answer: &Answer) -> Option<Vec<String>> {
+    let json = answer.json.as_ref()?;
+    let items = json.as_array().or_else(|| json.get("subscribers").and_then(Value::as_array))?;
+    Some(items.iter().map(text_of).collect())
+}
+
+fn check_ids(include: &Value, exclude: &Value, answer: &Answer) -> Vec<String> {
+    let (Some(include), Some(exclude)) = (include.as_array(), exclude.as_array()) else {
+        return Vec::new();
+    };
+    if include.is_empty() && exclude.is_empty() {
+        return Vec::new();
+    }
+    let Some(ids) = id_list(answer) else {
+        return vec!["no id list in the body".to_owned()];
+    };
+    let mut problems = Vec::new();
+    for wanted in include.iter().map(text_of) {
+        if !ids.contains(&wanted) {
+            problems.push(format!("id {wanted} missing from the list"));
+        }
+    }
+    for unwanted in exclude.iter().map(text_of) {
+        if ids.contains(&unwanted) {
+            problems.push(format!("id {unwanted} should not be listed"));
+        }
+    }
+    problems
+}
+
+/// Objects: a subset of keys, recursively. Arrays: every wanted item is
+/// contained in some actual item (order free). Anything else: equality.
 fn contains_value(actual: &Value, wanted: &Value) -> bool {
     match (actual, wanted) {
         (Value::Object(actual), Value::Object(wanted)) => {
             wanted.iter().all(|(k, w)| actual.get(k).is_some_and(|a| contains_value(a, w)))
+        }
+        (Value::Array(actual), Value::Array(wanted)) => {
+            wanted.iter().all(|w| actual.iter().any(|a| contains_value(a, w)))
         }
         (actual, wanted) => actual == wanted,
     }
@@ -677,6 +736,13 @@ fn check_shape(shape: Shape, answer: &Answer) -> Result<(), String> {
         }
         Shape::FieldObject if str_key("id") && str_key("name") => Ok(()),
         Shape::FieldObject => fail("a field object"),
+        Shape::SubscriberIndex => {
+            let items = body.and_then(|b| b.as_array().or_else(|| b.get("subscribers").and_then(Value::as_array)));
+            match items {
+                Some(items) if items.iter().all(|id| is_digit_string(id) || id.is_u64()) => Ok(()),
+                _ => fail("a subscriber index ({\"subscribers\":[ids]} or [ids])"),
+            }
+        }
         Shape::Object if object.is_some() => Ok(()),
         Shape::Object => fail("an object"),
     }
@@ -711,6 +777,26 @@ mod tests {
                 ("tagids[1]".to_owned(), "2".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn captures_the_last_url_segment_and_checks_id_lists() {
+        let redirect = json!(["https://sim.invalid/pending/k3y9?x=1"]);
+        assert_eq!(capture(&redirect, "last_segment:/0"), Some(json!("k3y9")));
+        assert_eq!(capture(&json!(["https://sim.invalid/"]), "last_segment:/0"), Some(json!("sim.invalid")));
+        let answer = |text: &str| Answer {
+            status: 200,
+            content_type: "application/json".to_owned(),
+            set_cookie: Vec::new(),
+            text: text.to_owned(),
+            json: serde_json::from_str(text).ok(),
+        };
+        let object = answer(r#"{"subscribers":["1","2"]}"#);
+        assert!(check_ids(&json!([1, "2"]), &json!([3]), &object).is_empty());
+        assert_eq!(check_ids(&json!([3]), &json!(["1"]), &object).len(), 2);
+        assert!(check_ids(&json!(["7"]), &json!([]), &answer("[7]")).is_empty());
+        assert!(contains_value(&json!({"tags": ["5", "6"]}), &json!({"tags": ["6"]})));
+        assert!(!contains_value(&json!({"tags": ["5"]}), &json!({"tags": ["6"]})));
     }
 
     #[test]

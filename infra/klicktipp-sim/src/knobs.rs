@@ -37,6 +37,8 @@ pub struct Knobs {
     /// These emails (case-insensitive) get a permanent 406 `{"error":5}` on
     /// `POST /subscriber` and sign-in.
     pub reject_emails: Vec<String>,
+    /// The answer shape of `GET /subscriber` (the sources disagree).
+    pub subscriber_index_shape: SubscriberIndexShape,
     /// Seed of the fault-injection RNG; re-applied by `set_knobs` and `reset`.
     pub seed: u64,
 }
@@ -60,6 +62,7 @@ impl Default for Knobs {
             empty_maps_as_arrays: false,
             error_in_200_rate: 0.0,
             reject_emails: Vec::new(),
+            subscriber_index_shape: SubscriberIndexShape::Object,
             seed: 0,
         }
     }
@@ -99,6 +102,16 @@ pub enum DuplicateTagPolicy {
     /// `POST /tag` with an existing name (case-insensitive) answers a 406 array.
     #[serde(alias = "reject")]
     Reject,
+}
+
+/// `GET /subscriber`: the OpenAPI spec's `{"subscribers":["123"]}` or a plain `["123"]`
+/// (older connector fixtures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriberIndexShape {
+    #[default]
+    Object,
+    Array,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

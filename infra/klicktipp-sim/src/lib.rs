@@ -51,7 +51,7 @@ pub use config::{
     DEFAULT_DOUBLE_OPTIN_LISTID, FieldSpec, FieldType, ListbuildingKey, PartnerAccount, SINGLE_OPTIN_LISTID, SimConfig,
     global_fields,
 };
-pub use knobs::{DuplicateTagPolicy, Knobs, Language, UnknownTagAnswer};
+pub use knobs::{DuplicateTagPolicy, Knobs, Language, SubscriberIndexShape, UnknownTagAnswer};
 pub use state::{ContactView, LoggedRequest};
 
 use server::Shared;

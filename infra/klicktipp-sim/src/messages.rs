@@ -22,6 +22,7 @@ pub(crate) enum Msg {
     TooManyRequests,
     InvalidApiKey,
     UnreadableBody,
+    InvalidFilter(&'static str),
 }
 
 pub(crate) fn text(msg: Msg, language: Language) -> String {
@@ -53,6 +54,13 @@ pub(crate) fn text(msg: Msg, language: Language) -> String {
         }
         Msg::TooManyRequests => pick("Too many requests.", "Zu viele Anfragen."),
         Msg::InvalidApiKey => pick("Invalid API key.", "Ungültiger API-Key."),
+        Msg::InvalidFilter(name) => {
+            if de {
+                format!("Ungültiger Wert für \"{name}\".")
+            } else {
+                format!("Invalid value for \"{name}\".")
+            }
+        }
         Msg::UnreadableBody => {
             pick("The request body could not be parsed.", "Der Inhalt der Anfrage konnte nicht gelesen werden.")
         }

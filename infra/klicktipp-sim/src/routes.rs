@@ -7,6 +7,7 @@ pub(crate) enum Endpoint {
     Login,
     Logout,
     SubscriberCreate,
+    SubscriberIndex,
     Signin,
     Signout,
     Signoff,
@@ -66,6 +67,7 @@ const ROUTES: &[RouteDef] = &[
     route("POST", "/account/login", Endpoint::Login),
     route("POST", "/account/logout", Endpoint::Logout),
     route("POST", "/subscriber", Endpoint::SubscriberCreate),
+    route("GET", "/subscriber", Endpoint::SubscriberIndex),
     route("POST", "/subscriber/signin", Endpoint::Signin),
     route("POST", "/subscriber/signout", Endpoint::Signout),
     route("POST", "/subscriber/signoff", Endpoint::Signoff),
@@ -188,6 +190,7 @@ mod tests {
         assert_eq!(label, "GET /subscriber/{id}");
         // Symfony falls through to the {id} route for another method.
         assert_eq!(found("GET", "/subscriber/search").0, Endpoint::SubscriberGet);
+        assert_eq!(found("GET", "/subscriber.json").0, Endpoint::SubscriberIndex);
     }
 
     #[test]

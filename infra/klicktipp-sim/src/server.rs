@@ -56,6 +56,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     api_call(&shared, &parts, bytes).await.into_response()
 }
 
+/// Query parameters as a JSON object of strings (`Null` when there are none or they do not parse).
+fn query_object(query: &str) -> Value {
+    match serde_urlencoded::from_str::<Vec<(String, String)>>(query) {
+        Ok(pairs) if !pairs.is_empty() => {
+            Value::Object(pairs.into_iter().map(|(key, value)| (key, Value::String(value))).collect())
+        }
+        _ => Value::Null,
+    }
+}
+
 /// Lower-case names; repeated headers joined (`; ` for cookies, as browsers do).
 fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
@@ -127,7 +137,13 @@ impl Incoming {
 
 async fn api_call(shared: &Shared, parts: &Parts, bytes: Result<bytes::Bytes, String>) -> Reply {
     let headers = header_map(&parts.headers);
-    let body = bytes.and_then(|b| parse_body(headers.get("content-type").map(String::as_str), &b));
+    let body = bytes.and_then(|b| parse_body(headers.get("content-type").map(String::as_str), &b)).map(|body| {
+        // GET filters (`GET /subscriber?status=...`) come in the query string.
+        match (body, parts.uri.query()) {
+            (Value::Null, Some(query)) => query_object(query),
+            (body, _) => body,
+        }
+    });
     let incoming =
         Incoming { method: parts.method.as_str().to_owned(), path: parts.uri.path().to_owned(), headers, body };
 
@@ -203,7 +219,9 @@ fn answer(state: &mut SimState, incoming: &Incoming) -> (Reply, Option<Duration>
             if access == Access::Management && caller == Caller::Anonymous {
                 Reply::message(403, Msg::AccessDenied, state.knobs.language)
             } else {
-                let call = Call { endpoint, id: id.as_deref(), body, caller, now_unix: unix_now(), now };
+                let https =
+                    incoming.headers.get("x-forwarded-proto").is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+                let call = Call { endpoint, id: id.as_deref(), body, caller, now_unix: unix_now(), now, https };
                 api::handle(state, &call)
             }
         }

@@ -136,9 +136,49 @@ mod sim {
         );
         assert_eq!(name, api.sim.session_name());
         assert_eq!(sessid.len(), 43);
-        assert_eq!(answer.header("set-cookie"), Some(format!("{name}={sessid}; path=/; secure; httponly")));
+        // Plain http: no `Secure` flag, or a cookie jar would never send the cookie back.
+        assert_eq!(answer.header("set-cookie"), Some(format!("{name}={sessid}; path=/; httponly")));
         assert_eq!(body["account"]["username"], USERNAME);
         assert_eq!(answer.header("content-type").as_deref(), Some("application/json"));
+    }
+
+    #[tokio::test]
+    async fn sim_session_cookie_is_secure_behind_https() {
+        let mut api = TestApi::start(SimConfig::default()).await;
+        api.extra_headers.push(("x-forwarded-proto".to_owned(), "https".to_owned()));
+        let answer = api.login().await;
+        let cookie = answer.header("set-cookie").expect("cookie");
+        assert!(cookie.ends_with("; path=/; secure; httponly"), "{cookie}");
+    }
+
+    #[tokio::test]
+    async fn sim_subscriber_index_filters_by_status() {
+        let api = TestApi::logged_in(SimConfig::default()).await;
+        let pending = api.upsert(json!({"email": "pending@b.example"})).await["id"].clone();
+        let subscribed =
+            api.upsert(json!({"email": "single@b.example", "listid": klicktipp_sim::SINGLE_OPTIN_LISTID})).await["id"]
+                .clone();
+        assert_eq!(api.get("/subscriber").await.pair(), (200, json!({"subscribers": [subscribed.clone()]})));
+        assert_eq!(
+            api.get("/subscriber.json?status=subscribed,pending&bounceStatus=nobounce,softbounce").await.pair(),
+            (200, json!({"subscribers": [pending.clone(), subscribed.clone()]}))
+        );
+        assert_eq!(api.get("/subscriber?status=unsubscribed").await.pair(), (200, json!({"subscribers": []})));
+        assert_eq!(api.get("/subscriber?bounceStatus=hardbounce").await.pair(), (200, json!({"subscribers": []})));
+        let bad = api.get("/subscriber?status=gone").await;
+        assert_eq!(bad.pair(), (400, json!(["Invalid value for \"status\"."])));
+        // The older plain-array shape is a knob.
+        let mut knobs = api.sim.knobs();
+        knobs.subscriber_index_shape = klicktipp_sim::SubscriberIndexShape::Array;
+        api.sim.set_knobs(knobs);
+        assert_eq!(api.get("/subscriber?status=pending").await.pair(), (200, json!([pending])));
+        // Not without a session; and POST /subscriber is still the upsert.
+        let anonymous = TestApi::start(SimConfig::default()).await;
+        assert_eq!(anonymous.get("/subscriber").await.status, 403);
+        let wrong = api.delete("/subscriber").await;
+        assert_eq!(wrong.status, 405);
+        assert_eq!(wrong.header("allow").as_deref(), Some("POST, GET"));
+        assert_eq!(api.sim.calls_by_endpoint().get("GET /subscriber"), Some(&6));
     }
 
     #[tokio::test]

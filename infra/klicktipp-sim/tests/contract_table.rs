@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use klicktipp_sim::contract::{ContractTable, Credentials, run_table_report};
 use klicktipp_sim::{
     DuplicateTagPolicy, Knobs, Language, ListbuildingKey, PartnerAccount, SINGLE_OPTIN_LISTID, SimConfig,
-    UnknownTagAnswer,
+    SubscriberIndexShape, UnknownTagAnswer,
 };
 
 const APIKEY: &str = "contract-listbuilding-key";
@@ -66,6 +66,7 @@ mod sim {
             unknown_tag_answer: UnknownTagAnswer::Error7,
             duplicate_tag_names: DuplicateTagPolicy::Reject,
             empty_maps_as_arrays: true,
+            subscriber_index_shape: SubscriberIndexShape::Array,
             ..Knobs::default()
         })
         .await;

@@ -221,17 +221,12 @@ fn registrants(
     webinar: &JamWebinar,
     params: &BTreeMap<String, String>,
 ) -> Reply {
-    let filters = (|| {
-        Ok::<_, Reply>((
-            filter(params, "attended_live", 4)?,
-            filter(params, "attended_replay", 4)?,
-            filter(params, "purchased", 2)?,
-            filter(params, "date_range", 8)?,
-        ))
-    })();
-    let (attended_live, attended_replay, purchased, _date_range) = match filters {
-        Ok(filters) => filters,
-        Err(reply) => return reply,
+    // `date_range` (0 all-time ... 8 last 30 days) is validated; every record counts as recent.
+    let filters = [("attended_live", 4), ("attended_replay", 4), ("purchased", 2), ("date_range", 8)]
+        .map(|(name, max)| filter(params, name, max));
+    let [attended_live, attended_replay, purchased, _date_range] = match filters {
+        [Ok(a), Ok(b), Ok(c), Ok(d)] => [a, b, c, d],
+        [Err(reply), ..] | [_, Err(reply), ..] | [_, _, Err(reply), _] | [.., Err(reply)] => return reply,
     };
     let page = match params.get("page").map(|v| v.trim()) {
         None | Some("") => 1,

@@ -3,7 +3,8 @@
 //! form-encoded with `api_key`; `/webinars`, `/webinar`, `/registrants` with its
 //! paginator; 20 calls per second per key, then 429 "Too many requests" without
 //! `Retry-After`) and Zoom (`POST /oauth/token`, the participants report,
-//! absentees and registrants with `next_page_token` pages; 429 with
+//! absentees and registrants with `next_page_token` pages, the webinar list
+//! and past instances; 429 with
 //! `Retry-After`; 401 code 124 for an expired or invalid token).
 //!
 //! It serves a [`PlatformData`] document (the `platform.json` format), has fault

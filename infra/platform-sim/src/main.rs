@@ -93,3 +93,32 @@ async fn main() -> anyhow::Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_knobs_json_build_the_config() {
+        let args = Args::parse_from([
+            "platform-sim",
+            "--api-key",
+            "k1",
+            "--api-key",
+            "k2",
+            "--rate",
+            "0",
+            "--knobs-json",
+            r#"{"jam_page_size": 7, "zoom_rate_per_second": 10}"#,
+        ]);
+        let config = build_config(&args).expect("valid flags");
+        assert_eq!(config.api_keys, vec!["k1".to_owned(), "k2".to_owned()]);
+        assert_eq!(config.knobs.jam_rate_per_second, None);
+        assert_eq!((config.knobs.jam_page_size, config.knobs.zoom_rate_per_second), (7, Some(10)));
+        let typo = Args::parse_from(["platform-sim", "--knobs-json", r#"{"jam_pagesize": 7}"#]);
+        assert!(build_config(&typo).is_err());
+        let missing = Args::parse_from(["platform-sim", "--platform", "/nonexistent/platform.json"]);
+        let error = build_config(&missing).expect_err("no such file");
+        assert!(format!("{error:#}").contains("/nonexistent/platform.json"), "{error:#}");
+    }
+}

@@ -158,6 +158,8 @@ fn match_route(method: &str, path: &str) -> Matched {
         }
         ["v2", "past_webinars", id, "absentees"] => (Route::Zoom(ZoomEndpoint::Absentees((*id).to_owned())), "GET"),
         ["v2", "webinars", id, "registrants"] => (Route::Zoom(ZoomEndpoint::Registrants((*id).to_owned())), "GET"),
+        ["v2", "users", user, "webinars"] => (Route::Zoom(ZoomEndpoint::ListWebinars((*user).to_owned())), "GET"),
+        ["v2", "past_webinars", id, "instances"] => (Route::Zoom(ZoomEndpoint::Instances((*id).to_owned())), "GET"),
         _ => return Matched::NotFound,
     };
     let label = format!("{allowed} {}", route_template(&route));

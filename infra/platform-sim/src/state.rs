@@ -104,6 +104,8 @@ pub struct CallStats {
     pub per_second: Vec<SecondStats>,
     /// The most non-429 calls seen in any sliding 1-second window (any key).
     pub max_accepted_in_any_window: u64,
+    /// The same per WebinarJam/EverWebinar API key (calls without a key left out).
+    pub max_accepted_in_any_window_by_key: BTreeMap<String, u64>,
 }
 
 impl CallStats {
@@ -125,6 +127,14 @@ impl CallStats {
         }
         stats.per_second = seconds.into_values().collect();
         stats.max_accepted_in_any_window = max_in_window(log.iter().filter(|c| c.status != 429).map(|c| c.at_ms));
+        let mut by_key: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for call in log.iter().filter(|c| c.status != 429) {
+            if let Some(key) = &call.api_key {
+                by_key.entry(key).or_default().push(call.at_ms);
+            }
+        }
+        stats.max_accepted_in_any_window_by_key =
+            by_key.into_iter().map(|(key, times)| (key.to_owned(), max_in_window(times.into_iter()))).collect();
         stats
     }
 }

@@ -23,6 +23,10 @@ pub(crate) enum ZoomEndpoint {
     Participants(String),
     Absentees(String),
     Registrants(String),
+    /// `GET /v2/users/{userId}/webinars` (the raw user id, usually `me`).
+    ListWebinars(String),
+    /// `GET /v2/past_webinars/{webinarId}/instances`.
+    Instances(String),
 }
 
 impl ZoomEndpoint {
@@ -32,6 +36,8 @@ impl ZoomEndpoint {
             Self::Participants(_) => "/v2/report/webinars/{uuid}/participants",
             Self::Absentees(_) => "/v2/past_webinars/{uuid}/absentees",
             Self::Registrants(_) => "/v2/webinars/{id}/registrants",
+            Self::ListWebinars(_) => "/v2/users/{userId}/webinars",
+            Self::Instances(_) => "/v2/past_webinars/{id}/instances",
         }
     }
 }
@@ -93,6 +99,8 @@ pub(crate) fn handle(
             Err(reply) => reply,
         },
         ZoomEndpoint::Registrants(raw) => registrants(state, raw, params, now),
+        ZoomEndpoint::ListWebinars(user) => list_webinars(state, user, params, now),
+        ZoomEndpoint::Instances(raw) => instances(state, raw),
     }
 }
 
@@ -270,6 +278,53 @@ fn registrants(state: &mut SimState, raw: &str, params: &BTreeMap<String, String
     }
     let scope = format!("registrants:{id}:{status}");
     page(state, params, scope, rows, "registrants", now)
+}
+
+/// `GET /v2/users/me/webinars`: one entry per webinar id (its latest occurrence).
+fn list_webinars(state: &mut SimState, user: &str, params: &BTreeMap<String, String>, now: Instant) -> Reply {
+    if user != "me" && user != state.config.zoom.account_id {
+        return error(404, 1001, &format!("User does not exist: {user}."));
+    }
+    let mut latest: BTreeMap<&str, &ZoomWebinar> = BTreeMap::new();
+    for webinar in &state.config.data.zoom.webinars {
+        let entry = latest.entry(webinar.id.as_str()).or_insert(webinar);
+        if webinar.start_time > entry.start_time {
+            *entry = webinar;
+        }
+    }
+    let rows: Vec<Value> = latest
+        .values()
+        .map(|w| {
+            json!({
+                "uuid": w.uuid,
+                "id": w.id.parse::<u64>().map_or_else(|_| Value::String(w.id.clone()), Value::from),
+                "host_id": "sim-host",
+                "topic": w.topic,
+                "type": 5,
+                "start_time": w.start_time,
+                "duration": w.duration,
+                "timezone": w.timezone.clone().unwrap_or_else(|| "UTC".to_owned()),
+                "created_at": w.start_time,
+                "join_url": format!("https://zoom.us/j/{}", w.id),
+            })
+        })
+        .collect();
+    page(state, params, format!("webinars:{user}"), rows, "webinars", now)
+}
+
+/// `GET /v2/past_webinars/{id}/instances`: the occurrences (uuid, start time) of a webinar.
+fn instances(state: &SimState, raw: &str) -> Reply {
+    let Some(id) = decode_uuid(raw) else {
+        return not_found(raw);
+    };
+    let mut occurrences: Vec<&ZoomWebinar> = state.config.data.zoom.webinars.iter().filter(|w| w.id == id).collect();
+    if occurrences.is_empty() {
+        return not_found(&id);
+    }
+    occurrences.sort_by(|a, b| a.start_time.cmp(&b.start_time));
+    let webinars: Vec<Value> =
+        occurrences.iter().map(|w| json!({"uuid": w.uuid, "start_time": w.start_time})).collect();
+    Reply::ok(json!({ "webinars": webinars }))
 }
 
 #[cfg(test)]

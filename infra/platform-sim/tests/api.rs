@@ -162,6 +162,26 @@ async fn serves_the_design_11_document_on_both_base_paths() {
     assert_eq!(registrants["registrants"][0]["id"], "reg_1");
     assert_eq!(registrants["registrants"][0]["status"], "approved");
 
+    // Recurring webinars: the list shows the webinar once, instances list every occurrence.
+    let mut data = sim.data();
+    let mut second = data.zoom.webinars[0].clone();
+    second.uuid = "Zz2nd0ccurrence==".to_owned();
+    second.start_time = "2026-01-22T17:00:00Z".to_owned();
+    data.zoom.webinars.push(second);
+    sim.set_data(data);
+    let list = zoom_get(&client, &sim, &token, "/v2/users/me/webinars").await.json();
+    assert_eq!(list["total_records"], 1);
+    assert_eq!(list["webinars"][0]["id"], 85_012_345_678_u64);
+    assert_eq!(list["webinars"][0]["uuid"], "Zz2nd0ccurrence==");
+    let instances = zoom_get(&client, &sim, &token, "/v2/past_webinars/85012345678/instances").await.json();
+    assert_eq!(
+        instances["webinars"],
+        json!([
+            {"uuid": "k7Zq9XvRTn2wYb3cQp1Lmg==", "start_time": "2026-01-15T17:00:00Z"},
+            {"uuid": "Zz2nd0ccurrence==", "start_time": "2026-01-22T17:00:00Z"}
+        ])
+    );
+
     let stats = sim.stats();
     assert_eq!(stats.calls_by_endpoint.get("POST /everwebinar/webinar"), Some(&1));
     assert_eq!(stats.calls_by_endpoint.get("GET /v2/report/webinars/{uuid}/participants"), Some(&1));
@@ -236,6 +256,11 @@ async fn registrants_come_in_pages_until_next_page_url_is_null() {
     let bad = post_form(&client, &url, &[("api_key", &key), ("webinar_id", "77"), ("page", "0")]).await;
     assert_eq!(bad.status, 422);
     assert!(bad.json()["message"].as_str().unwrap_or_default().contains("page"), "{}", bad.text);
+    let bad = post_form(&client, &url, &[("api_key", &key), ("webinar_id", "77"), ("purchased", "9")]).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.json()["message"].as_str().unwrap_or_default().contains("purchased"), "{}", bad.text);
+    let bought = post_form(&client, &url, &[("api_key", &key), ("webinar_id", "77"), ("purchased", "1")]).await.json();
+    assert_eq!(bought["registrants"]["total"], 0);
     sim.shutdown().await;
 }
 
@@ -264,6 +289,8 @@ async fn the_21st_call_within_a_second_gets_429_without_retry_after() {
         let stats = sim.stats();
         assert_eq!(stats.http_429, 2);
         assert_eq!(stats.max_accepted_in_any_window, 21, "20 for the key plus one for the stranger");
+        assert_eq!(stats.max_accepted_in_any_window_by_key.get(&key), Some(&20));
+        assert_eq!(stats.max_accepted_in_any_window_by_key.get("someone-else"), Some(&1));
         assert!(stats.per_second.iter().map(|s| s.http_429).sum::<u64>() == 2);
     } else {
         eprintln!("machine too slow for the 1-second window check ({:?}); skipped", started.elapsed());

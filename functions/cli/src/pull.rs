@@ -88,15 +88,18 @@ pub async fn webinars(args: WebinarsArgs) -> anyhow::Result<ExitCode> {
     for platform in wanted {
         match platform {
             Platform::Zoom => {
-                for webinar in puller.zoom()?.webinars().await? {
-                    writeln!(
-                        out,
-                        "zoom\t{}\t{}\tstarts {}\tuuid {}",
-                        webinar.id,
-                        webinar.topic.unwrap_or_default(),
-                        webinar.start_time.unwrap_or_default(),
-                        webinar.uuid.unwrap_or_default()
-                    )?;
+                let client = puller.zoom()?;
+                for webinar in client.webinars().await? {
+                    writeln!(out, "zoom\t{}\t{}", webinar.id, webinar.topic.unwrap_or_default())?;
+                    // Ended occurrences: the --session values for `backfill --source zoom`.
+                    for instance in client.past_instances(&webinar.id).await? {
+                        writeln!(
+                            out,
+                            "  session {}\t{}",
+                            instance.uuid.unwrap_or_default(),
+                            instance.start_time.unwrap_or_default()
+                        )?;
+                    }
                 }
             }
             genesis => {

@@ -188,6 +188,12 @@ impl ZoomClient {
         self.all_pages("registrants", &path, &[("status", "approved")], "registrants", webinar_id).await
     }
 
+    /// The ended occurrences of a webinar (uuid and start time each).
+    pub async fn past_instances(&self, webinar_id: &str) -> Result<Vec<ZoomWebinar>, PlatformError> {
+        let path = format!("/past_webinars/{}/instances", encode_uuid(webinar_id));
+        self.all_pages("past instances", &path, &[], "webinars", webinar_id).await
+    }
+
     /// The account owner's webinars.
     pub async fn webinars(&self) -> Result<Vec<ZoomWebinar>, PlatformError> {
         self.all_pages("webinars", "/users/me/webinars", &[], "webinars", "").await
@@ -361,6 +367,7 @@ fn endpoint_label(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["", "report", "webinars", _, rest] => format!("/v2/report/webinars/{{uuid}}/{rest}"),
+        ["", "past_webinars", _, "instances"] => "/v2/past_webinars/{id}/instances".to_owned(),
         ["", "past_webinars", _, rest] => format!("/v2/past_webinars/{{uuid}}/{rest}"),
         ["", "webinars", _, rest] => format!("/v2/webinars/{{id}}/{rest}"),
         _ => format!("/v2{path}"),

@@ -166,3 +166,50 @@ async fn backfill_dry_run_shows_changes_then_backfill_feeds_serve_and_a_repeat_c
     assert!(refused.stderr.contains("regenerated") && !refused.stderr.contains("old-key"), "{}", refused.stderr);
     platform.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reconciles_an_ended_zoom_occurrence_and_absentees_get_did_not_attend() {
+    let start = chrono::Utc::now() - chrono::Duration::hours(4);
+    let at =
+        |minutes: i64| (start + chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let document = json!({"zoom": {"webinars": [{"id": "85012345678", "uuid": "k7Zq9XvRTn2wYb3cQp1Lmg==",
+        "topic": "Demo Webinar", "start_time": at(0), "duration": 60,
+        "registrants": [{"id": "reg_1", "email": "a@example.com", "first_name": "A", "status": "approved"},
+                        {"id": "reg_2", "email": "b@example.com", "first_name": "B", "status": "approved"}],
+        "participants": [{"registrant_id": "reg_1", "user_email": "", "name": "A", "join_time": at(2),
+                          "leave_time": at(40), "duration": 2280}],
+        "absentees": [{"id": "reg_2", "email": "b@example.com", "first_name": "B"}]}]}});
+    let data = PlatformData::from_json(&document.to_string()).expect("platform document");
+    let platform = PlatformSim::start(SimConfig::with_data(data)).await.expect("start platform-sim");
+    let klicktipp = harness::start_simulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let credentials = platform.zoom_credentials();
+    let env = BridgeEnv::for_simulator(&klicktipp.url(), &dir.path().join("bridge.db"))
+        .set("ZOOM_API_BASE_URL", &platform.url())
+        .set("ZOOM_ACCOUNT_ID", &credentials.account_id)
+        .set("ZOOM_CLIENT_ID", &credentials.client_id)
+        .set("ZOOM_CLIENT_SECRET", &credentials.client_secret);
+
+    let serve = ServeProcess::start(&env, &[]).await;
+    let zoom = |names: &[&str]| -> BTreeSet<String> {
+        names.iter().map(|name| format!("[Zoom] [Demo Webinar] {name}")).collect()
+    };
+    let expected = [
+        ("a@example.com".to_owned(), zoom(&["Attended", "Registered"])),
+        ("b@example.com".to_owned(), zoom(&["Did Not Attend", "Registered"])),
+    ]
+    .into_iter()
+    .collect();
+    let started = Instant::now();
+    while harness::tags_by_email(&klicktipp) != expected {
+        assert!(
+            started.elapsed() < WAIT,
+            "not reconciled: {:?}\n{}",
+            harness::tags_by_email(&klicktipp),
+            serve.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(serve.terminate().await.success());
+    platform.shutdown().await;
+}

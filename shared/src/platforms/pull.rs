@@ -166,6 +166,45 @@ impl Puller {
         Ok(sessions)
     }
 
+    /// The ended Zoom occurrences the API lists (the account's webinars, then each one's past
+    /// instances), with when each ended.
+    pub async fn zoom_sessions(&self) -> Result<Vec<(super::reconcile::EndedSession, ZoomSession)>, PlatformError> {
+        let client = self.zoom()?;
+        let mut sessions = Vec::new();
+        for webinar in client.webinars().await? {
+            let duration = webinar.duration.and_then(|minutes| u32::try_from(minutes).ok()).filter(|m| *m > 0);
+            for instance in client.past_instances(&webinar.id).await? {
+                let (Some(uuid), Some(starts_at)) = (
+                    instance.uuid.clone(),
+                    instance
+                        .start_time
+                        .as_deref()
+                        .and_then(|raw| DateTime::parse_from_rfc3339(raw.trim()).ok())
+                        .map(|at| at.with_timezone(&Utc)),
+                ) else {
+                    continue;
+                };
+                let key = super::reconcile::SessionKey {
+                    source: "zoom".to_owned(),
+                    webinar_id: webinar.id.clone(),
+                    session_id: uuid.clone(),
+                };
+                let ended =
+                    super::reconcile::EndedSession { key, ends_at: super::reconcile::end_of(starts_at, duration) };
+                let session = ZoomSession {
+                    webinar_id: webinar.id.clone(),
+                    uuid,
+                    topic: webinar.topic.clone(),
+                    start_time: Some(starts_at),
+                    duration_minutes: duration,
+                    timezone: webinar.timezone.clone(),
+                };
+                sessions.push((ended, session));
+            }
+        }
+        Ok(sessions)
+    }
+
     /// One pass of automatic reconciliation: every due WebinarJam/EverWebinar session is pulled
     /// and enqueued, and remembered as done. A platform or session that fails is logged and
     /// tried again on the next pass.
@@ -223,6 +262,53 @@ impl Puller {
                 }
             }
         }
+        if self.zoom.is_some() {
+            self.reconcile_zoom(done, queue, now, reconcile_after, &mut summary).await;
+        }
         summary
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn reconcile_zoom(
+        &self,
+        done: &super::done_sessions::DoneSessions,
+        queue: &dyn EventQueue,
+        now: DateTime<Utc>,
+        reconcile_after: std::time::Duration,
+        summary: &mut ReconcileSummary,
+    ) {
+        let sessions = match self.zoom_sessions().await {
+            Ok(sessions) => sessions,
+            Err(error) => {
+                tracing::warn!(platform = "Zoom", %error, "cannot list sessions for reconciliation");
+                summary.failures += 1;
+                return;
+            }
+        };
+        let Ok(done_rounds) = done.all() else {
+            summary.failures += 1;
+            return;
+        };
+        let ended: Vec<_> = sessions.iter().map(|(ended, _)| ended.clone()).collect();
+        for (key, round) in super::reconcile::due(&ended, &done_rounds, now, reconcile_after) {
+            let Some((_, session)) = sessions.iter().find(|(ended, _)| ended.key == key) else {
+                continue;
+            };
+            let outcome = match self.pull_zoom(session, now).await {
+                Ok(mapped) => enqueue(queue, &mapped.events).await.map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            match outcome.and_then(|sent| done.mark_done(&key, round, now).map(|()| sent).map_err(|e| e.to_string())) {
+                Ok(sent) => {
+                    tracing::info!(platform = "Zoom", webinar = %key.webinar_id, round = round.as_str(), events = sent, "session reconciled");
+                    summary.sessions_pulled += 1;
+                    summary.events_enqueued += sent;
+                }
+                Err(error) => {
+                    tracing::warn!(platform = "Zoom", webinar = %key.webinar_id, %error, "reconciliation failed; tried again on the next pass");
+                    summary.failures += 1;
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! Automatic reconciliation in `serve` (DESIGN 11): every few minutes, each WebinarJam/
-//! EverWebinar session that ended `BRIDGE_RECONCILE_AFTER_MINUTES` ago is pulled and enqueued
+//! EverWebinar session or ended Zoom occurrence that ended `BRIDGE_RECONCILE_AFTER_MINUTES` ago is pulled and enqueued
 //! (and again a day after its end); done rounds are remembered in the database.
 
 use std::path::Path;
@@ -16,7 +16,8 @@ use webinar_bridge::ports::EventQueue;
 /// How often the platforms are asked which sessions have ended.
 const PASS_INTERVAL: Duration = Duration::from_secs(300);
 
-/// Starts the background loop when a WebinarJam or EverWebinar API key is configured.
+/// Starts the background loop when a WebinarJam or EverWebinar API key or a Zoom app is
+/// configured.
 pub fn spawn(
     config: &PlatformConfig,
     db_path: &Path,
@@ -24,7 +25,10 @@ pub fn spawn(
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     let puller = Puller::from_config(config)?;
-    if puller.genesis(Platform::WebinarJam).is_err() && puller.genesis(Platform::EverWebinar).is_err() {
+    if puller.genesis(Platform::WebinarJam).is_err()
+        && puller.genesis(Platform::EverWebinar).is_err()
+        && puller.zoom().is_err()
+    {
         return Ok(None);
     }
     let done = DoneSessions::open(db_path)?;

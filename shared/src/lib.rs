@@ -9,6 +9,7 @@ pub mod consume;
 pub mod domain;
 pub mod ingest;
 pub mod klicktipp;
+pub mod platforms;
 pub mod ports;
 pub mod secret;
 pub mod sources;

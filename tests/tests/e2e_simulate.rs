@@ -318,3 +318,165 @@ fn state_names_that_would_share_a_tag_stop_simulate_naming_the_variable() {
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.starts_with("BRIDGE_STATE_NAMES: \"Attended\" and \"Fully Attended\""), "{}", run.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `simulate --platform` (DESIGN 11): reconciliation heals lost webhooks.
+
+/// One registrant of the truth: what happened, and which webhooks that makes.
+struct Truth {
+    email: String,
+    first_name: String,
+    /// The API's `attended_live`: 1 attended, 2 did not, 3 left early, 4 stayed.
+    attended_live: u8,
+    time_live: &'static str,
+    replay_and_purchase: bool,
+}
+
+fn truth(count: usize) -> Vec<Truth> {
+    (0..count)
+        .map(|index| {
+            let (attended_live, time_live) = match index % 5 {
+                0 => (2, "00:00:00"),
+                1 => (1, "00:30:00"),
+                2 => (3, "0:10:00"),
+                3 => (4, "00:55:00"),
+                _ => (1, "00:50:00"),
+            };
+            Truth {
+                email: format!("person{index:02}@example.com"),
+                first_name: format!("Person{index}"),
+                attended_live,
+                time_live,
+                replay_and_purchase: index % 5 == 4,
+            }
+        })
+        .collect()
+}
+
+/// The webhooks the platform would send for the truth, one request line each.
+fn webhook_lines(truth: &[Truth]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for person in truth {
+        let body = |extra: Value| {
+            let mut body = json!({
+                "webinar_id": "123", "webinar_name": "Masterclass", "email": person.email,
+                "first_name": person.first_name, "schedule": 45, "date": "2026-02-10 19:00",
+                "timezone": "Europe/Berlin", "live_room_url": format!("https://event.webinarjam.com/live/{}", person.email),
+                "webinar_duration": 60,
+            });
+            if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                body.extend(extra.clone());
+            }
+            body.to_string()
+        };
+        let mut kinds = vec![("registered", body(json!({})))];
+        let live = json!({"time_live": person.time_live});
+        kinds.push(match person.attended_live {
+            2 => ("no_show", body(json!({}))),
+            3 => ("left_early", body(live)),
+            _ => ("attended", body(live)),
+        });
+        if person.replay_and_purchase {
+            kinds.push(("replay", body(json!({}))));
+            kinds.push(("purchased", body(json!({"revenue_live": "97"}))));
+        }
+        for (kind, body) in kinds {
+            lines.push(
+                json!({"method": "POST", "path": format!("/hooks/webinarjam/{kind}?token={WEBINARJAM_SECRET}"),
+                       "headers": {"content-type": "application/json"}, "body": body})
+                .to_string(),
+            );
+        }
+    }
+    lines
+}
+
+/// What the WebinarJam API returns for the same truth (`platform.json`).
+fn platform_document(truth: &[Truth]) -> Value {
+    let registrants: Vec<Value> = truth
+        .iter()
+        .enumerate()
+        .map(|(index, person)| {
+            json!({
+                "lead_id": 5000 + index, "email": person.email, "first_name": person.first_name, "schedule": "45",
+                "signup_date": "2026-02-01 10:12:00", "attended_live": person.attended_live.to_string(),
+                "time_live": person.time_live, "purchased_live": u8::from(person.replay_and_purchase),
+                "revenue_live": if person.replay_and_purchase { "97" } else { "0" },
+                "attended_replay": u8::from(person.replay_and_purchase), "purchased_replay": 0,
+                "live_room": format!("https://event.webinarjam.com/live/{}", person.email),
+            })
+        })
+        .collect();
+    json!({"webinarjam": {"webinars": [{"webinar_id": "123", "name": "Masterclass", "timezone": "Europe/Berlin",
+        "duration_minutes": 60, "schedules": [{"schedule": 45, "date": "2026-02-10 19:00"}],
+        "registrants": registrants}]}})
+}
+
+fn simulate_with(file: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["simulate".to_owned(), file.to_string_lossy().into_owned()];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = harness::run_bridge(&BridgeEnv::with_sources(), &args);
+    assert_eq!(run.code, Some(0), "simulate failed: {}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    assert_events_add_up(&report);
+    report
+}
+
+#[test]
+fn reconciliation_heals_dropped_webhooks_and_a_second_pull_costs_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let truth = truth(40);
+    let all = webhook_lines(&truth);
+    let mut rng = StdRng::seed_from_u64(20);
+    let kept: Vec<String> = all.iter().filter(|_| rand::Rng::random_bool(&mut rng, 0.8)).cloned().collect();
+    assert!(kept.len() < all.len() && kept.len() > all.len() / 2, "{} of {}", kept.len(), all.len());
+    let platform = dir.path().join("platform.json");
+    std::fs::write(&platform, platform_document(&truth).to_string()).expect("write platform.json");
+    let platform_arg = platform.to_string_lossy().into_owned();
+
+    let oracle = simulate_with(&write_lines(dir.path(), "all.jsonl", &all), &[]);
+    let lossy = write_lines(dir.path(), "kept.jsonl", &kept);
+    let without_pull = simulate_with(&lossy, &[]);
+    assert_ne!(without_pull["klicktipp"]["contacts"], oracle["klicktipp"]["contacts"], "the drop lost nothing");
+
+    let healed = simulate_with(&lossy, &["--platform", &platform_arg, "--pull-rounds", "2"]);
+    assert_eq!(healed["klicktipp"]["contacts"], oracle["klicktipp"]["contacts"]);
+    let report = &healed["platform"];
+    assert_eq!(report["http_429"], 0, "{report}");
+    // One /webinar and one /registrants page per round.
+    assert_eq!(report["calls_by_endpoint"]["POST /webinarjam/webinar"], 2, "{report}");
+    assert_eq!(report["calls_by_endpoint"]["POST /webinarjam/registrants"], 2, "{report}");
+    let rounds = report["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds[0]["pulled_events"], rounds[1]["pulled_events"]);
+    assert!(rounds[0]["enqueued"].as_u64() > Some(0), "{report}");
+    assert_eq!((&rounds[1]["enqueued"], &rounds[1]["klicktipp_calls"]), (&json!(0), &json!(0)), "{report}");
+}
+
+#[test]
+fn zoom_absentees_get_did_not_attend_and_hosts_are_not_contacts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = dir.path().join("platform.json");
+    let document = json!({"zoom": {"webinars": [{"id": "85012345678", "uuid": "/k7Zq//9XvRTn2wYb3cQp1Lmg==",
+        "topic": "Demo Webinar", "start_time": "2026-01-15T17:00:00Z", "duration": 60,
+        "registrants": [{"id": "reg_1", "email": "a@example.com", "first_name": "A", "status": "approved"},
+                        {"id": "reg_2", "email": "b@example.com", "first_name": "B", "status": "approved"}],
+        "participants": [
+            {"registrant_id": "reg_1", "user_email": "", "name": "A", "join_time": "2026-01-15T17:02:00Z",
+             "leave_time": "2026-01-15T17:40:00Z", "duration": 2280},
+            {"registrant_id": "", "user_email": "host@example.com", "name": "Host",
+             "join_time": "2026-01-15T16:55:00Z", "leave_time": "2026-01-15T18:05:00Z", "duration": 4200}],
+        "absentees": [{"id": "reg_2", "email": "b@example.com", "first_name": "B"}]}]}});
+    std::fs::write(&platform, document.to_string()).expect("write platform.json");
+    let empty = write_lines(dir.path(), "none.jsonl", &[]);
+    let report = simulate_with(&empty, &["--platform", &platform.to_string_lossy()]);
+    let contacts = report["klicktipp"]["contacts"].as_array().expect("contacts");
+    let tags = |email: &str| -> Vec<String> {
+        let contact = contacts.iter().find(|contact| contact["email"] == email).unwrap_or_else(|| panic!("{email}"));
+        serde_json::from_value(contact["tags"].clone()).expect("tags")
+    };
+    assert_eq!(contacts.len(), 2, "{contacts:?}");
+    assert_eq!(tags("a@example.com"), ["[Zoom] [Demo Webinar] Attended", "[Zoom] [Demo Webinar] Registered"]);
+    assert_eq!(tags("b@example.com"), ["[Zoom] [Demo Webinar] Did Not Attend", "[Zoom] [Demo Webinar] Registered"]);
+    assert_eq!(report["platform"]["calls_by_endpoint"]["POST /oauth/token"], 1, "{report}");
+}

@@ -7,6 +7,7 @@ mod check_config;
 mod discovery;
 mod exit;
 mod http;
+mod pull;
 mod serve;
 mod simulate;
 mod wiring;
@@ -39,6 +40,11 @@ enum Command {
     Klicktipp(discovery::DiscoveryCommand),
     /// Validate the environment and check it against the KlickTipp account.
     CheckConfig,
+    /// List the webinars and sessions the configured platform APIs hold.
+    Webinars(pull::WebinarsArgs),
+    /// Pull a past webinar from its platform's API and enqueue it like webhooks (--dry-run: show
+    /// the tag and field changes instead).
+    Backfill(pull::BackfillArgs),
 }
 
 impl Command {
@@ -47,7 +53,11 @@ impl Command {
     fn default_log_level(&self) -> &'static str {
         match self {
             Command::Serve(_) => "info",
-            Command::Simulate(_) | Command::Klicktipp(_) | Command::CheckConfig => "warn",
+            Command::Simulate(_)
+            | Command::Klicktipp(_)
+            | Command::CheckConfig
+            | Command::Webinars(_)
+            | Command::Backfill(_) => "warn",
         }
     }
 }
@@ -72,5 +82,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(args).await,
         Command::Klicktipp(command) => discovery::run(command).await,
         Command::CheckConfig => check_config::run().await,
+        Command::Webinars(args) => pull::webinars(args).await,
+        Command::Backfill(args) => pull::backfill(args).await,
     }
 }

@@ -3,6 +3,7 @@
 
 mod banner;
 mod edge;
+mod reconcile;
 
 use crate::{exit, http, wiring};
 use anyhow::Context as _;
@@ -117,6 +118,9 @@ struct Pipeline {
     db: SqliteDb,
     retention: Duration,
     dedup_window: Duration,
+    /// Where reconciliation remembers its done sessions (the same database file).
+    db_path: std::path::PathBuf,
+    platforms: webinar_bridge::platforms::config::PlatformConfig,
 }
 
 impl Pipeline {
@@ -137,6 +141,8 @@ impl Pipeline {
         let ports = wiring::sqlite_ports(&db, queue_settings);
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
+        let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
+            .map_err(|error| exit::unusable(error.to_string()))?;
         Ok(Self {
             ingest,
             consumer,
@@ -146,6 +152,8 @@ impl Pipeline {
             db,
             retention: config.retention,
             dedup_window: queue_settings.dedup_window,
+            db_path: config.db_path.clone(),
+            platforms,
         })
     }
 
@@ -160,6 +168,8 @@ impl Pipeline {
         let (stop, stopped) = watch::channel(false);
         let stop = Arc::new(stop);
         let purger = tokio::spawn(purge(self.db, self.retention, self.dedup_window, stopped.clone()));
+        let reconciler = reconcile::spawn(&self.platforms, &self.db_path, self.queue.clone(), stopped.clone())
+            .context("cannot start automatic reconciliation")?;
         let worker = tokio::spawn(consume(self.queue, self.consumer, stopped));
         let stop_on_signal = {
             let stop = Arc::clone(&stop);
@@ -173,6 +183,9 @@ impl Pipeline {
         stop.send_replace(true);
         worker.await.context("the consumer loop panicked")?;
         purger.await.context("the purge task panicked")?;
+        if let Some(reconciler) = reconciler {
+            reconciler.await.context("the reconciliation loop panicked")?;
+        }
         Ok(self.simulator)
     }
 }

@@ -9,6 +9,7 @@
 
 mod clock;
 mod input;
+mod platform;
 mod report;
 
 use crate::{exit, http, wiring};
@@ -26,6 +27,7 @@ use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};
 use webinar_bridge::ingest::Ingest;
 use webinar_bridge::klicktipp::KlickTippClient;
+use webinar_bridge::ports::Clock as _;
 use webinar_bridge::sources::MAX_BODY_BYTES;
 use webinar_bridge::worker::{self, BatchSummary};
 
@@ -42,6 +44,15 @@ const REPLAY_DEDUP_WINDOW: Duration = Duration::from_secs(3650 * 86_400);
 pub struct SimulateArgs {
     /// The recorded requests, one JSON object per line.
     requests: PathBuf,
+    /// What the platforms' APIs return (`platform.json`, DESIGN 11): after the requests, every
+    /// session in it is reconciled as if it ended long ago, through the real API clients against
+    /// an in-process platform simulator; the report gains a "platform" part.
+    #[arg(long, value_name = "PLATFORM_JSON")]
+    platform: Option<PathBuf>,
+    /// How many times to reconcile (with --platform); later rounds show what a repeated pull
+    /// costs (nothing new is enqueued, no KlickTipp call).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10), requires = "platform")]
+    pull_rounds: u32,
 }
 
 pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
@@ -50,9 +61,23 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         .map_err(|error| exit::unusable(format!("cannot read {}: {error}", args.requests.display())))?;
     let requests = input::parse_file(&content).map_err(|error| exit::unusable(error.to_string()))?;
 
+    let platform = match &args.platform {
+        None => None,
+        Some(path) => {
+            let rate = webinar_bridge::platforms::config::PlatformConfig::from_env()?.rate_per_second;
+            Some(
+                platform::PlatformSide::start(path, rate)
+                    .await
+                    .map_err(|error| exit::unusable(format!("{error:#}")))?,
+            )
+        }
+    };
     let simulator = start_simulator(&config).await?;
-    let report = replay(&config, &simulator, &requests).await;
+    let report = replay(&config, &simulator, &requests, platform.as_ref().map(|side| (side, args.pull_rounds))).await;
     simulator.shutdown().await;
+    if let Some(side) = platform {
+        side.sim.shutdown().await;
+    }
     println!("{}", serde_json::to_string_pretty(&report?)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -66,7 +91,12 @@ async fn start_simulator(config: &BridgeConfig) -> anyhow::Result<Simulator> {
     wiring::start_simulator(account, "127.0.0.1:0").await
 }
 
-async fn replay(config: &BridgeConfig, simulator: &Simulator, requests: &[RecordedRequest]) -> anyhow::Result<Report> {
+async fn replay(
+    config: &BridgeConfig,
+    simulator: &Simulator,
+    requests: &[RecordedRequest],
+    platform: Option<(&platform::PlatformSide, u32)>,
+) -> anyhow::Result<Report> {
     let first_arrival = requests.iter().map(|recorded| recorded.request.received_at).min().unwrap_or_default();
     let clock = Arc::new(ManualClock::new(first_arrival));
     let queue_settings = QueueSettings { dedup_window: REPLAY_DEDUP_WINDOW, ..QueueSettings::default() };
@@ -77,11 +107,37 @@ async fn replay(config: &BridgeConfig, simulator: &Simulator, requests: &[Record
     let fed = feed(&ingest, &queue, &clock, requests).await;
     let last_arrival = requests.iter().map(|recorded| recorded.request.received_at).max().unwrap_or_default();
     clock.set(last_arrival);
-    let consumed = drain(&queue, &consumer, &clock).await?;
+    let mut consumed = drain(&queue, &consumer, &clock).await?;
+    let (mut accepted, mut dropped_by_queue) = (fed.accepted, fed.dropped_by_queue);
+    let mut platform_report = None;
+    if let Some((side, rounds)) = platform {
+        // "As if it ended long ago": a day after the last request.
+        clock.set(last_arrival + chrono::Duration::days(1));
+        let mut round_reports = Vec::new();
+        for _ in 0..rounds {
+            let events = side.pull_everything(clock.now()).await?;
+            let pending_before = queue.pending();
+            webinar_bridge::platforms::pull::enqueue(&queue, &events).await.context("the in-memory queue failed")?;
+            let enqueued = queue.pending().saturating_sub(pending_before);
+            let calls_before = simulator.total_calls();
+            let round = drain(&queue, &consumer, &clock).await?;
+            consumed.add(&round);
+            accepted += events.len();
+            dropped_by_queue += events.len().saturating_sub(enqueued);
+            round_reports.push(platform::RoundReport {
+                pulled_events: events.len(),
+                enqueued,
+                applied: round.applied,
+                klicktipp_calls: simulator.total_calls().saturating_sub(calls_before),
+            });
+        }
+        platform_report = Some(platform::PlatformReport::new(side.puller.call_log().snapshot(), round_reports));
+    }
     Ok(Report {
         responses: fed.responses,
-        events: EventCounts::new(fed.accepted, fed.dropped_by_queue, &consumed, queue.dead_letters().len()),
+        events: EventCounts::new(accepted, dropped_by_queue, &consumed, queue.dead_letters().len()),
         klicktipp: KlickTippReport::of(simulator),
+        platform: platform_report,
     })
 }
 

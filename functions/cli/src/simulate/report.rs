@@ -12,6 +12,9 @@ pub struct Report {
     pub responses: Vec<ResponseLine>,
     pub events: EventCounts,
     pub klicktipp: KlickTippReport,
+    /// With `--platform` only (DESIGN 11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<super::platform::PlatformReport>,
 }
 
 #[derive(Debug, Serialize)]

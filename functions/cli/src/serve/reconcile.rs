@@ -1,0 +1,54 @@
+//! Automatic reconciliation in `serve` (DESIGN 11): every few minutes, each WebinarJam/
+//! EverWebinar session or ended Zoom occurrence that ended `BRIDGE_RECONCILE_AFTER_MINUTES` ago is pulled and enqueued
+//! (and again a day after its end); done rounds are remembered in the database.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use webinar_bridge::platforms::Platform;
+use webinar_bridge::platforms::config::PlatformConfig;
+use webinar_bridge::platforms::done_sessions::DoneSessions;
+use webinar_bridge::platforms::pull::Puller;
+use webinar_bridge::ports::EventQueue;
+
+/// How often the platforms are asked which sessions have ended.
+const PASS_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Starts the background loop when a WebinarJam or EverWebinar API key or a Zoom app is
+/// configured.
+pub fn spawn(
+    config: &PlatformConfig,
+    db_path: &Path,
+    queue: Arc<dyn EventQueue>,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    let puller = Puller::from_config(config)?;
+    if puller.genesis(Platform::WebinarJam).is_err()
+        && puller.genesis(Platform::EverWebinar).is_err()
+        && puller.zoom().is_err()
+    {
+        return Ok(None);
+    }
+    let done = DoneSessions::open(db_path)?;
+    let reconcile_after = config.reconcile_after;
+    tracing::info!(minutes_after_end = reconcile_after.as_secs() / 60, "automatic reconciliation on");
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            let summary = puller.reconcile_due(&done, queue.as_ref(), chrono::Utc::now(), reconcile_after).await;
+            if summary.sessions_pulled + summary.failures > 0 {
+                tracing::info!(
+                    sessions = summary.sessions_pulled,
+                    events = summary.events_enqueued,
+                    failures = summary.failures,
+                    "reconciliation pass"
+                );
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(PASS_INTERVAL) => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+        }
+    })))
+}

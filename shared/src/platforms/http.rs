@@ -1,0 +1,140 @@
+//! The one way every platform call leaves: through its FIFO throttle, with the retry rules of
+//! DESIGN 11 (429: wait, then go again at the head of the queue; 5xx and broken connections: a
+//! short backoff, then again at the head) and a count of calls per endpoint.
+
+use super::error::{Platform, PlatformError, transport_detail};
+use super::throttle::FifoThrottle;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Consecutive 429 answers one call accepts before it gives up (as retryable).
+pub const MAX_RATE_LIMITED: u32 = 10;
+/// Attempts for a call that meets a server error or a broken connection.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// Backoff before the second attempt; doubled for each further one.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Per-request timeout.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Calls made, by endpoint (`POST /everwebinar/registrants`), and 429 answers seen. Shared by
+/// every client that reports into the same figures.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog {
+    inner: Arc<Mutex<CallCounts>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    pub calls: u64,
+    pub by_endpoint: BTreeMap<String, u64>,
+    pub http_429: u64,
+}
+
+impl CallLog {
+    pub fn snapshot(&self) -> CallCounts {
+        self.lock().clone()
+    }
+
+    fn record(&self, endpoint: &str, status: Option<u16>) {
+        let mut counts = self.lock();
+        counts.calls += 1;
+        *counts.by_endpoint.entry(endpoint.to_owned()).or_default() += 1;
+        if status == Some(429) {
+            counts.http_429 += 1;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallCounts> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A finished HTTP exchange.
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: Bytes,
+}
+
+pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("webinar-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Sends what `build` makes, through `throttle`, retrying per the rules above. Returns the last
+/// answer, whatever its status, unless the transport failed every time.
+pub(crate) async fn send(
+    platform: Platform,
+    operation: &'static str,
+    endpoint: &str,
+    throttle: &FifoThrottle,
+    log: &CallLog,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Answer, PlatformError> {
+    throttle.acquire().await;
+    let mut rate_limited = 0;
+    let mut attempt = 1;
+    loop {
+        let outcome = exchange(build().timeout(REQUEST_TIMEOUT)).await;
+        log.record(endpoint, outcome.as_ref().ok().map(|answer| answer.status));
+        match outcome {
+            Ok(answer) if answer.status == 429 => {
+                rate_limited += 1;
+                tracing::info!(
+                    platform = platform.name(),
+                    operation,
+                    rate_limited,
+                    "rate limited; waiting to retry at the head of the queue"
+                );
+                if rate_limited >= MAX_RATE_LIMITED {
+                    return Err(PlatformError::RateLimited { platform, operation, retry_after: answer.retry_after });
+                }
+                throttle.acquire_after_rate_limit(answer.retry_after).await;
+            }
+            Ok(answer) if answer.status >= 500 && attempt < MAX_ATTEMPTS => {
+                tracing::info!(
+                    platform = platform.name(),
+                    operation,
+                    status = answer.status,
+                    attempt,
+                    "server error; retrying"
+                );
+                throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
+                attempt += 1;
+            }
+            Ok(answer) => return Ok(answer),
+            Err(error) if attempt < MAX_ATTEMPTS => {
+                tracing::info!(platform = platform.name(), operation, error = %transport_detail(&error), attempt, "transport error; retrying");
+                throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(PlatformError::Transport { platform, operation, detail: transport_detail(&error) });
+            }
+        }
+    }
+}
+
+async fn exchange(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds <= 3600.0)
+        .map(Duration::from_secs_f64);
+    let body = response.bytes().await?;
+    Ok(Answer { status, retry_after, body })
+}
+
+/// Form-encodes pairs (`application/x-www-form-urlencoded`).
+pub(crate) fn form_body(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}

@@ -92,6 +92,29 @@ pub(super) fn form_pairs(raw: &[u8], place: FormPlace) -> Result<Vec<(String, St
     Ok(pairs)
 }
 
+/// The value of one query parameter, strictly: its value must be UTF-8 and a repeat must agree.
+/// Other parameters are not read, so bytes in them that the bridge never uses refuse nothing (an
+/// unauthenticated request stays a 401, whatever else its URL carries).
+pub(super) fn query_param(raw: &[u8], name: &str) -> Result<Option<String>, Rejection> {
+    let mut found: Option<String> = None;
+    for piece in raw.split(|byte| *byte == b'&').filter(|piece| !piece.is_empty()) {
+        let (raw_key, raw_value) = match piece.iter().position(|byte| *byte == b'=') {
+            Some(at) => (&piece[..at], &piece[at + 1..]),
+            None => (piece, &[][..]),
+        };
+        if decode_component(raw_key) != name.as_bytes() {
+            continue;
+        }
+        let noun = FormPlace::Query.noun();
+        let value = String::from_utf8(decode_component(raw_value)).map_err(|_| invalid_utf8(noun, name))?;
+        match &found {
+            Some(earlier) if *earlier != value => return Err(duplicate_key(noun, name)),
+            _ => found = Some(value),
+        }
+    }
+    Ok(found)
+}
+
 /// One form component: `+` is a space, then percent-decoding to raw bytes.
 fn decode_component(raw: &[u8]) -> Vec<u8> {
     let spaced: Vec<u8> = raw.iter().map(|byte| if *byte == b'+' { b' ' } else { *byte }).collect();

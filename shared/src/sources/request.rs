@@ -36,14 +36,13 @@ impl RawRequest {
             .map(|(_, value)| value)
     }
 
-    /// Query parameter `name`, strictly decoded: a 400 naming the parameter when the query has
-    /// invalid UTF-8 or a parameter repeated with different values (see `decode`).
+    /// Query parameter `name`, strictly decoded: a 400 naming the parameter when its value is not
+    /// UTF-8 or it is repeated with different values (see `decode::query_param`).
     pub fn strict_query_param(&self, name: &str) -> Result<Option<String>, Rejection> {
         let Some(query) = self.query.as_deref() else {
             return Ok(None);
         };
-        let pairs = super::decode::form_pairs(query.as_bytes(), super::decode::FormPlace::Query)?;
-        Ok(pairs.into_iter().find(|(key, _)| key == name).map(|(_, value)| value))
+        super::decode::query_param(query.as_bytes(), name)
     }
 
     /// The media type of the body, lower-cased, without parameters such as `charset`.

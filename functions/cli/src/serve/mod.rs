@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::SqliteDb;
 use webinar_bridge::config::BridgeConfig;
@@ -20,7 +20,8 @@ use webinar_bridge::ingest::Ingest;
 use webinar_bridge::ports::{EventQueue, SystemClock};
 use webinar_bridge::worker;
 
-/// How often an idle consumer looks for new messages.
+/// How often an idle consumer looks for new messages (another process's, delayed retries); an
+/// enqueue by this process's ingest wakes it at once.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
 #[derive(clap::Args)]
@@ -61,6 +62,8 @@ struct Pipeline {
     ingest: Ingest,
     consumer: Consumer,
     queue: Arc<dyn EventQueue>,
+    /// Notified by every enqueue of `ingest`: the consumer loop starts at once.
+    wake: Arc<Notify>,
     mode: ApplyMode,
     simulator: Option<Simulator>,
 }
@@ -75,10 +78,12 @@ impl Pipeline {
         // finds its claim expired and is taken over, instead of being retried into the dead letters.
         let reservation = Duration::from_secs(args.visibility_timeout);
         let queue_settings = QueueSettings { visibility_timeout: reservation, ..QueueSettings::default() };
-        let ports = wiring::sqlite_ports(&db, queue_settings);
+        let mut ports = wiring::sqlite_ports(&db, queue_settings);
+        let wake = Arc::new(Notify::new());
+        ports.queue = Arc::new(worker::WakingQueue::new(ports.queue, Arc::clone(&wake)));
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
-        Ok(Self { ingest, consumer, queue: ports.queue, mode: target.mode, simulator: target.simulator })
+        Ok(Self { ingest, consumer, queue: ports.queue, wake, mode: target.mode, simulator: target.simulator })
     }
 
     /// Serves and consumes until a shutdown signal: then stops accepting, lets the batch in
@@ -86,7 +91,7 @@ impl Pipeline {
     async fn run_until(self, listener: TcpListener, signals: ShutdownSignals) -> anyhow::Result<Option<Simulator>> {
         let (stop, stopped) = watch::channel(false);
         let stop = Arc::new(stop);
-        let worker = tokio::spawn(consume(self.queue, self.consumer, stopped));
+        let worker = tokio::spawn(consume(self.queue, self.consumer, stopped, self.wake));
         let stop_on_signal = {
             let stop = Arc::clone(&stop);
             async move {
@@ -104,8 +109,8 @@ impl Pipeline {
     }
 }
 
-async fn consume(queue: Arc<dyn EventQueue>, consumer: Consumer, stopped: watch::Receiver<bool>) {
-    worker::run(queue.as_ref(), &consumer, stopped, IDLE_POLL).await;
+async fn consume(queue: Arc<dyn EventQueue>, consumer: Consumer, stopped: watch::Receiver<bool>, wake: Arc<Notify>) {
+    worker::run_woken(queue.as_ref(), &consumer, stopped, IDLE_POLL, &wake).await;
 }
 
 /// Ctrl-C and SIGTERM, installed before anything is served so an early signal is not lost.

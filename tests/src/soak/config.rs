@@ -118,6 +118,13 @@ pub struct SoakConfig {
     /// Give up (and report what is left as lost) after this long.
     pub time_limit: Duration,
     pub chaos: ChaosSettings,
+    /// KlickTipp refuses a mapped data field of every contact (the webinar name mapped to a
+    /// number field): the contact and all its tags must still be applied, the field left out
+    /// (DESIGN 6). Off until the engine's field-refusal handling (issue 11 item 1) is merged.
+    pub refused_fields: bool,
+    /// WebinarJam and EverWebinar registrants also cancel and register again for the same
+    /// session. Off until the re-registration fix (issue 11 item 9) is merged.
+    pub genesis_reregistration: bool,
 }
 
 impl SoakConfig {
@@ -147,6 +154,8 @@ impl SoakConfig {
             client_backoff_base: Duration::from_millis(20),
             time_limit: Duration::from_secs(30 * 60),
             chaos: ChaosSettings::default(),
+            refused_fields: false,
+            genesis_reregistration: false,
         }
     }
 

@@ -601,8 +601,7 @@ mod tests {
             let last_registration = contact
                 .events
                 .iter()
-                .filter(|event| matches!(event.kind, EventKind::Registered | EventKind::Cancelled))
-                .last()
+                .rfind(|event| matches!(event.kind, EventKind::Registered | EventKind::Cancelled))
                 .map(|event| event.kind);
             let state = if last_registration == Some(EventKind::Cancelled) { "] Cancelled" } else { "] Registered" };
             assert!(tags.iter().any(|tag| tag.ends_with(state)), "{tags:?} for {:?}", contact.events);

@@ -6,10 +6,10 @@
 //! 1. ingest in-process: `Ingest::handle` per source on one core (memory queue);
 //! 2. backlog: the generated log ingested into SQLite, then drained by a consumer process into a
 //!    simulator enforcing the cap: rate cap, call economy, consumer memory, convergence;
-//! 2b. fleet: the same backlog drained by 4 consumer processes, each limited to cap / 4, into
+//! 3. fleet: the same backlog drained by 4 consumer processes, each limited to cap / 4, into
 //!    one simulator enforcing the cap (Lambda's MaximumConcurrency): rate, 429s, first seconds;
-//! 3. HTTP: an open-loop 1,000 requests/s against `webinar-bridge serve` (latency, serve memory);
-//! 4. end to end: webhooks at a low rate through `serve` until KlickTipp has them.
+//! 4. HTTP: an open-loop 1,000 requests/s against `webinar-bridge serve` (latency, serve memory);
+//! 5. end to end: webhooks at a low rate through `serve` until KlickTipp has them.
 //!
 //! Speeds are reported, never asserted: the machine is shared and noisy.
 

@@ -166,3 +166,42 @@ fn per_instance(requests: &[LoggedRequest]) -> Vec<InstanceFigures> {
     figures.sort_by_key(|instance| std::cmp::Reverse(instance.calls));
     figures
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(at_ms: u64, endpoint: &str, cookie: Option<&str>, status: u16) -> LoggedRequest {
+        LoggedRequest {
+            at_ms,
+            method: "POST".to_owned(),
+            path: String::new(),
+            endpoint: endpoint.to_owned(),
+            body: serde_json::Value::Null,
+            status,
+            headers: cookie.map(|cookie| ("cookie".to_owned(), cookie.to_owned())).into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn calls_are_told_apart_by_session_and_each_login_opens_its_first_second() {
+        let requests = [
+            call(0, "POST /account/login", None, 200),
+            call(5, "POST /account/login", None, 200),
+            call(200, "POST /subscriber", Some("SSESSa=1"), 200),
+            call(210, "POST /subscriber", Some("SSESSb=2"), 200),
+            call(400, "POST /subscriber", Some("SSESSa=1"), 429),
+            call(990, "POST /subscriber", Some("SSESSb=2"), 200),
+            call(1004, "POST /subscriber", Some("SSESSb=2"), 200),
+            call(1500, "POST /subscriber", Some("SSESSa=1"), 200),
+        ];
+        let figures = per_instance(&requests);
+        assert_eq!(figures.len(), 2);
+        // a: login at 0 plus 200, 400 in its first second; b: login at 5 plus 210, 990, 1004.
+        let a = figures.iter().find(|instance| instance.http_429 == 1).expect("instance a");
+        let b = figures.iter().find(|instance| instance.http_429 == 0).expect("instance b");
+        assert_eq!((a.calls, a.first_second_calls), (4, 3));
+        assert_eq!((b.calls, b.first_second_calls), (4, 4));
+        assert_eq!(b.max_calls_in_any_second, 4);
+    }
+}

@@ -3,9 +3,11 @@
 //! A fresh (or long idle) limiter hands out its first slot at once and every next one a full
 //! interval later: nothing is saved up, so an instance that starts next to others (a Lambda
 //! fleet sharing KlickTipp's cap, each with `cap / MaximumConcurrency`) never bursts in its first
-//! second. A 429 that still arrives (another client on the account, clock jitter) slows this
-//! instance down: no slot before the server's `Retry-After` (at most [`LONGEST_PAUSE`]), then
-//! half the rate until [`SLOW_PERIOD`] has passed without another 429.
+//! second. A 429 that still arrives (another client on the account, jitter) slows this instance
+//! down: no slot before the server's `Retry-After` when it sends one (at most
+//! [`LONGEST_PAUSE`]), and slots [`SLOWED_SPACING`] times further apart until [`SLOW_PERIOD`] has
+//! passed without another 429. Gentle on purpose: a 429 from jitter should cost little of the
+//! cap, and the slowed slots leave the server's window room to drain.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -15,13 +17,13 @@ use tokio::time::Instant;
 /// squeeze `rate + 1` calls into one second of the server's clock.
 const SAFETY_MARGIN: f64 = 1.02;
 
-/// A 429 without `Retry-After` pauses the limiter this long (KlickTipp's window is one second).
-pub const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 /// A longer `Retry-After` is left to the caller (the retry or the queue); the limiter holds
 /// every other call of the instance at most this long.
 pub const LONGEST_PAUSE: Duration = Duration::from_secs(5);
-/// After a 429 the slots are twice as far apart until this long has passed without another.
-pub const SLOW_PERIOD: Duration = Duration::from_secs(10);
+/// After a 429 the slots are this much further apart (80% of the rate) ...
+pub const SLOWED_SPACING: f64 = 1.25;
+/// ... until this long has passed without another 429 (after the pause, if any).
+pub const SLOW_PERIOD: Duration = Duration::from_secs(5);
 
 /// Rates below one call an hour are treated as one call an hour (keeps the arithmetic finite).
 const LONGEST_INTERVAL: Duration = Duration::from_secs(3600);
@@ -39,7 +41,8 @@ pub struct RateLimiter {
 struct Slots {
     /// The earliest instant the next slot may start; `None` before the first call.
     next_slot: Option<Instant>,
-    /// Until then slots are twice as far apart (the last 429 plus [`SLOW_PERIOD`]).
+    /// Until then slots are [`SLOWED_SPACING`] times further apart (the last 429 plus
+    /// [`SLOW_PERIOD`]).
     slow_until: Option<Instant>,
 }
 
@@ -63,22 +66,21 @@ impl RateLimiter {
             let now = Instant::now();
             let slot = state.next_slot.map_or(now, |next| next.max(now));
             let slowed = state.slow_until.is_some_and(|until| slot < until);
-            state.next_slot = Some(slot + if slowed { interval * 2 } else { interval });
+            state.next_slot = Some(slot + if slowed { interval.mul_f64(SLOWED_SPACING) } else { interval });
             slot
         };
         tokio::time::sleep_until(slot).await;
     }
 
-    /// KlickTipp answered 429: no slot before `retry_after` (1 s when not given, at most
-    /// [`LONGEST_PAUSE`]) from now, then half the rate for [`SLOW_PERIOD`]; every further 429
-    /// extends that. No effect on an unlimited limiter (nothing to slow).
+    /// KlickTipp answered 429: no slot before its `Retry-After` (at most [`LONGEST_PAUSE`]) from
+    /// now, then slots [`SLOWED_SPACING`] times further apart for [`SLOW_PERIOD`]; every further
+    /// 429 extends that. No effect on an unlimited limiter (nothing to slow).
     pub fn slow_down(&self, retry_after: Option<Duration>) {
         if self.interval.is_none() {
             return;
         }
-        let pause = retry_after.unwrap_or(DEFAULT_PAUSE).min(LONGEST_PAUSE);
+        let resume = Instant::now() + retry_after.unwrap_or(Duration::ZERO).min(LONGEST_PAUSE);
         let mut state = self.lock();
-        let resume = Instant::now() + pause;
         state.next_slot = Some(state.next_slot.map_or(resume, |next| next.max(resume)));
         state.slow_until = Some(resume + SLOW_PERIOD);
     }
@@ -235,8 +237,13 @@ mod tests {
         all
     }
 
+    /// Paused time still wakes sleepers on whole milliseconds.
+    fn assert_close(actual: Duration, expected: Duration) {
+        assert!(actual.abs_diff(expected) <= Duration::from_millis(1), "{actual:?} is not {expected:?}");
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_429_pauses_for_retry_after_then_halves_the_rate_and_recovers() {
+    async fn a_429_pauses_for_retry_after_then_slows_the_rate_and_recovers() {
         let limiter = RateLimiter::new(10.0);
         let interval = limiter.interval().expect("limited");
         limiter.acquire().await;
@@ -244,10 +251,10 @@ mod tests {
         limiter.slow_down(Some(Duration::from_secs(2)));
         assert!(limiter.is_slowed());
         let times = acquire_times(&limiter, 4).await;
-        // Nothing before Retry-After, then slots twice as far apart.
+        // Nothing before Retry-After, then slots further apart.
         assert_eq!(times[0], Duration::from_secs(2));
         for pair in times.windows(2) {
-            assert_eq!(pair[1] - pair[0], interval * 2);
+            assert_close(pair[1] - pair[0], interval.mul_f64(SLOWED_SPACING));
         }
         // Quiet for the slow period: the full rate is back.
         tokio::time::sleep_until(told + Duration::from_secs(2) + SLOW_PERIOD).await;
@@ -259,10 +266,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_429_without_retry_after_pauses_a_second_and_long_ones_are_capped() {
+    async fn a_429_without_retry_after_only_slows_and_long_pauses_are_capped() {
         let limiter = RateLimiter::new(10.0);
+        let interval = limiter.interval().expect("limited");
         limiter.slow_down(None);
-        assert_eq!(acquire_times(&limiter, 1).await, [DEFAULT_PAUSE]);
+        let times = acquire_times(&limiter, 3).await;
+        assert_eq!(times[0], Duration::ZERO, "no Retry-After, no pause");
+        assert_close(times[1], interval.mul_f64(SLOWED_SPACING));
+        assert_close(times[2], interval.mul_f64(2.0 * SLOWED_SPACING));
         let limiter = RateLimiter::new(10.0);
         limiter.slow_down(Some(Duration::from_secs(30)));
         assert_eq!(acquire_times(&limiter, 1).await, [LONGEST_PAUSE]);
@@ -277,7 +288,7 @@ mod tests {
         let interval = limiter.interval().expect("limited");
         assert_eq!(acquire_times(&limiter, 1).await, [interval]);
         tokio::time::sleep(SLOW_PERIOD - Duration::from_secs(1)).await;
-        limiter.slow_down(Some(Duration::ZERO));
+        limiter.slow_down(None);
         tokio::time::sleep(SLOW_PERIOD - Duration::from_secs(1)).await;
         assert!(limiter.is_slowed(), "the second 429 started a new slow period");
     }

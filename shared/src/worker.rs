@@ -1,9 +1,11 @@
 //! The embedded consumer loop: receive a batch, process it, acknowledge or delay each message.
 
 use crate::consume::{Consumer, Disposition, MessageResult};
-use crate::ports::{EventQueue, PortResult};
+use crate::ports::{EventQueue, OutgoingMessage, PortResult, QueuedMessage};
+use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 /// SQS allows at most ten messages per receive; the embedded queue follows the same shape.
@@ -84,11 +86,19 @@ pub async fn process_one_batch_before(
 }
 
 /// Runs until `shutdown` turns true; the batch in flight is always finished first.
-pub async fn run(
+pub async fn run(queue: &dyn EventQueue, consumer: &Consumer, shutdown: watch::Receiver<bool>, idle_wait: Duration) {
+    run_woken(queue, consumer, shutdown, idle_wait, &Notify::new()).await;
+}
+
+/// [`run`], and an idle loop also wakes as soon as `wake` is notified (by a [`WakingQueue`] in
+/// the same process), instead of waiting out `idle_wait`. The idle poll stays as the fallback
+/// for messages another process enqueued and for delayed retries coming due.
+pub async fn run_woken(
     queue: &dyn EventQueue,
     consumer: &Consumer,
     mut shutdown: watch::Receiver<bool>,
     idle_wait: Duration,
+    wake: &Notify,
 ) {
     loop {
         if *shutdown.borrow() {
@@ -104,7 +114,47 @@ pub async fn run(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = wake.notified() => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// An [`EventQueue`] that notifies `wake` after every successful send, so the consumer loop in
+/// the same process ([`run_woken`]) starts at once. A send that lands while the loop is busy
+/// leaves one stored permit: the loop then looks once more before it sleeps.
+pub struct WakingQueue {
+    inner: Arc<dyn EventQueue>,
+    wake: Arc<Notify>,
+}
+
+impl WakingQueue {
+    pub fn new(inner: Arc<dyn EventQueue>, wake: Arc<Notify>) -> Self {
+        Self { inner, wake }
+    }
+}
+
+#[async_trait]
+impl EventQueue for WakingQueue {
+    async fn send(&self, messages: &[OutgoingMessage]) -> PortResult<()> {
+        self.inner.send(messages).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize) -> PortResult<Vec<QueuedMessage>> {
+        self.inner.receive(max).await
+    }
+
+    async fn ack(&self, message: &QueuedMessage) -> PortResult<()> {
+        self.inner.ack(message).await
+    }
+
+    async fn retry_later(&self, message: &QueuedMessage, delay: Duration) -> PortResult<()> {
+        self.inner.retry_later(message, delay).await
+    }
+
+    async fn dead_letter(&self, message: &QueuedMessage, reason: &str) -> PortResult<()> {
+        self.inner.dead_letter(message, reason).await
     }
 }

@@ -1,5 +1,6 @@
-//! A seeded, deterministic webinar log: what WebinarJam and Zoom would send the bridge for one
-//! webinar each, and the ground truth of what happened (for oracles, benchmarks and the soak).
+//! A seeded, deterministic webinar log: what WebinarJam and Zoom (and, when the mix asks for them,
+//! EverWebinar and a tool on the generic webhook) would send the bridge for one webinar each, and
+//! the ground truth of what happened (for oracles, benchmarks and the soak).
 //!
 //! ```
 //! use webinar_bridge_tests::generator::{Config, Log};
@@ -19,24 +20,36 @@
 //!
 //! Requests are what the platforms send: Zoom JSON signed with `x-zm-signature` (v0 HMAC) and
 //! `x-zm-request-timestamp` = the delivery time; WebinarJam JSON or form bodies with the secret
-//! as `?token=` or `Authorization: Bearer`.
+//! as `?token=` or `Authorization: Bearer`; EverWebinar form bodies; generic JSON events signed
+//! the Standard Webhooks way. Off by default (so the benchmark's log stays as it was): the
+//! EverWebinar and generic shares, cancellations and re-registrations (see [`Mix`]).
+//!
+//! The expected state is judged by the one oracle of the crate ([`crate::oracle`]), fed with the
+//! ground truth written as event documents ([`Log::truth_documents`]).
 
 mod delivery;
-mod oracle;
+mod generic;
 mod rng;
 mod timeline;
 mod webinarjam;
 mod zoom;
 
-use crate::harness::{WEBINARJAM_SECRET, ZOOM_SECRET};
+use crate::harness::{GENERIC_SECRET, WEBINARJAM_SECRET, ZOOM_SECRET};
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use rng::SplitMix64;
 use std::collections::{BTreeMap, BTreeSet};
-use webinar_bridge::domain::EventKind;
+use webinar_bridge::domain::{
+    Cents, ContactInfo, Email, EventId, EventKind, Facts, Interval, Source, WebinarEvent, WebinarInfo,
+};
 use webinar_bridge::sources::RawRequest;
 
-pub use oracle::FULL_ATTENDANCE_PERCENT;
+pub use crate::oracle::DEFAULT_FULL_ATTENDANCE_PERCENT as FULL_ATTENDANCE_PERCENT;
+
+/// The `{tool}` of the generic source's deliveries (`/hooks/generic/livestorm`).
+pub const GENERIC_TOOL: &str = "livestorm";
+/// `BRIDGE_EVERWEBINAR_SECRET` of the log's EverWebinar deliveries.
+pub const EVERWEBINAR_SECRET: &str = "ew-example-secret";
 
 /// The brief's standard log size.
 pub const DEFAULT_REGISTRANTS: usize = 2_000;
@@ -46,6 +59,9 @@ pub const DEFAULT_REGISTRANTS: usize = 2_000;
 pub enum Tool {
     WebinarJam,
     Zoom,
+    EverWebinar,
+    /// A tool sending the generic webhook ([`GENERIC_TOOL`]).
+    Generic,
 }
 
 impl Tool {
@@ -54,7 +70,24 @@ impl Tool {
         match self {
             Tool::WebinarJam => "WebinarJam",
             Tool::Zoom => "Zoom",
+            Tool::EverWebinar => "EverWebinar",
+            Tool::Generic => GENERIC_TOOL,
         }
+    }
+
+    /// The engine's source for the tool's deliveries.
+    pub fn source(self) -> Source {
+        match self {
+            Tool::WebinarJam => Source::Webinarjam,
+            Tool::Zoom => Source::Zoom,
+            Tool::EverWebinar => Source::Everwebinar,
+            Tool::Generic => Source::Generic { tool: GENERIC_TOOL.to_owned() },
+        }
+    }
+
+    /// WebinarJam and EverWebinar send no event time: the bridge orders their events by arrival.
+    fn is_genesis(self) -> bool {
+        matches!(self, Tool::WebinarJam | Tool::EverWebinar)
     }
 }
 
@@ -77,6 +110,19 @@ pub struct Mix {
     pub duplicate: f64,
     /// Events delivered after the contact's next event (or late, for a contact's last event).
     pub out_of_order: f64,
+    /// Registrants on an EverWebinar webinar (form bodies), taken before the WebinarJam/Zoom split.
+    pub everwebinar: f64,
+    /// Registrants on a webinar of a tool using the generic webhook (Standard Webhooks signed).
+    pub generic: f64,
+    /// Registrants who cancel before the webinar (Zoom and generic; WebinarJam and EverWebinar
+    /// only with `genesis_cancellations`).
+    pub cancel_of_registrants: f64,
+    /// Of those who cancel, the ones who register again (and then attend or not as usual).
+    pub reregister_of_cancelled: f64,
+    /// Cancellations and re-registrations also for WebinarJam and EverWebinar. Their webhooks
+    /// carry no event time and a re-registration for the same session needs the bridge to tell
+    /// it from the first registration (issue 11 item 9), so this stays off until that lands.
+    pub genesis_cancellations: bool,
 }
 
 impl Default for Mix {
@@ -90,6 +136,11 @@ impl Default for Mix {
             late_no_show_of_webinarjam_attendees: 0.10,
             duplicate: 0.10,
             out_of_order: 0.20,
+            everwebinar: 0.0,
+            generic: 0.0,
+            cancel_of_registrants: 0.0,
+            reregister_of_cancelled: 0.0,
+            genesis_cancellations: false,
         }
     }
 }
@@ -101,12 +152,21 @@ pub struct Secrets {
     pub webinarjam: String,
     /// `BRIDGE_ZOOM_SECRET_TOKEN`.
     pub zoom: String,
+    /// `BRIDGE_EVERWEBINAR_SECRET`.
+    pub everwebinar: String,
+    /// `BRIDGE_GENERIC_SECRET` (a `whsec_` Standard Webhooks secret).
+    pub generic: String,
 }
 
 impl Default for Secrets {
     /// The harness's secrets, so `BridgeEnv::with_sources()` accepts the log as it is.
     fn default() -> Self {
-        Self { webinarjam: WEBINARJAM_SECRET.to_owned(), zoom: ZOOM_SECRET.to_owned() }
+        Self {
+            webinarjam: WEBINARJAM_SECRET.to_owned(),
+            zoom: ZOOM_SECRET.to_owned(),
+            everwebinar: EVERWEBINAR_SECRET.to_owned(),
+            generic: GENERIC_SECRET.to_owned(),
+        }
     }
 }
 
@@ -146,7 +206,7 @@ impl Default for Config {
     }
 }
 
-/// One of the two webinars, as its platform describes it.
+/// One webinar per tool, as its platform describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webinar {
     pub tool: Tool,
@@ -295,13 +355,59 @@ impl Log {
     }
 
     /// What KlickTipp should show per contact: e-mail -> tag names under the default template
-    /// `[{tool}] [{webinar}] {state}`, from DESIGN 4 applied to the ground truth (written
-    /// independently of the engine's state code).
+    /// `[{tool}] [{webinar}] {state}`: the crate's oracle (DESIGN 4, written independently of the
+    /// engine's state code) applied to the ground truth's documents.
     pub fn expected_tags(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.contacts
-            .iter()
-            .map(|contact| (contact.email.clone(), oracle::expected_tags(contact, &self.webinars[contact.webinar])))
-            .collect()
+        let mut expected: BTreeMap<String, BTreeSet<String>> =
+            self.contacts.iter().map(|contact| (contact.email.clone(), BTreeSet::new())).collect();
+        for (email, contact) in crate::oracle::expected_contacts(&self.truth_documents()) {
+            expected.insert(email, contact.tags);
+        }
+        expected
+    }
+
+    /// The ground truth as the event documents a perfect ingest would accept: each event once,
+    /// at the time it happened (also for WebinarJam, which sends no time), with an id of its own.
+    pub fn truth_documents(&self) -> Vec<WebinarEvent> {
+        let mut documents = Vec::with_capacity(self.event_count());
+        for (contact_index, contact) in self.contacts.iter().enumerate() {
+            let Ok(email) = Email::parse(&contact.email) else { continue };
+            let webinar = &self.webinars[contact.webinar];
+            for (event_index, event) in contact.events.iter().enumerate() {
+                let Some(event_id) = EventId::from_sender(&format!("truth-{contact_index}-{event_index}")) else {
+                    continue;
+                };
+                let mut info = ContactInfo::new(email.clone());
+                info.first_name = Some(contact.first_name.clone());
+                info.last_name = Some(contact.last_name.clone());
+                let mut webinar_info = WebinarInfo::new(webinar.id.clone());
+                webinar_info.name = Some(webinar.name.clone());
+                webinar_info.starts_at = Some(webinar.starts_at);
+                webinar_info.duration_minutes = webinar.duration_minutes;
+                let facts = Facts {
+                    intervals: event
+                        .interval
+                        .map(|span| Interval { start: span.start, end: span.end })
+                        .into_iter()
+                        .collect(),
+                    minutes_attended: event.minutes,
+                    purchase_amount: event.amount_cents.map(Cents),
+                    registrant_id: None,
+                };
+                documents.push(WebinarEvent {
+                    schema: webinar_bridge::domain::EVENT_SCHEMA_VERSION,
+                    event_id,
+                    source: contact.tool.source(),
+                    kind: event.kind,
+                    occurred_at: event.occurred_at,
+                    received_at: event.occurred_at,
+                    contact: info,
+                    webinar: webinar_info,
+                    facts,
+                });
+            }
+        }
+        documents
     }
 
     /// The log in the `webinar-bridge simulate` input format (DESIGN 9): one JSON object per
@@ -350,7 +456,18 @@ fn render(
                     Tool::WebinarJam => {
                         webinarjam::request(contact, slot.contact, webinar, event, &secrets.webinarjam, rng)
                     }
+                    Tool::EverWebinar => {
+                        webinarjam::everwebinar_request(contact, slot.contact, webinar, event, &secrets.everwebinar)
+                    }
                     Tool::Zoom => zoom::request(contact, slot.contact, webinar, event, slot.received_at, &secrets.zoom),
+                    Tool::Generic => generic::request(
+                        contact,
+                        (slot.contact, slot.event),
+                        webinar,
+                        event,
+                        slot.received_at,
+                        &secrets.generic,
+                    ),
                 };
                 let request =
                     Request { received_at: slot.received_at, contact: slot.contact, event: slot.event, ..request };
@@ -364,11 +481,13 @@ fn render(
     requests
 }
 
-/// A platform retry: the same body; Zoom signs it again with the retry's own timestamp.
+/// A platform retry: the same body; Zoom and the generic sender sign it again with the retry's
+/// own timestamp (the generic one keeps its `webhook-id`).
 fn redeliver(first: &Request, tool: Tool, received_at: DateTime<Utc>, secrets: &Secrets) -> Request {
     let headers = match tool {
-        Tool::WebinarJam => first.headers.clone(),
+        Tool::WebinarJam | Tool::EverWebinar => first.headers.clone(),
         Tool::Zoom => zoom::headers(&first.body, received_at, &secrets.zoom),
+        Tool::Generic => generic::resigned(&first.headers, &first.body, received_at, &secrets.generic),
     };
     Request { headers, received_at, redelivery: true, ..first.clone() }
 }
@@ -456,6 +575,106 @@ mod tests {
                 assert!(line.get(key).is_some(), "{key} missing in {line}");
             }
         }
+    }
+
+    /// Every tool, cancellations and re-registrations.
+    fn full_mix() -> Config {
+        let mix = Mix {
+            everwebinar: 0.2,
+            generic: 0.2,
+            cancel_of_registrants: 0.2,
+            reregister_of_cancelled: 0.5,
+            ..Mix::default()
+        };
+        Config { registrants: 400, seed: 7, mix, ..Config::default() }
+    }
+
+    #[test]
+    fn every_contact_without_a_cancellation_is_registered_and_tags_follow_the_tool() {
+        let log = Log::generate(&full_mix());
+        let expected = log.expected_tags();
+        assert_eq!(expected.len(), log.contacts.len(), "one entry per contact");
+        for contact in &log.contacts {
+            let tags = &expected[&contact.email];
+            let prefix = format!("[{}] ", contact.tool.tag_name());
+            assert!(tags.iter().all(|tag| tag.starts_with(&prefix)), "{tags:?}");
+            let last_registration = contact
+                .events
+                .iter()
+                .rfind(|event| matches!(event.kind, EventKind::Registered | EventKind::Cancelled))
+                .map(|event| event.kind);
+            let state = if last_registration == Some(EventKind::Cancelled) { "] Cancelled" } else { "] Registered" };
+            assert!(tags.iter().any(|tag| tag.ends_with(state)), "{tags:?} for {:?}", contact.events);
+            if contact.tool == Tool::Zoom {
+                assert!(!tags.iter().any(|tag| tag.ends_with("Did Not Attend")), "Zoom sends no no-show");
+            }
+        }
+        for tool in [Tool::WebinarJam, Tool::Zoom, Tool::EverWebinar, Tool::Generic] {
+            assert!(log.contacts.iter().any(|contact| contact.tool == tool), "no {tool:?} registrant");
+        }
+        let cancelled = |tool: Tool| {
+            log.contacts
+                .iter()
+                .filter(|contact| contact.tool == tool)
+                .any(|contact| contact.events.iter().any(|event| event.kind == EventKind::Cancelled))
+        };
+        assert!(cancelled(Tool::Zoom) && cancelled(Tool::Generic));
+        assert!(!cancelled(Tool::WebinarJam) && !cancelled(Tool::EverWebinar), "off without genesis_cancellations");
+    }
+
+    #[tokio::test]
+    async fn ingest_accepts_every_request_and_its_documents_give_the_truth() {
+        use webinar_bridge::Secret;
+        use webinar_bridge::adapters::memory::MemoryQueue;
+        use webinar_bridge::ingest::Ingest;
+        use webinar_bridge::ports::EventQueue;
+        use webinar_bridge::sources::SourceSecrets;
+
+        let log = Log::generate(&full_mix());
+        let queue = MemoryQueue::default();
+        let secrets = SourceSecrets {
+            webinarjam: Some(Secret::new(log.secrets.webinarjam.clone())),
+            everwebinar: Some(Secret::new(log.secrets.everwebinar.clone())),
+            zoom: Some(Secret::new(log.secrets.zoom.clone())),
+            generic: Some(Secret::new(log.secrets.generic.clone())),
+        };
+        let ingest = Ingest::new(std::sync::Arc::new(queue.clone()), secrets);
+        for request in &log.requests {
+            let response = ingest.handle(&request.to_raw()).await;
+            assert_eq!(response.status, 200, "{} {}: {}", request.method, request.path, response.body);
+        }
+        let mut documents: BTreeMap<String, WebinarEvent> = BTreeMap::new();
+        loop {
+            let messages = queue.receive(10).await.expect("receive");
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                let document: WebinarEvent = serde_json::from_str(&message.body).expect("a document");
+                documents.entry(document.event_id.as_str().to_owned()).or_insert(document);
+                queue.ack(&message).await.expect("ack");
+            }
+        }
+        let events: Vec<WebinarEvent> = documents.into_values().collect();
+        let from_ingest = crate::oracle::expected_contacts(&events);
+        let truth = log.expected_tags();
+        let differing: Vec<String> = log
+            .contacts
+            .iter()
+            .filter(|contact| {
+                from_ingest.get(&contact.email).map(|expected| &expected.tags) != Some(&truth[&contact.email])
+            })
+            .map(|contact| {
+                format!(
+                    "{:?} {:?}: truth {:?}, documents {:?}",
+                    contact.tool,
+                    contact.events.iter().map(|event| event.kind).collect::<Vec<_>>(),
+                    truth[&contact.email],
+                    from_ingest.get(&contact.email).map(|expected| &expected.tags)
+                )
+            })
+            .collect();
+        assert!(differing.is_empty(), "{} contacts differ:\n{}", differing.len(), differing.join("\n"));
     }
 
     #[test]

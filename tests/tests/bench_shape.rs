@@ -54,6 +54,15 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         "rate_cap/achieved_rps",
         "rate_cap/utilization",
         "rate_cap/http_429",
+        "fleet/cap",
+        "fleet/rate_per_instance",
+        "fleet/achieved_rps",
+        "fleet/utilization",
+        "fleet/http_429",
+        "fleet/max_calls_in_any_second",
+        "fleet/max_first_second_calls",
+        "fleet/dead_letters",
+        "run/timings_seconds/fleet",
         "economy/events",
         "economy/calls",
         "economy/calls_per_event",
@@ -91,11 +100,22 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         "economy_vs_lower_bound",
         "ingest_in_process",
         "ingest_http_p99",
+        "fleet_rate_cap",
+        "fleet_convergence",
         "memory_consumer",
         "memory_serve",
         "convergence",
     ] {
         assert!(at(&report, &format!("bars/{bar}/holds")).is_boolean(), "bars/{bar}/holds is not a boolean");
+    }
+    // The fleet: one entry per consumer process (told apart by session), each with its first second.
+    let instances = at(&report, "fleet/per_instance").as_array().expect("fleet/per_instance is a list");
+    assert_eq!(instances.len() as f64, number(&report, "fleet/instances"), "{instances:?}");
+    for instance in instances {
+        for figure in ["calls", "first_second_calls", "max_calls_in_any_second", "http_429"] {
+            assert!(instance[figure].is_number(), "fleet instance without {figure}: {instance}");
+        }
+        assert!(instance["calls"].as_f64() > Some(0.0), "an instance did nothing: {instance}");
     }
     // Facts, not speeds: the run did its work and every contact ended as the ground truth says.
     assert!(number(&report, "economy/calls") > 0.0);
@@ -105,5 +125,12 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         number(&report, "convergence/contacts"),
         "{}",
         at(&report, "convergence")
+    );
+    assert_eq!(number(&report, "fleet/dead_letters"), 0.0);
+    assert_eq!(
+        number(&report, "fleet/convergence/matching"),
+        number(&report, "fleet/convergence/contacts"),
+        "{}",
+        at(&report, "fleet/convergence")
     );
 }

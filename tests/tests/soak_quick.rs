@@ -76,6 +76,25 @@ async fn quick_soak(backend: BackendKind) -> (SoakConfig, SoakReport) {
     assert!(!report.details.timed_out, "the queue did not drain in time");
     assert_eq!(report.details.ground_truth_differences, 0, "ingest and the generator disagree");
     assert!(report.accepted > 0 && report.rejected > 0, "refused addresses must produce rejected events");
+    assert_eq!(report.dead_lettered, 0, "events in the dead letters");
+    assert_eq!(report.details.dead_letter_messages, 0, "messages in the dead letters");
+    assert!(report.details.outcomes.applied > 0, "nothing was applied");
+    for kind in [
+        "EverWebinar registered",
+        "Generic registered",
+        "Generic cancelled",
+        "Zoom cancelled",
+        "WebinarJam attended",
+        "Zoom attended",
+    ] {
+        assert!(
+            report.details.requests_by_kind.contains_key(kind),
+            "the workload sent no {kind}: {:?}",
+            report.details.requests_by_kind
+        );
+    }
+    assert!(report.details.reregistrations > 0, "no contact registered again after cancelling");
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
     let missing = report.faults_injected.missing();
     assert!(missing.is_empty(), "fault classes that never fired: {missing:?}");
 
@@ -86,7 +105,7 @@ async fn quick_soak(backend: BackendKind) -> (SoakConfig, SoakReport) {
 fn assert_no_contact_data_or_secrets(trace: &str, config: &SoakConfig) {
     assert!(trace.contains("KlickTipp refused or failed"), "the capture holds the bridge's trace");
     assert!(!trace.contains("@example."), "a raw e-mail address reached the logs");
-    let workload = Workload::generate(config.events, config.seed);
+    let workload = Workload::for_config(config);
     for email in &workload.emails {
         assert!(!trace.contains(email.as_str()), "a contact's address reached the logs");
     }

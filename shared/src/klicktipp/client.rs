@@ -300,6 +300,10 @@ impl KlickTippClient {
             Err(error) => Err(transport_error(call.operation, error)),
         };
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Err(KlickTippError::RateLimited { retry_after, .. }) = &result {
+            // Over the cap after all (another client on the account, jitter): slow this instance.
+            self.inner.limiter.slow_down(*retry_after);
+        }
         match &result {
             Ok(reply) => debug!(
                 operation = call.operation,

@@ -1,4 +1,13 @@
 //! The per-process rate cap: evenly spaced call slots, no burst.
+//!
+//! A fresh (or long idle) limiter hands out its first slot at once and every next one a full
+//! interval later: nothing is saved up, so an instance that starts next to others (a Lambda
+//! fleet sharing KlickTipp's cap, each with `cap / MaximumConcurrency`) never bursts in its first
+//! second. A 429 that still arrives (another client on the account, jitter) slows this instance
+//! down: no slot before the server's `Retry-After` when it sends one (at most
+//! [`LONGEST_PAUSE`]), and slots [`SLOWED_SPACING`] times further apart until [`SLOW_PERIOD`] has
+//! passed without another 429. Gentle on purpose: a 429 from jitter should cost little of the
+//! cap, and the slowed slots leave the server's window room to drain.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -7,6 +16,14 @@ use tokio::time::Instant;
 /// Slots are 2% further apart than `1 / rate`, so scheduling and network jitter can never
 /// squeeze `rate + 1` calls into one second of the server's clock.
 const SAFETY_MARGIN: f64 = 1.02;
+
+/// A longer `Retry-After` is left to the caller (the retry or the queue); the limiter holds
+/// every other call of the instance at most this long.
+pub const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// After a 429 the slots are this much further apart (80% of the rate) ...
+pub const SLOWED_SPACING: f64 = 1.25;
+/// ... until this long has passed without another 429 (after the pause, if any).
+pub const SLOW_PERIOD: Duration = Duration::from_secs(5);
 
 /// Rates below one call an hour are treated as one call an hour (keeps the arithmetic finite).
 const LONGEST_INTERVAL: Duration = Duration::from_secs(3600);
@@ -17,7 +34,16 @@ const LONGEST_INTERVAL: Duration = Duration::from_secs(3600);
 pub struct RateLimiter {
     rate: f64,
     interval: Option<Duration>,
-    next_slot: Mutex<Option<Instant>>,
+    state: Mutex<Slots>,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    /// The earliest instant the next slot may start; `None` before the first call.
+    next_slot: Option<Instant>,
+    /// Until then slots are [`SLOWED_SPACING`] times further apart (the last 429 plus
+    /// [`SLOW_PERIOD`]).
+    slow_until: Option<Instant>,
 }
 
 impl RateLimiter {
@@ -28,22 +54,13 @@ impl RateLimiter {
                 .unwrap_or(LONGEST_INTERVAL)
                 .min(LONGEST_INTERVAL)
         });
-        Self { rate: rate_per_second, interval, next_slot: Mutex::new(None) }
+        Self { rate: rate_per_second, interval, state: Mutex::new(Slots::default()) }
     }
 
     /// Wait for the next free slot. The first call of an idle limiter goes at once; a dropped
     /// (cancelled) wait still uses up its slot, which errs on the safe side.
     pub async fn acquire(&self) {
-        let Some(interval) = self.interval else { return };
-        let slot = {
-            // The guarded value is a plain Instant, valid even if a holder panicked.
-            let mut next_slot = self.next_slot.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
-            let slot = next_slot.map_or(now, |next| next.max(now));
-            *next_slot = Some(slot + interval);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        self.acquire_before(None).await;
     }
 
     /// Like [`Self::acquire`], but only takes a slot that comes by `deadline`; returns false
@@ -51,17 +68,41 @@ impl RateLimiter {
     pub async fn acquire_before(&self, deadline: Option<Instant>) -> bool {
         let Some(interval) = self.interval else { return true };
         let slot = {
-            let mut next_slot = self.next_slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.lock();
             let now = Instant::now();
-            let slot = next_slot.map_or(now, |next| next.max(now));
+            let slot = state.next_slot.map_or(now, |next| next.max(now));
             if deadline.is_some_and(|deadline| slot > deadline) {
                 return false;
             }
-            *next_slot = Some(slot + interval);
+            let slowed = state.slow_until.is_some_and(|until| slot < until);
+            state.next_slot = Some(slot + if slowed { interval.mul_f64(SLOWED_SPACING) } else { interval });
             slot
         };
         tokio::time::sleep_until(slot).await;
         true
+    }
+
+    /// KlickTipp answered 429: no slot before its `Retry-After` (at most [`LONGEST_PAUSE`]) from
+    /// now, then slots [`SLOWED_SPACING`] times further apart for [`SLOW_PERIOD`]; every further
+    /// 429 extends that. No effect on an unlimited limiter (nothing to slow).
+    pub fn slow_down(&self, retry_after: Option<Duration>) {
+        if self.interval.is_none() {
+            return;
+        }
+        let resume = Instant::now() + retry_after.unwrap_or(Duration::ZERO).min(LONGEST_PAUSE);
+        let mut state = self.lock();
+        state.next_slot = Some(state.next_slot.map_or(resume, |next| next.max(resume)));
+        state.slow_until = Some(resume + SLOW_PERIOD);
+    }
+
+    /// Whether a 429 within the last [`SLOW_PERIOD`] (after its pause) still halves the rate.
+    pub fn is_slowed(&self) -> bool {
+        self.lock().slow_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        // The guarded values are plain Instants, valid even if a holder panicked.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The configured calls per second.
@@ -162,5 +203,124 @@ mod tests {
             assert_eq!(start.elapsed(), Duration::ZERO);
         }
         assert_eq!(RateLimiter::new(1e-300).interval(), Some(LONGEST_INTERVAL));
+    }
+
+    /// The times of `count` acquisitions from now, one after the other.
+    async fn acquire_times(limiter: &RateLimiter, count: usize) -> Vec<Duration> {
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..count {
+            limiter.acquire().await;
+            times.push(start.elapsed());
+        }
+        times
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_limiter_does_not_burst_in_its_first_second() {
+        // A fleet instance's share of the cap: 20 calls/s over 4 instances.
+        let limiter = RateLimiter::new(5.0);
+        let times = acquire_times(&limiter, 20).await;
+        let first_second = times.iter().filter(|at| **at < Duration::from_secs(1)).count();
+        assert_eq!(first_second, 5, "{times:?}");
+        let interval = limiter.interval().expect("limited");
+        for pair in times.windows(2) {
+            assert_eq!(pair[1] - pair[0], interval);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn four_fresh_instances_together_stay_under_the_shared_cap() {
+        let fleet: Vec<RateLimiter> = (0..4).map(|_| RateLimiter::new(5.0)).collect();
+        let start = Instant::now();
+        let tasks = fleet.into_iter().map(|limiter| async move {
+            let mut times = Vec::new();
+            for _ in 0..15 {
+                limiter.acquire().await;
+                times.push(start.elapsed());
+            }
+            times
+        });
+        let mut times: Vec<Duration> = futures_concat(tasks).await;
+        times.sort();
+        for at in &times {
+            let in_window = times.iter().filter(|other| **other >= *at && **other < *at + Duration::from_secs(1));
+            assert!(in_window.count() <= 20, "window from {at:?}");
+        }
+    }
+
+    async fn futures_concat(
+        tasks: impl Iterator<Item = impl std::future::Future<Output = Vec<Duration>> + Send + 'static>,
+    ) -> Vec<Duration> {
+        let handles: Vec<_> = tasks.map(tokio::spawn).collect();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.await.expect("task finished"));
+        }
+        all
+    }
+
+    /// Paused time still wakes sleepers on whole milliseconds.
+    fn assert_close(actual: Duration, expected: Duration) {
+        assert!(actual.abs_diff(expected) <= Duration::from_millis(1), "{actual:?} is not {expected:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_pauses_for_retry_after_then_slows_the_rate_and_recovers() {
+        let limiter = RateLimiter::new(10.0);
+        let interval = limiter.interval().expect("limited");
+        limiter.acquire().await;
+        let told = Instant::now();
+        limiter.slow_down(Some(Duration::from_secs(2)));
+        assert!(limiter.is_slowed());
+        let times = acquire_times(&limiter, 4).await;
+        // Nothing before Retry-After, then slots further apart.
+        assert_eq!(times[0], Duration::from_secs(2));
+        for pair in times.windows(2) {
+            assert_close(pair[1] - pair[0], interval.mul_f64(SLOWED_SPACING));
+        }
+        // Quiet for the slow period: the full rate is back.
+        tokio::time::sleep_until(told + Duration::from_secs(2) + SLOW_PERIOD).await;
+        assert!(!limiter.is_slowed());
+        let times = acquire_times(&limiter, 4).await;
+        for pair in times.windows(2) {
+            assert_eq!(pair[1] - pair[0], interval);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_without_retry_after_only_slows_and_long_pauses_are_capped() {
+        let limiter = RateLimiter::new(10.0);
+        let interval = limiter.interval().expect("limited");
+        limiter.slow_down(None);
+        let times = acquire_times(&limiter, 3).await;
+        assert_eq!(times[0], Duration::ZERO, "no Retry-After, no pause");
+        assert_close(times[1], interval.mul_f64(SLOWED_SPACING));
+        assert_close(times[2], interval.mul_f64(2.0 * SLOWED_SPACING));
+        let limiter = RateLimiter::new(10.0);
+        limiter.slow_down(Some(Duration::from_secs(30)));
+        assert_eq!(acquire_times(&limiter, 1).await, [LONGEST_PAUSE]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_never_moves_a_later_slot_earlier_and_repeats_extend_the_slow_period() {
+        let limiter = RateLimiter::new(0.5);
+        limiter.acquire().await;
+        // The next slot is already 2.04 s away; a 1 s pause must not pull it in.
+        limiter.slow_down(Some(Duration::from_secs(1)));
+        let interval = limiter.interval().expect("limited");
+        assert_eq!(acquire_times(&limiter, 1).await, [interval]);
+        tokio::time::sleep(SLOW_PERIOD - Duration::from_secs(1)).await;
+        limiter.slow_down(None);
+        tokio::time::sleep(SLOW_PERIOD - Duration::from_secs(1)).await;
+        assert!(limiter.is_slowed(), "the second 429 started a new slow period");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unlimited_limiter_ignores_429s() {
+        let limiter = RateLimiter::new(0.0);
+        limiter.slow_down(Some(Duration::from_secs(3)));
+        assert!(!limiter.is_slowed());
+        assert_eq!(acquire_times(&limiter, 3).await, [Duration::ZERO; 3]);
     }
 }

@@ -15,12 +15,13 @@ pub struct Options {
     pub serve_binary: Option<PathBuf>,
 }
 
-/// The consumer child: drains `db` into the simulator at `sim_url` at `cap` calls/s.
+/// The consumer child: drains `db` into the simulator at `sim_url` at `rate` calls/s (`--rate`,
+/// a fleet instance's share; else `--cap`).
 #[derive(Debug, Clone)]
 pub struct ConsumerRole {
     pub db: PathBuf,
     pub sim_url: String,
-    pub cap: u32,
+    pub rate: f64,
 }
 
 pub enum Invocation {
@@ -34,7 +35,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
     let mut quick = false;
     let (mut registrants, mut cap, mut seed, mut out, mut serve_binary) =
         (None, 20, 1, PathBuf::from("bench.json"), None);
-    let (mut role, mut db, mut sim_url) = (None, None, None);
+    let (mut role, mut db, mut sim_url, mut rate) = (None, None, None, None);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value; {USAGE}"));
@@ -48,6 +49,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
             "--role" => role = Some(value("--role")?),
             "--db" => db = Some(PathBuf::from(value("--db")?)),
             "--sim-url" => sim_url = Some(value("--sim-url")?),
+            "--rate" => rate = Some(positive_rate(&value("--rate")?)?),
             "--help" | "-h" => bail!("{USAGE}"),
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
@@ -59,7 +61,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
         Some("consumer") => Ok(Invocation::Consumer(ConsumerRole {
             db: db.context("--role consumer needs --db")?,
             sim_url: sim_url.context("--role consumer needs --sim-url")?,
-            cap,
+            rate: rate.unwrap_or(f64::from(cap)),
         })),
         Some(other) => bail!("unknown role {other:?}"),
         None => {
@@ -75,4 +77,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
 
 fn number<T: std::str::FromStr>(raw: &str, name: &str) -> anyhow::Result<T> {
     raw.parse().ok().with_context(|| format!("{name} must be a whole number, not {raw:?}"))
+}
+
+fn positive_rate(raw: &str) -> anyhow::Result<f64> {
+    match raw.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => bail!("--rate must be a positive number of calls per second, not {raw:?}"),
+    }
 }

@@ -89,7 +89,7 @@ pub async fn run(log: &Log, cap: u32, workdir: &Path) -> anyhow::Result<Backlog>
 }
 
 /// Every request through the real ingest into the queue `serve` would use.
-async fn fill_queue(log: &Log, db_path: &Path) -> anyhow::Result<SqliteIngest> {
+pub async fn fill_queue(log: &Log, db_path: &Path) -> anyhow::Result<SqliteIngest> {
     let db = SqliteDb::open(db_path)?;
     let ingest = Ingest::new(Arc::new(SqliteQueue::new(db, QueueSettings::default())), secrets(log));
     let raw: Vec<_> = log.requests.iter().map(|request| request.to_raw()).collect();
@@ -126,7 +126,7 @@ async fn drain_in_child(db_path: &Path, sim_url: &str, cap: u32) -> anyhow::Resu
 }
 
 /// The most timestamps (sorted, ms) within any window of `window_ms` (end exclusive).
-fn max_in_window(at_ms: &[u64], window_ms: u64) -> usize {
+pub fn max_in_window(at_ms: &[u64], window_ms: u64) -> usize {
     let mut start = 0;
     let mut most = 0;
     for (end, at) in at_ms.iter().enumerate() {
@@ -138,7 +138,7 @@ fn max_in_window(at_ms: &[u64], window_ms: u64) -> usize {
     most
 }
 
-fn convergence(log: &Log, simulator: &Simulator) -> Convergence {
+pub fn convergence(log: &Log, simulator: &Simulator) -> Convergence {
     let expected = log.expected_tags();
     let actual: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
         simulator.contacts().into_iter().map(|contact| (contact.email, contact.tags.into_iter().collect())).collect();

@@ -46,7 +46,7 @@ pub fn run(role: &ConsumerRole) -> anyhow::Result<()> {
 fn consumer(db: &SqliteDb, role: &ConsumerRole) -> anyhow::Result<Consumer> {
     let auth = KlickTippAuth::Session { username: SIM_USERNAME.to_owned(), password: Secret::new(SIM_PASSWORD) };
     let mut config = KlickTippConfig::new(role.sim_url.clone(), auth);
-    config.rate_per_second = f64::from(role.cap);
+    config.rate_per_second = role.rate;
     let client = KlickTippClient::new(config).context("cannot build the KlickTipp client")?;
     let clock = Arc::new(SystemClock);
     let tags = TagResolver::new(Arc::new(SqliteTagDirectory::new(db.clone())), client.clone(), clock.clone());

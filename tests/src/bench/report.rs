@@ -4,6 +4,7 @@ use crate::backlog::{Convergence, RateCap, SqliteIngest};
 use crate::consumer_role::DrainReport;
 use crate::economy::Economy;
 use crate::end_to_end::EndToEnd;
+use crate::fleet::Fleet;
 use crate::http_load::HttpLatency;
 use crate::ingest_rate::SourceRate;
 use crate::stats::round3;
@@ -58,6 +59,7 @@ impl From<LogStats> for LogSummary {
 pub struct Timings {
     pub ingest: f64,
     pub backlog: f64,
+    pub fleet: f64,
     pub http: f64,
     pub end_to_end: f64,
     pub total: f64,
@@ -66,6 +68,7 @@ pub struct Timings {
 pub struct Figures {
     pub run: Run,
     pub rate_cap: RateCap,
+    pub fleet: Fleet,
     pub economy: Economy,
     pub convergence: Convergence,
     pub drain: DrainReport,
@@ -95,6 +98,7 @@ impl Figures {
         json!({
             "run": self.run,
             "rate_cap": self.rate_cap,
+            "fleet": self.fleet,
             "economy": self.economy,
             "ingest": {
                 "in_process": self.ingest_rates,
@@ -117,6 +121,18 @@ impl Figures {
                     self.rate_cap.utilization >= RATE_UTILIZATION_BAR && self.rate_cap.http_429 == 0,
                     self.rate_cap.utilization,
                     ">= 0.95 x cap and zero 429",
+                ),
+                "fleet_rate_cap": bar(
+                    self.fleet.utilization >= RATE_UTILIZATION_BAR
+                        && self.fleet.http_429 == 0
+                        && self.fleet.first_seconds_hold(),
+                    self.fleet.utilization,
+                    ">= 0.95 x cap, zero 429, no first-second burst",
+                ),
+                "fleet_convergence": bar(
+                    self.fleet.convergence.matching == self.fleet.convergence.contacts && self.fleet.dead_letters == 0,
+                    self.fleet.convergence.matching as f64,
+                    "every contact as the ground truth, 0 dead letters",
                 ),
                 "economy_vs_naive": bar(self.economy.ratio_to_naive <= NAIVE_RATIO_BAR, self.economy.ratio_to_naive, "<= 0.5"),
                 "economy_vs_lower_bound": bar(
@@ -167,6 +183,18 @@ pub fn table(report: &Value) -> String {
     lines.push(format!(
         "rate cap {}: {} calls/s ({} calls over {} s, {} x 429)",
         rate["cap"], rate["achieved_rps"], rate["calls"], rate["span_seconds"], rate["http_429"]
+    ));
+    let fleet = &report["fleet"];
+    lines.push(format!(
+        "fleet of {} at {} calls/s each: {} calls/s ({} calls over {} s, {} x 429, most in one second {}, most in an instance's first second {})",
+        fleet["instances"],
+        fleet["rate_per_instance"],
+        fleet["achieved_rps"],
+        fleet["calls"],
+        fleet["span_seconds"],
+        fleet["http_429"],
+        fleet["max_calls_in_any_second"],
+        fleet["max_first_second_calls"]
     ));
     lines.push(format!(
         "economy: {} calls for {} events ({} per event); naive {} (x{}); lower bound {} (x{})",

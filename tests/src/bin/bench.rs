@@ -6,8 +6,10 @@
 //! 1. ingest in-process: `Ingest::handle` per source on one core (memory queue);
 //! 2. backlog: the generated log ingested into SQLite, then drained by a consumer process into a
 //!    simulator enforcing the cap: rate cap, call economy, consumer memory, convergence;
-//! 3. HTTP: an open-loop 1,000 requests/s against `webinar-bridge serve` (latency, serve memory);
-//! 4. end to end: webhooks at a low rate through `serve` until KlickTipp has them.
+//! 3. fleet: the same backlog drained by 4 consumer processes, each limited to cap / 4, into
+//!    one simulator enforcing the cap (Lambda's MaximumConcurrency): rate, 429s, first seconds;
+//! 4. HTTP: an open-loop 1,000 requests/s against `webinar-bridge serve` (latency, serve memory);
+//! 5. end to end: webhooks at a low rate through `serve` until KlickTipp has them.
 //!
 //! Speeds are reported, never asserted: the machine is shared and noisy.
 
@@ -21,6 +23,8 @@ mod consumer_role;
 mod economy;
 #[path = "../bench/end_to_end.rs"]
 mod end_to_end;
+#[path = "../bench/fleet.rs"]
+mod fleet;
 #[path = "../bench/http_load.rs"]
 mod http_load;
 #[path = "../bench/ingest_rate.rs"]
@@ -133,6 +137,11 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     timings.backlog = stats::round3(phase.elapsed().as_secs_f64());
 
     let phase = Instant::now();
+    eprintln!("bench: fleet of {} consumer processes sharing {} calls/s", fleet::INSTANCES, options.cap);
+    let fleet = fleet::run(&log, options.cap, &workdir.0).await?;
+    timings.fleet = stats::round3(phase.elapsed().as_secs_f64());
+
+    let phase = Instant::now();
     eprintln!("bench: HTTP at {} requests/s", sizes.http_rate);
     let (http, serve_peak_rss_kib) = http_run(&options, &sizes, &serve_binary, &workdir.0).await?;
     timings.http = stats::round3(phase.elapsed().as_secs_f64());
@@ -165,6 +174,7 @@ async fn bench(options: Options) -> anyhow::Result<()> {
             timings_seconds: timings,
         },
         rate_cap: backlog.rate_cap,
+        fleet,
         economy: backlog.economy,
         convergence: backlog.convergence,
         drain: backlog.drain,

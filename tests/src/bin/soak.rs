@@ -5,7 +5,10 @@
 //!     [--backend sqlite|aws] [--quick] [--out soak.json]
 //! ```
 //! Prints `soak.json` on stdout (and to `--out`), a summary on stderr, and exits 1 on any lost
-//! event, contact that differs from the oracle, or duplicate effect. `RUST_LOG` sets what the
+//! event, contact that differs from the oracle, duplicate effect, dead letter, or when nothing
+//! was applied. `--refused-fields` makes KlickTipp refuse a mapped field of every contact;
+//! `--genesis-reregistration` adds WebinarJam/EverWebinar cancellations and re-registrations
+//! (both off by default until the engine handles them). `RUST_LOG` sets what the
 //! bridge logs to stderr (default: errors only; the chaos makes every warning routine).
 
 use std::process::ExitCode;
@@ -14,7 +17,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 use webinar_bridge_tests::soak::{self, BackendKind, SoakConfig};
 
-const USAGE: &str = "usage: soak [--events N] [--seed S] [--backend sqlite|aws] [--quick] [--out FILE]";
+const USAGE: &str = "usage: soak [--events N] [--seed S] [--backend sqlite|aws] [--quick] [--out FILE] [--refused-fields] [--genesis-reregistration]";
 
 struct Args {
     events: Option<usize>,
@@ -22,10 +25,20 @@ struct Args {
     backend: BackendKind,
     quick: bool,
     out: Option<String>,
+    refused_fields: bool,
+    genesis_reregistration: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { events: None, seed: 1, backend: BackendKind::Sqlite, quick: false, out: None };
+    let mut args = Args {
+        events: None,
+        seed: 1,
+        backend: BackendKind::Sqlite,
+        quick: false,
+        out: None,
+        refused_fields: false,
+        genesis_reregistration: false,
+    };
     let mut raw = std::env::args().skip(1);
     while let Some(flag) = raw.next() {
         let mut value = || raw.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
@@ -35,6 +48,8 @@ fn parse_args() -> Result<Args, String> {
             "--backend" => args.backend = value()?.parse()?,
             "--out" => args.out = Some(value()?),
             "--quick" => args.quick = true,
+            "--refused-fields" => args.refused_fields = true,
+            "--genesis-reregistration" => args.genesis_reregistration = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -51,6 +66,8 @@ fn config(args: &Args) -> SoakConfig {
     if let Some(events) = args.events {
         config.events = events;
     }
+    config.refused_fields = args.refused_fields;
+    config.genesis_reregistration = args.genesis_reregistration;
     config
 }
 

@@ -40,7 +40,7 @@ const HOUR: i64 = 3_600;
 const DAY: i64 = 86_400;
 const WEBINAR_SECONDS: i64 = HOUR;
 
-/// One webinar per tool, both starting at `start` and lasting an hour.
+/// One webinar per tool, all starting at `start` and lasting an hour.
 pub(super) fn webinars(start: DateTime<Utc>) -> Vec<Webinar> {
     vec![
         Webinar {
@@ -59,7 +59,43 @@ pub(super) fn webinars(start: DateTime<Utc>) -> Vec<Webinar> {
             duration_minutes: Some(60),
             timezone: "Europe/Berlin".to_owned(),
         },
+        Webinar {
+            tool: Tool::EverWebinar,
+            id: "456".to_owned(),
+            name: "Evergreen Funnel Class".to_owned(),
+            starts_at: start,
+            duration_minutes: None,
+            timezone: "Europe/Berlin".to_owned(),
+        },
+        Webinar {
+            tool: Tool::Generic,
+            id: "ls-evt-789".to_owned(),
+            name: "Launch Q&A".to_owned(),
+            starts_at: start,
+            duration_minutes: Some(60),
+            timezone: "Europe/Berlin".to_owned(),
+        },
     ]
+}
+
+/// A draw only when the share is positive, so a mix without a feature gives the same log as
+/// before the feature existed.
+fn draw(rng: &mut SplitMix64, probability: f64) -> bool {
+    probability > 0.0 && rng.chance(probability)
+}
+
+/// EverWebinar and generic first (when the mix has them), then WebinarJam or Zoom evenly.
+fn pick_tool(mix: &Mix, rng: &mut SplitMix64) -> Tool {
+    if mix.everwebinar + mix.generic > 0.0 {
+        let roll = rng.unit();
+        if roll < mix.everwebinar {
+            return Tool::EverWebinar;
+        }
+        if roll < mix.everwebinar + mix.generic {
+            return Tool::Generic;
+        }
+    }
+    if rng.chance(0.5) { Tool::WebinarJam } else { Tool::Zoom }
 }
 
 fn at(start: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
@@ -71,17 +107,35 @@ fn event(kind: EventKind, occurred_at: DateTime<Utc>) -> LogicalEvent {
 }
 
 pub(super) fn contact(index: usize, webinars: &[Webinar], mix: &Mix, rng: &mut SplitMix64) -> Contact {
-    let tool = if rng.chance(0.5) { Tool::WebinarJam } else { Tool::Zoom };
+    let tool = pick_tool(mix, rng);
     let webinar = webinars.iter().position(|webinar| webinar.tool == tool).unwrap_or(0);
     let start = webinars[webinar].starts_at;
     let (first_name, first_slug) = *rng.pick(FIRST_NAMES);
     let (last_name, last_slug) = *rng.pick(LAST_NAMES);
-    let mut events = vec![event(EventKind::Registered, at(start, -rng.between(HOUR, 7 * DAY)))];
-    let attends = rng.chance(mix.attend);
-    match tool {
-        Tool::WebinarJam => events.extend(webinarjam_events(start, attends, mix, rng)),
-        Tool::Zoom if attends => events.extend(zoom_attendance(start, mix, rng)),
-        Tool::Zoom => {}
+    let registered_before = rng.between(HOUR, 7 * DAY);
+    let mut events = vec![event(EventKind::Registered, at(start, -registered_before))];
+    let may_cancel = !tool.is_genesis() || mix.genesis_cancellations;
+    let stays = if may_cancel && draw(rng, mix.cancel_of_registrants) {
+        // Cancelled between registering and the webinar; maybe registered again before it.
+        let cancelled_before = rng.between(registered_before / 4, registered_before / 2);
+        events.push(event(EventKind::Cancelled, at(start, -cancelled_before)));
+        let again = draw(rng, mix.reregister_of_cancelled);
+        if again {
+            events.push(event(EventKind::Registered, at(start, -rng.between(MINUTE, cancelled_before / 2))));
+        }
+        again
+    } else {
+        true
+    };
+    if stays {
+        let attends = rng.chance(mix.attend);
+        match tool {
+            Tool::WebinarJam | Tool::EverWebinar | Tool::Generic => {
+                events.extend(webinarjam_events(start, attends, mix, rng))
+            }
+            Tool::Zoom if attends => events.extend(zoom_attendance(start, mix, rng)),
+            Tool::Zoom => {}
+        }
     }
     events.sort_by_key(|event| event.occurred_at);
     Contact {

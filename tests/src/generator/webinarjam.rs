@@ -46,6 +46,29 @@ pub(super) fn request(
     }
 }
 
+/// An EverWebinar delivery: the same Genesis webhook format as WebinarJam's, always as a form
+/// body, with the secret as `?token=`.
+pub(super) fn everwebinar_request(
+    contact: &Contact,
+    contact_index: usize,
+    webinar: &Webinar,
+    event: &LogicalEvent,
+    secret: &str,
+) -> Request {
+    let fields = body_fields(contact, contact_index, webinar, event);
+    Request {
+        method: "POST".to_owned(),
+        path: format!("/hooks/everwebinar/{}", event.kind.as_str()),
+        query: Some(format!("token={}", form_encode(secret))),
+        headers: vec![("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned())],
+        body: form_body(&fields).into_bytes(),
+        received_at: event.occurred_at,
+        contact: contact_index,
+        event: 0,
+        redelivery: false,
+    }
+}
+
 /// The fields of the API's register response (the platform's likely vocabulary), numbers as
 /// numbers, plus `time_live` on attendance and `revenue` on a purchase.
 fn body_fields(contact: &Contact, contact_index: usize, webinar: &Webinar, event: &LogicalEvent) -> Map<String, Value> {
@@ -69,6 +92,12 @@ fn body_fields(contact: &Contact, contact_index: usize, webinar: &Webinar, event
     }) else {
         return Map::new();
     };
+    // A registration carries its own sign-up time, as WebinarJam sends it: a registration after a
+    // cancellation is a new one, not a resend of the first.
+    if event.kind == EventKind::Registered {
+        let signed_up = (event.occurred_at + Duration::hours(1)).format("%Y-%m-%d %H:%M:%S").to_string();
+        fields.insert("signup_date".to_owned(), Value::from(signed_up));
+    }
     if let (EventKind::Attended, Some(minutes)) = (event.kind, event.minutes) {
         fields.insert("time_live".to_owned(), Value::from(format!("00:{minutes:02}:{:02}", contact_index % 60)));
     }

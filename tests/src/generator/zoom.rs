@@ -107,7 +107,12 @@ fn body(contact: &Contact, contact_index: usize, webinar: &Webinar, event: &Logi
                 "status": "approved",
                 "join_url": format!("https://us06web.zoom.us/w/{}?tk=bench{contact_index:06}", webinar.id),
             });
-            "webinar.registration_created"
+            if event.kind == EventKind::Cancelled {
+                object["registrant"]["status"] = Value::from("cancelled");
+                "webinar.registration_cancelled"
+            } else {
+                "webinar.registration_created"
+            }
         }
     };
     json!({

@@ -118,6 +118,15 @@ pub struct SoakConfig {
     /// Give up (and report what is left as lost) after this long.
     pub time_limit: Duration,
     pub chaos: ChaosSettings,
+    /// KlickTipp refuses a mapped data field of every contact (the webinar name mapped to a
+    /// number field): the contact and all its tags must still be applied, the field left out
+    /// (DESIGN 6).
+    pub refused_fields: bool,
+    /// WebinarJam and EverWebinar registrants also cancel and register again for the same
+    /// session. Off in the standard soak: their webhooks carry no event time, so the bridge orders
+    /// them by arrival, and the soak's chaos delivers some late (a cancellation after the
+    /// re-registration), which the platform itself never does. The e2e suites cover the case.
+    pub genesis_reregistration: bool,
 }
 
 impl SoakConfig {
@@ -147,6 +156,8 @@ impl SoakConfig {
             client_backoff_base: Duration::from_millis(20),
             time_limit: Duration::from_secs(30 * 60),
             chaos: ChaosSettings::default(),
+            refused_fields: true,
+            genesis_reregistration: false,
         }
     }
 

@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use webinar_bridge::Secret;
 use webinar_bridge::consume::{Consumer, ConsumerOptions};
-use webinar_bridge::domain::Settings;
+use webinar_bridge::domain::{FieldMap, Settings};
 use webinar_bridge::klicktipp::{KlickTippAuth, KlickTippClient, KlickTippConfig};
 use webinar_bridge::ports::{Clock, EventQueue, SystemClock};
 use webinar_bridge::tag_resolver::TagResolver;
 use webinar_bridge::worker::{self, BatchSummary};
+
+/// With `SoakConfig::refused_fields`: the number field the webinar name is mapped to.
+pub const REFUSED_FIELD: &str = "field101";
 
 /// How long an idle instance waits before asking the queue again.
 const IDLE_WAIT: Duration = Duration::from_millis(25);
@@ -68,9 +71,19 @@ fn consumer(
         retry_cap: config.retry_cap,
         ..ConsumerOptions::default()
     };
-    let consumer = Consumer::new(ports.log, ports.contacts, resolver, client, Settings::default(), options, clock)
+    let consumer = Consumer::new(ports.log, ports.contacts, resolver, client, settings(config)?, options, clock)
         .with_crash_hook(crashes.hook());
     Ok((ports.queue, consumer))
+}
+
+/// The default settings; with `refused_fields` the webinar name also goes to a number field.
+fn settings(config: &SoakConfig) -> anyhow::Result<Settings> {
+    if !config.refused_fields {
+        return Ok(Settings::default());
+    }
+    let map =
+        format!(r#"{{"first_name":"fieldFirstName","last_name":"fieldLastName","webinar_name":"{REFUSED_FIELD}"}}"#);
+    Ok(Settings { field_map: FieldMap::parse_json(&map)?, ..Settings::default() })
 }
 
 /// Starts `config.consumers` instances; they run until `stop` turns true.

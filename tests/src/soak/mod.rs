@@ -67,7 +67,7 @@ struct Run {
 /// One soak run: generate, deliver, drain under chaos, verify.
 pub async fn run(config: &SoakConfig) -> anyhow::Result<SoakReport> {
     let _one_run = ONE_RUN_AT_A_TIME.lock().await;
-    let mut workload = Workload::generate(config.events, config.seed);
+    let mut workload = Workload::for_config(config);
     let refused = workload.pick_addresses(config.chaos.rejected_contacts, config.seed);
     let requests = std::mem::take(&mut workload.requests);
     let run = drive(config, requests, &workload, &refused).await;
@@ -84,7 +84,7 @@ async fn drive(
     workload: &Workload,
     refused: &[String],
 ) -> anyhow::Result<Run> {
-    let simulator = klicktipp_sim::start(SimConfig::default(), "127.0.0.1:0").await?;
+    let simulator = klicktipp_sim::start(simulator_config(config), "127.0.0.1:0").await?;
     let dedup_window = match config.backend {
         BackendKind::Sqlite => config.queue_dedup_window,
         BackendKind::Aws => SQS_DEDUP_WINDOW,
@@ -111,6 +111,17 @@ async fn drive(
     let phases = chaos.await?;
     let wall = started.elapsed();
     Ok(Run { simulator, storage, delivery, recording, fleet, phases, crashes, client_faults, wall, timed_out })
+}
+
+/// The simulator's account; with `refused_fields`, the field the webinar name is mapped to
+/// ([`fleet::REFUSED_FIELD`]) takes numbers only, so KlickTipp refuses every contact's value.
+fn simulator_config(config: &SoakConfig) -> SimConfig {
+    let sim = SimConfig::default();
+    if config.refused_fields {
+        sim.with_custom_field(fleet::REFUSED_FIELD, "Webinar Name", klicktipp_sim::FieldType::Number)
+    } else {
+        sim
+    }
 }
 
 /// Waits until the queue holds nothing (every message acknowledged or dead-lettered); false when
@@ -169,6 +180,10 @@ async fn verify(config: &SoakConfig, workload: &Workload, refused: &[String], ru
             refused_addresses: refused.len(),
             outcomes: counts,
             dead_letter_messages,
+            requests_by_kind: workload.requests_by_kind.clone(),
+            reregistrations: workload.reregistrations,
+            refused_fields: config.refused_fields,
+            genesis_reregistration: config.genesis_reregistration,
             duplicate_deliveries_seen_by_consumers: fleet.summary.duplicates,
             redelivered_or_retried: fleet.summary.retried,
             abandoned_by_crashes: fleet.summary.abandoned,

@@ -83,6 +83,13 @@ pub struct Details {
     pub outcomes: OutcomeCounts,
     /// Messages the dead-letter store holds (may exceed the ids read from it on AWS).
     pub dead_letter_messages: usize,
+    /// Requests delivered per source route and kind (`/hooks/zoom registration_cancelled`, ...):
+    /// every source and kind the workload promises really was sent.
+    pub requests_by_kind: std::collections::BTreeMap<String, usize>,
+    /// Contacts who registered again after cancelling.
+    pub reregistrations: usize,
+    pub refused_fields: bool,
+    pub genesis_reregistration: bool,
     pub duplicate_deliveries_seen_by_consumers: usize,
     pub redelivered_or_retried: usize,
     pub abandoned_by_crashes: usize,
@@ -109,14 +116,35 @@ pub struct Details {
 }
 
 impl SoakReport {
-    /// True when nothing was lost, nothing diverged, nothing happened twice and nothing was
-    /// rejected that KlickTipp would have taken.
+    /// True when nothing was lost, nothing diverged, nothing happened twice, nothing was
+    /// rejected that KlickTipp would have taken, nothing went to the dead letters, and something
+    /// was applied at all.
     pub fn passed(&self) -> bool {
-        self.lost == 0
-            && self.mismatched_contacts == 0
-            && self.duplicate_effects == 0
-            && self.details.convergence.unexpected_rejections == 0
-            && !self.details.timed_out
+        self.failures().is_empty()
+    }
+
+    /// Every reason the run failed, each a sentence; empty when it passed.
+    pub fn failures(&self) -> Vec<String> {
+        let convergence = &self.details.convergence;
+        [
+            (self.lost > 0, format!("{} accepted events have no final outcome, or two", self.lost)),
+            (self.mismatched_contacts > 0, format!("{} contacts differ from the oracle", self.mismatched_contacts)),
+            (self.duplicate_effects > 0, format!("{} effects happened twice", self.duplicate_effects)),
+            (
+                convergence.unexpected_rejections > 0,
+                format!("{} events were rejected that KlickTipp would have taken", convergence.unexpected_rejections),
+            ),
+            (self.dead_lettered > 0, format!("{} events ended in the dead letters", self.dead_lettered)),
+            (
+                self.details.dead_letter_messages > 0,
+                format!("{} messages ended in the dead letters", self.details.dead_letter_messages),
+            ),
+            (self.details.outcomes.applied == 0, "nothing was applied".to_owned()),
+            (self.details.timed_out, "the queue did not drain in time".to_owned()),
+        ]
+        .into_iter()
+        .filter_map(|(failed, reason)| failed.then_some(reason))
+        .collect()
     }
 
     pub fn summary(&self) -> String {
@@ -171,6 +199,20 @@ impl SoakReport {
                 self.details.queue_errors
             ),
         ];
+        lines.push(format!(
+            "  workload: {} (refused fields {}, WebinarJam/EverWebinar re-registration {})",
+            self.details
+                .requests_by_kind
+                .iter()
+                .map(|(kind, count)| format!("{kind} x{count}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if self.details.refused_fields { "on" } else { "off" },
+            if self.details.genesis_reregistration { "on" } else { "off" },
+        ));
+        for failure in self.failures() {
+            lines.push(format!("  FAILED: {failure}"));
+        }
         if self.details.ground_truth_differences > 0 {
             lines.push(format!(
                 "  {} contacts: the oracle over the accepted documents differs from the generator's ground truth",

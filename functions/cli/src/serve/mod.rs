@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::SqliteDb;
 use webinar_bridge::config::BridgeConfig;
@@ -22,7 +22,8 @@ use webinar_bridge::ingest::Ingest;
 use webinar_bridge::ports::{EventQueue, SystemClock};
 use webinar_bridge::worker;
 
-/// How often an idle consumer looks for new messages.
+/// How often an idle consumer looks for new messages (another process's, delayed retries); an
+/// enqueue by this process's ingest wakes it at once.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// How often expired event records, old dead letters and dedup ids are purged from the database.
@@ -112,6 +113,8 @@ struct Pipeline {
     ingest: Ingest,
     consumer: Consumer,
     queue: Arc<dyn EventQueue>,
+    /// Notified by every enqueue of `ingest`: the consumer loop starts at once.
+    wake: Arc<Notify>,
     mode: ApplyMode,
     simulator: Option<Simulator>,
     /// Purged periodically so the file stops growing (`BRIDGE_EVENT_RETENTION_DAYS`).
@@ -138,7 +141,9 @@ impl Pipeline {
             max_receive_count: webinar_bridge::consume::MAX_RECEIVE_COUNT,
             ..QueueSettings::default()
         };
-        let ports = wiring::sqlite_ports(&db, queue_settings);
+        let mut ports = wiring::sqlite_ports(&db, queue_settings);
+        let wake = Arc::new(Notify::new());
+        ports.queue = Arc::new(worker::WakingQueue::new(ports.queue, Arc::clone(&wake)));
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
         let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
@@ -147,6 +152,7 @@ impl Pipeline {
             ingest,
             consumer,
             queue: ports.queue,
+            wake,
             mode: target.mode,
             simulator: target.simulator,
             db,
@@ -170,7 +176,7 @@ impl Pipeline {
         let purger = tokio::spawn(purge(self.db, self.retention, self.dedup_window, stopped.clone()));
         let reconciler = reconcile::spawn(&self.platforms, &self.db_path, self.queue.clone(), stopped.clone())
             .context("cannot start automatic reconciliation")?;
-        let worker = tokio::spawn(consume(self.queue, self.consumer, stopped));
+        let worker = tokio::spawn(consume(self.queue, self.consumer, stopped, self.wake));
         let stop_on_signal = {
             let stop = Arc::clone(&stop);
             async move {
@@ -190,8 +196,8 @@ impl Pipeline {
     }
 }
 
-async fn consume(queue: Arc<dyn EventQueue>, consumer: Consumer, stopped: watch::Receiver<bool>) {
-    worker::run(queue.as_ref(), &consumer, stopped, IDLE_POLL).await;
+async fn consume(queue: Arc<dyn EventQueue>, consumer: Consumer, stopped: watch::Receiver<bool>, wake: Arc<Notify>) {
+    worker::run_woken(queue.as_ref(), &consumer, stopped, IDLE_POLL, &wake).await;
 }
 
 /// Purges at start and every `PURGE_INTERVAL` until stopped; a failed purge is logged and tried

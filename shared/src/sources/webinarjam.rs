@@ -174,7 +174,7 @@ fn build_event(
     request: &RawRequest,
 ) -> Result<WebinarEvent, Rejection> {
     let contact = read_contact(body)?;
-    let webinar = read_webinar(body)?;
+    let webinar = read_webinar(&source, body)?;
     let event_id = identity_hash(&source, kind, &contact.email, &webinar, body);
     Ok(WebinarEvent {
         schema: EVENT_SCHEMA_VERSION,
@@ -277,7 +277,12 @@ fn read_phone(body: &LooseBody<Field>) -> Option<String> {
     }
 }
 
-fn read_webinar(body: &LooseBody<Field>) -> Result<WebinarInfo, Rejection> {
+/// EverWebinar shows and sends times in its account default, Eastern Time, unless the webinar
+/// names another zone (`reference/webinar-platforms.md` 1.2); WebinarJam dates without a zone
+/// stay UTC.
+pub const EVERWEBINAR_DEFAULT_TIMEZONE: &str = "America/New_York";
+
+fn read_webinar(source: &Source, body: &LooseBody<Field>) -> Result<WebinarInfo, Rejection> {
     let name = body.get(Field::WebinarName).map(str::to_owned);
     // With only a name, the name is the best identity the platform gives us.
     let id = body.get(Field::WebinarId).map(str::to_owned).or_else(|| name.clone()).ok_or_else(|| {
@@ -287,7 +292,10 @@ fn read_webinar(body: &LooseBody<Field>) -> Result<WebinarInfo, Rejection> {
             "webinar_id",
         )
     })?;
-    let timezone = body.get(Field::Timezone);
+    let timezone = body.get(Field::Timezone).or(match source {
+        Source::Everwebinar => Some(EVERWEBINAR_DEFAULT_TIMEZONE),
+        _ => None,
+    });
     Ok(WebinarInfo {
         id,
         name,

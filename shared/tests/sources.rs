@@ -742,6 +742,47 @@ mod sources_generic {
         generic_with_signature_header(tool, timestamp, &signature, body)
     }
 
+    #[test]
+    fn generic_engaged_needs_a_short_label_without_brackets() {
+        let body = br#"{"kind":"engaged","label":"  Clicked   Offer ","contact":{"email":"erika@example.com"},"webinar":{"id":"4711"}}"#;
+        let event = one_event(&generic_signed("Demio", body));
+        assert_eq!(event.kind, EventKind::Engaged);
+        assert_eq!(event.facts.engagement.as_deref(), Some("Clicked Offer"));
+
+        let missing = br#"{"kind":"engaged","contact":{"email":"erika@example.com"},"webinar":{"id":"4711"}}"#;
+        assert_eq!(summary(&rejection(&generic_signed("Demio", missing))), (422, "missing_label", Some("label")));
+        let long = format!(
+            r#"{{"kind":"engaged","label":"{}","contact":{{"email":"erika@example.com"}},"webinar":{{"id":"4711"}}}}"#,
+            "x".repeat(61)
+        );
+        let refused = rejection(&generic_signed("Demio", long.as_bytes()));
+        assert_eq!(summary(&refused), (422, "invalid_label", Some("label")));
+        assert!(refused.message.contains("60 characters"), "{}", refused.message);
+        let bracket = br#"{"kind":"engaged","label":"Offer] [x","contact":{"email":"erika@example.com"},"webinar":{"id":"4711"}}"#;
+        assert_eq!(summary(&rejection(&generic_signed("Demio", bracket))), (422, "invalid_label", Some("label")));
+    }
+
+    #[test]
+    fn webinarjam_engaged_takes_its_label_from_the_rule_url() {
+        let bearer = format!("Bearer {WEBINARJAM_SECRET}");
+        let body = fixture("webinarjam/registered.json");
+        let clicked = one_event(&post(
+            "/hooks/webinarjam/engaged?label=Clicked%20Offer",
+            &[("authorization", &bearer), JSON],
+            &body,
+        ));
+        assert_eq!((clicked.kind, clicked.facts.engagement.as_deref()), (EventKind::Engaged, Some("Clicked Offer")));
+        let asked = one_event(&post(
+            "/hooks/webinarjam/engaged?label=Asked+Question",
+            &[("authorization", &bearer), JSON],
+            &body,
+        ));
+        assert_eq!(asked.facts.engagement.as_deref(), Some("Asked Question"));
+        assert_ne!(clicked.event_id, asked.event_id, "another label is another event");
+        let empty = post("/hooks/webinarjam/engaged?label=%20", &[("authorization", &bearer), JSON], &body);
+        assert_eq!(summary(&rejection(&empty)), (422, "invalid_label", Some("label")));
+    }
+
     fn generic_bearer(tool: &str, body: &[u8]) -> RawRequest {
         let bearer = format!("Bearer {GENERIC_SECRET}");
         post(&format!("/hooks/generic/{tool}"), &[JSON, ("Authorization", &bearer)], body)

@@ -349,7 +349,7 @@ mod tests {
             (vec![("BRIDGE_CONSUMER_CONCURRENCY", "0")], "BRIDGE_CONSUMER_CONCURRENCY"),
             (vec![("BRIDGE_LANGUAGE", "fr")], "BRIDGE_LANGUAGE"),
             (vec![("BRIDGE_STATE_NAMES", "[\"Kunde\"]")], "BRIDGE_STATE_NAMES"),
-            (vec![("BRIDGE_STATE_NAMES", "{\"Bought\":\"Kunde\"}")], "BRIDGE_STATE_NAMES"),
+            (vec![("BRIDGE_STATE_NAMES", "{\"Bought]\":\"Kunde\"}")], "BRIDGE_STATE_NAMES"),
             (vec![("BRIDGE_STATE_NAMES", "{\"Buyer\":\" \"}")], "BRIDGE_STATE_NAMES"),
             (vec![("BRIDGE_STATE_NAMES", "{\"Attended\":\"Fully Attended\"}")], "BRIDGE_STATE_NAMES"),
             (

@@ -24,14 +24,18 @@ fn arb_event() -> impl Strategy<Value = WebinarEvent> {
         prop::option::of(prop::sample::select(vec!["Erika", "Max", "", "Eri"])),
         prop::option::of((0i64..60, prop::option::of(0i64..60))),
         prop::option::of(0u32..80),
+        prop::sample::select(vec!["Clicked Offer", "Asked Question", "Stayed For Offer"]),
     )
-        .prop_map(|(email, webinar, kind, minute, name, interval, minutes)| {
+        .prop_map(|(email, webinar, kind, minute, name, interval, minutes, label)| {
             let mut event = event_for(email, webinar, kind, minute);
             event.contact.first_name = name.map(str::to_owned);
             if let Some((from, len)) = interval {
                 event = with_interval(event, from, len.map(|l| from + l));
             }
             event.facts.minutes_attended = minutes;
+            if kind == EventKind::Engaged {
+                event.facts.engagement = Some(label.to_owned());
+            }
             event
         })
 }
@@ -136,6 +140,27 @@ proptest! {
             // Minimal: at most one upsert, one tag call, and one untag per dropped tag.
             prop_assert!(first.call_count() - first.create_tags.len() <= 2 + first.untag.len());
             prop_assert!(first.untag.iter().all(|t| applied_tags.contains(t)), "only ever removes tags it set");
+        }
+    }
+
+    #[test]
+    fn engagement_labels_only_grow_and_each_is_a_sticky_tag(
+        events in prop::collection::vec(arb_event(), 0..10),
+        more in prop::collection::vec(arb_event(), 0..6),
+    ) {
+        let before = fold(&events);
+        let after = fold(&[events.clone(), more].concat());
+        for (email, record) in &before {
+            let later = &after[email];
+            for (key, state) in &record.webinars {
+                prop_assert!(state.engagements.is_subset(&later.webinars[key].engagements));
+            }
+            let tags = later.desired(&settings()).tags;
+            for state in later.webinars.values() {
+                for label in &state.engagements {
+                    prop_assert!(tags.iter().any(|tag| tag.ends_with(&format!("] {label}"))), "{label} has its tag");
+                }
+            }
         }
     }
 

@@ -270,6 +270,27 @@ mod sources_webinarjam {
     }
 
     #[test]
+    fn an_everwebinar_date_without_a_zone_is_read_in_eastern_time() {
+        let bearer = format!("Bearer {EVERWEBINAR_SECRET}");
+        let winter = br#"{"email":"erika@example.com","webinar_id":"9001","date":"2026-01-20 09:00"}"#;
+        let event = one_event(&post("/hooks/everwebinar/registered", &[("authorization", &bearer), JSON], winter));
+        assert_eq!(event.webinar.starts_at, Some(time("2026-01-20T14:00:00Z")), "9:00 EST is 14:00 UTC");
+        assert_eq!(event.webinar.timezone.as_deref(), Some("America/New_York"));
+
+        let summer = br#"{"email":"erika@example.com","webinar_id":"9001","date":"2026-07-20 09:00"}"#;
+        let event = one_event(&post("/hooks/everwebinar/registered", &[("authorization", &bearer), JSON], summer));
+        assert_eq!(event.webinar.starts_at, Some(time("2026-07-20T13:00:00Z")), "9:00 EDT is 13:00 UTC");
+
+        let own_zone = br#"{"email":"erika@example.com","webinar_id":"9001","date":"2026-01-20 09:00","timezone":"Europe/Berlin"}"#;
+        let event = one_event(&post("/hooks/everwebinar/registered", &[("authorization", &bearer), JSON], own_zone));
+        assert_eq!(event.webinar.starts_at, Some(time("2026-01-20T08:00:00Z")), "the webinar's own zone wins");
+
+        let webinarjam_body = br#"{"email":"erika@example.com","webinar_id":"123","date":"2026-01-20 09:00"}"#;
+        let event = one_event(&webinarjam("registered", Some(JSON), webinarjam_body));
+        assert_eq!(event.webinar.starts_at, Some(time("2026-01-20T09:00:00Z")), "WebinarJam keeps UTC");
+    }
+
+    #[test]
     fn webinarjam_redelivery_gets_the_same_id_and_new_facts_a_new_one() {
         let original = one_event(&webinarjam("attended", Some(JSON), &fixture("webinarjam/registered.json")));
         let reordered = br#"{"email":"ERIKA@example.com","date":"2026-02-10 19:00","schedule":"45","webinar_id":"123","first_name":"E.",
@@ -519,6 +540,75 @@ mod sources_zoom {
         }
     }
 
+    fn ignored_reason(request: &RawRequest) -> String {
+        match handle(request).unwrap() {
+            SourceOutcome::Ignored { reason } => reason,
+            other => panic!("expected ignored, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn zoom_pending_registration_counts_only_once_approved() {
+        let created = String::from_utf8(fixture("zoom/registration_created.json"))
+            .unwrap()
+            .replace(r#""status":"approved""#, r#""status":"pending""#);
+        assert!(created.contains(r#""status":"pending""#));
+        let reason = ignored_reason(&zoom(created.as_bytes()));
+        assert!(reason.contains("pending approval"), "{reason}");
+
+        let approved = created
+            .replace("webinar.registration_created", "webinar.registration_approved")
+            .replace(r#""status":"pending""#, r#""status":"approved""#);
+        let event = one_event(&zoom(approved.as_bytes()));
+        assert_eq!((event.kind, event.contact.email.as_str()), (EventKind::Registered, "erika@example.com"));
+    }
+
+    #[test]
+    fn zoom_host_co_host_and_panelist_never_become_contacts() {
+        let joined = String::from_utf8(fixture("zoom/participant_joined.json")).unwrap();
+        let unregistered = joined.replace(r#","registrant_id":"reg_AbC123""#, "");
+        let host = unregistered
+            .replace(r#""id":"","email":"erika@example.com""#, r#""id":"HoSt_1","email":"host@example.com""#);
+        assert!(ignored_reason(&zoom(host.as_bytes())).contains("host"));
+        for role in ["host", "co-host", "panelist"] {
+            let staff = unregistered.replace(r#""id":"","#, &format!(r#""id":"","role":"{role}","#));
+            assert!(ignored_reason(&zoom(staff.as_bytes())).contains("staff"), "{role}");
+        }
+        let attendee_role = unregistered.replace(r#""id":"","#, r#""id":"","role":"attendee","#);
+        assert_eq!(one_event(&zoom(attendee_role.as_bytes())).kind, EventKind::Attended);
+        let registered_panelist = joined.replace(r#""id":"","#, r#""id":"","role":"panelist","#);
+        assert_eq!(one_event(&zoom(registered_panelist.as_bytes())).kind, EventKind::Attended, "registered: a contact");
+    }
+
+    #[test]
+    fn zoom_recurring_occurrences_keep_their_own_webinar_key() {
+        let registration = String::from_utf8(fixture("zoom/registration_created.json")).unwrap().replace(
+            r#""type":5,"#,
+            r#""type":9,"occurrences":[{"occurrence_id":"1768496400000","start_time":"2026-01-15T17:00:00Z"},{"occurrence_id":"1769101200000","start_time":"2026-01-22T17:00:00Z"}],"#,
+        );
+        let registered = events(&zoom(registration.as_bytes()));
+        let keys: Vec<_> = registered.iter().map(|event| event.webinar.id.as_str()).collect();
+        assert_eq!(keys, ["85012345678@1768496400000", "85012345678@1769101200000"]);
+        assert_eq!(registered[1].webinar.starts_at, Some(time("2026-01-22T17:00:00Z")));
+        assert_ne!(registered[0].event_id, registered[1].event_id, "one event per occurrence");
+
+        let joined = String::from_utf8(fixture("zoom/participant_joined.json"))
+            .unwrap()
+            .replace(r#""type":5,"#, r#""type":9,"#)
+            .replace(r#""start_time":"2026-01-15T17:00:00Z""#, r#""start_time":"2026-01-22T17:00:00Z""#);
+        let attended = one_event(&zoom(joined.as_bytes()));
+        assert_eq!(attended.webinar.id, "85012345678@1769101200000", "the second occurrence only");
+
+        let single = one_event(&zoom(&fixture("zoom/participant_joined.json")));
+        assert_eq!(single.webinar.id, "85012345678", "a single webinar keeps its plain id");
+    }
+
+    #[test]
+    fn zoom_webinar_ended_is_recorded_with_its_occurrence() {
+        let reason = ignored_reason(&zoom(&fixture("zoom/webinar_ended.json")));
+        assert!(reason.contains("85012345678") && reason.contains("Qm9vbXNlc3Npb24xMjM="), "{reason}");
+    }
+
     #[test]
     fn zoom_events_we_do_not_use_are_ignored() {
         for name in ["webinar_started", "webinar_ended"] {
@@ -650,6 +740,47 @@ mod sources_generic {
         let timestamp = now().timestamp();
         let signature = standard_webhooks_signature(GENERIC_SECRET, WEBHOOK_ID, timestamp, body);
         generic_with_signature_header(tool, timestamp, &signature, body)
+    }
+
+    #[test]
+    fn generic_engaged_needs_a_short_label_without_brackets() {
+        let body = br#"{"kind":"engaged","label":"  Clicked   Offer ","contact":{"email":"erika@example.com"},"webinar":{"id":"4711"}}"#;
+        let event = one_event(&generic_signed("Demio", body));
+        assert_eq!(event.kind, EventKind::Engaged);
+        assert_eq!(event.facts.engagement.as_deref(), Some("Clicked Offer"));
+
+        let missing = br#"{"kind":"engaged","contact":{"email":"erika@example.com"},"webinar":{"id":"4711"}}"#;
+        assert_eq!(summary(&rejection(&generic_signed("Demio", missing))), (422, "missing_label", Some("label")));
+        let long = format!(
+            r#"{{"kind":"engaged","label":"{}","contact":{{"email":"erika@example.com"}},"webinar":{{"id":"4711"}}}}"#,
+            "x".repeat(61)
+        );
+        let refused = rejection(&generic_signed("Demio", long.as_bytes()));
+        assert_eq!(summary(&refused), (422, "invalid_label", Some("label")));
+        assert!(refused.message.contains("60 characters"), "{}", refused.message);
+        let bracket = br#"{"kind":"engaged","label":"Offer] [x","contact":{"email":"erika@example.com"},"webinar":{"id":"4711"}}"#;
+        assert_eq!(summary(&rejection(&generic_signed("Demio", bracket))), (422, "invalid_label", Some("label")));
+    }
+
+    #[test]
+    fn webinarjam_engaged_takes_its_label_from_the_rule_url() {
+        let bearer = format!("Bearer {WEBINARJAM_SECRET}");
+        let body = fixture("webinarjam/registered.json");
+        let clicked = one_event(&post(
+            "/hooks/webinarjam/engaged?label=Clicked%20Offer",
+            &[("authorization", &bearer), JSON],
+            &body,
+        ));
+        assert_eq!((clicked.kind, clicked.facts.engagement.as_deref()), (EventKind::Engaged, Some("Clicked Offer")));
+        let asked = one_event(&post(
+            "/hooks/webinarjam/engaged?label=Asked+Question",
+            &[("authorization", &bearer), JSON],
+            &body,
+        ));
+        assert_eq!(asked.facts.engagement.as_deref(), Some("Asked Question"));
+        assert_ne!(clicked.event_id, asked.event_id, "another label is another event");
+        let empty = post("/hooks/webinarjam/engaged?label=%20", &[("authorization", &bearer), JSON], &body);
+        assert_eq!(summary(&rejection(&empty)), (422, "invalid_label", Some("label")));
     }
 
     fn generic_bearer(tool: &str, body: &[u8]) -> RawRequest {

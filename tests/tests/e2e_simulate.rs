@@ -480,3 +480,58 @@ fn zoom_absentees_get_did_not_attend_and_hosts_are_not_contacts() {
     assert_eq!(tags("b@example.com"), ["[Zoom] [Demo Webinar] Did Not Attend", "[Zoom] [Demo Webinar] Registered"]);
     assert_eq!(report["platform"]["calls_by_endpoint"]["POST /oauth/token"], 1, "{report}");
 }
+
+/// Issue 15 item 7: an engagement label from a WebinarJam rule URL becomes its own sticky tag
+/// (translated through BRIDGE_STATE_NAMES where a word is given); the same webhook again is a
+/// duplicate that costs no KlickTipp call; a label with `]` is refused with 422.
+#[test]
+fn an_engagement_label_reaches_klicktipp_as_its_own_tag_once() {
+    let body = json!({"webinar_id": "7", "webinar_name": "Clinic", "schedule": 3, "date": "2026-02-10 19:00",
+        "email": "kim@example.com", "user_id": 501})
+    .to_string();
+    let line = |path: &str| {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        json!({"method": "POST", "path": format!("/hooks/webinarjam/{path}{separator}token={WEBINARJAM_SECRET}"),
+            "headers": {"content-type": "application/json"}, "body": body})
+        .to_string()
+    };
+    let lines = [
+        line("registered"),
+        line("engaged?label=Clicked%20Offer"),
+        line("engaged?label=Clicked%20Offer"),
+        line("engaged?label=Asked%20Question"),
+        line("engaged?label=Offer%5D%20%5Bx"),
+        line("engaged"),
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write_lines(dir.path(), "engaged.jsonl", &lines);
+    let env = BridgeEnv::with_sources().set("BRIDGE_STATE_NAMES", r#"{"asked question":"Frage gestellt"}"#);
+    let run = harness::run_bridge(&env, &["simulate", &file.to_string_lossy()]);
+    assert_eq!(run.code, Some(0), "simulate failed: {}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    assert_events_add_up(&report);
+    let statuses: Vec<u64> =
+        report["responses"].as_array().expect("responses").iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 422, 422], "{}", report["responses"]);
+    assert_eq!(report["responses"][4]["body"]["field"], "label");
+    assert_eq!(report["responses"][5]["body"]["error"], "missing_label");
+    assert_eq!(
+        report["klicktipp"]["contacts"][0]["tags"],
+        json!([
+            "[WebinarJam] [Clinic] Clicked Offer",
+            "[WebinarJam] [Clinic] Frage gestellt",
+            "[WebinarJam] [Clinic] Registered"
+        ]),
+        "{report}"
+    );
+    assert_eq!(report["events"]["duplicates"], 1, "{}", report["events"]);
+    // One tag creation per tag, one upsert carrying the first tag, one tag call for the two
+    // labels; the repeated "Clicked Offer" webhook and the refused ones cost nothing.
+    assert_eq!(
+        report["klicktipp"]["calls_by_endpoint"],
+        json!({"GET /tag": 1, "POST /account/login": 1, "POST /subscriber": 1, "POST /subscriber/tag": 1, "POST /tag": 3}),
+        "{}",
+        report["klicktipp"]
+    );
+    assert_eq!(report["klicktipp"]["calls"], 7);
+}

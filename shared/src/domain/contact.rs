@@ -89,6 +89,10 @@ impl ContactRecord {
                 let tag = settings.tag_template.render_session(key.source.tool_name(), webinar_label, date, label);
                 desired.tags.insert(tag);
             }
+            for label in &state.engagements {
+                let tag = settings.tag_template.render_engagement(key.source.tool_name(), webinar_label, date, label);
+                desired.tags.insert(tag);
+            }
         }
         let latest_webinar = self
             .webinars

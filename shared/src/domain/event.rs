@@ -56,10 +56,12 @@ pub enum EventKind {
     NoShow,
     ReplayWatched,
     Purchased,
+    /// An engagement with a short label (`Clicked Offer`): a sticky tag of its own (DESIGN 4).
+    Engaged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Registered,
         EventKind::Cancelled,
         EventKind::Attended,
@@ -68,6 +70,7 @@ impl EventKind {
         EventKind::NoShow,
         EventKind::ReplayWatched,
         EventKind::Purchased,
+        EventKind::Engaged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +83,7 @@ impl EventKind {
             EventKind::NoShow => "no_show",
             EventKind::ReplayWatched => "replay_watched",
             EventKind::Purchased => "purchased",
+            EventKind::Engaged => "engaged",
         }
     }
 }
@@ -92,7 +96,7 @@ impl fmt::Display for EventKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown event kind {0:?}; expected one of registered, cancelled, attended, left_early, fully_attended, no_show, replay_watched, purchased"
+    "unknown event kind {0:?}; expected one of registered, cancelled, attended, left_early, fully_attended, no_show, replay_watched, purchased, engaged"
 )]
 pub struct UnknownKind(pub String);
 
@@ -259,6 +263,42 @@ pub struct Facts {
     /// The platform's registrant id (Zoom), kept so a later join can be matched to its registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registrant_id: Option<String>,
+    /// The label of an `engaged` event (`Clicked Offer`), validated by [`engagement_label`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engagement: Option<String>,
+}
+
+/// Longest engagement label: it is the last part of a tag name, like a state word.
+pub const MAX_ENGAGEMENT_LABEL_CHARS: usize = 60;
+
+/// Why an engagement label cannot name a tag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngagementLabelError {
+    #[error("the engagement label is empty; name what the person did, for example \"Clicked Offer\"")]
+    Empty,
+    #[error(
+        "the engagement label is longer than {MAX_ENGAGEMENT_LABEL_CHARS} characters; use a short label such as \"Clicked Offer\""
+    )]
+    TooLong,
+    #[error("the engagement label may not contain ']' or control characters, since it becomes part of a tag name")]
+    Forbidden,
+}
+
+/// An engagement label as it names a tag: trimmed, whitespace runs collapsed, at most
+/// [`MAX_ENGAGEMENT_LABEL_CHARS`] characters, no `]` (it closes the template's brackets) and no
+/// control characters.
+pub fn engagement_label(raw: &str) -> Result<String, EngagementLabelError> {
+    let label = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    if label.is_empty() {
+        return Err(EngagementLabelError::Empty);
+    }
+    if label.chars().count() > MAX_ENGAGEMENT_LABEL_CHARS {
+        return Err(EngagementLabelError::TooLong);
+    }
+    if label.chars().any(|c| c == ']' || c.is_control()) {
+        return Err(EngagementLabelError::Forbidden);
+    }
+    Ok(label)
 }
 
 /// One normalized webinar event (DESIGN 3).
@@ -330,6 +370,15 @@ mod tests {
             assert_eq!(kind.as_str().parse::<EventKind>().unwrap(), kind);
         }
         assert!("attendeded".parse::<EventKind>().is_err());
+    }
+
+    #[test]
+    fn engagement_labels_are_short_and_bracket_free() {
+        assert_eq!(engagement_label("  Clicked \t Offer ").as_deref(), Ok("Clicked Offer"));
+        assert_eq!(engagement_label("   "), Err(EngagementLabelError::Empty));
+        assert_eq!(engagement_label(&"x".repeat(61)), Err(EngagementLabelError::TooLong));
+        assert!(engagement_label(&"ä".repeat(60)).is_ok(), "characters, not bytes");
+        assert_eq!(engagement_label("Offer] [x"), Err(EngagementLabelError::Forbidden));
     }
 
     #[test]

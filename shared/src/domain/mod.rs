@@ -16,6 +16,7 @@ pub use event::{
     Cents, ContactInfo, ContactKey, EVENT_SCHEMA_VERSION, EventId, EventKind, Facts, Interval, Source, UnknownKind,
     WebinarEvent, WebinarInfo, WebinarKey,
 };
+pub use event::{EngagementLabelError, MAX_ENGAGEMENT_LABEL_CHARS, engagement_label};
 pub use fields::{FieldFormat, FieldMap, FieldMapError, FieldValue, LogicalField, url_with_scheme};
 pub use plan::{Plan, Upsert, plan};
 pub use problems::{FieldProblem, FieldProblems, value_fingerprint, withhold_refused};

@@ -88,6 +88,9 @@ pub struct ContactState {
     pub purchase_amount: Option<Stamped<Cents>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<FieldSlot, Stamped<String>>,
+    /// Engagement labels (`Clicked Offer`): a grow-only set, each a sticky tag.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub engagements: BTreeSet<String>,
     /// The newest event folded in; decides which webinar's fields a contact shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event: Option<Stamp>,
@@ -110,6 +113,7 @@ impl ContactState {
             EventKind::NoShow => state.attendance = Attendance::NoShow,
             EventKind::ReplayWatched => state.replay_watched = true,
             EventKind::Purchased => state.purchased = true,
+            EventKind::Engaged => state.engagements.extend(event.facts.engagement.clone()),
         }
         state.intervals = event.facts.intervals.iter().copied().collect();
         state.platform_minutes = event.facts.minutes_attended;
@@ -153,6 +157,7 @@ impl ContactState {
         self.platform_minutes = self.platform_minutes.max(other.platform_minutes);
         self.replay_watched |= other.replay_watched;
         self.purchased |= other.purchased;
+        self.engagements.extend(other.engagements.iter().cloned());
         last_writer_wins(&mut self.purchase_amount, &other.purchase_amount);
         for (slot, theirs) in &other.fields {
             let mine = self.fields.entry(*slot).or_insert_with(|| theirs.clone());

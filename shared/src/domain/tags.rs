@@ -1,6 +1,7 @@
 //! Tag names from `BRIDGE_TAG_TEMPLATE` (DESIGN 4), default `[{tool}] [{webinar}] {state}`, with
 //! the state words of `BRIDGE_LANGUAGE` and `BRIDGE_STATE_NAMES` (DESIGN 13).
 
+use super::event::{MAX_ENGAGEMENT_LABEL_CHARS, engagement_label};
 use super::state::StateLabel;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,7 +55,10 @@ impl Language {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateNamesError {
-    #[error("{0:?} is not a state; the states are {known}", known = known_states())]
+    #[error(
+        "{0:?} is neither a state nor an engagement label (up to {MAX_ENGAGEMENT_LABEL_CHARS} characters, no ']', with a word of the same kind); the states are {known}",
+        known = known_states()
+    )]
     UnknownState(String),
     #[error("the word for {0:?} is empty; leave the state out to keep its default word")]
     EmptyWord(String),
@@ -73,7 +77,7 @@ fn known_states() -> String {
 /// The word each state shows in tag names. Every state has its own word: no two states of one
 /// webinar can share a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateNames(BTreeMap<StateLabel, String>);
+pub struct StateNames(BTreeMap<StateLabel, String>, BTreeMap<String, String>);
 
 impl StateNames {
     /// The words of `language`, with single states overridden by `overrides` (English state
@@ -81,11 +85,18 @@ impl StateNames {
     pub fn new(language: Language, overrides: &BTreeMap<String, String>) -> Result<Self, StateNamesError> {
         let mut words: BTreeMap<StateLabel, String> =
             StateLabel::ALL.iter().map(|label| (*label, language.word(*label).to_owned())).collect();
+        let mut engagement_words = BTreeMap::new();
         for (name, word) in overrides {
-            let label = StateLabel::ALL
-                .into_iter()
-                .find(|label| label.as_str().eq_ignore_ascii_case(name.trim()))
-                .ok_or_else(|| StateNamesError::UnknownState(name.clone()))?;
+            let Some(label) =
+                StateLabel::ALL.into_iter().find(|label| label.as_str().eq_ignore_ascii_case(name.trim()))
+            else {
+                // Any other key translates an engagement label (`Clicked Offer` -> `Angebot geklickt`).
+                let (Ok(key), Ok(word)) = (engagement_label(name), engagement_label(word)) else {
+                    return Err(StateNamesError::UnknownState(name.clone()));
+                };
+                engagement_words.insert(key.to_lowercase(), word);
+                continue;
+            };
             let word = collapse_whitespace(word);
             if word.is_empty() {
                 return Err(StateNamesError::EmptyWord(label.as_str().to_owned()));
@@ -95,13 +106,19 @@ impl StateNames {
             }
             words.insert(label, word);
         }
-        let names = Self(words);
+        let names = Self(words, engagement_words);
         names.check_distinct()?;
         Ok(names)
     }
 
     pub fn word(&self, label: StateLabel) -> &str {
         self.0.get(&label).map(String::as_str).unwrap_or_else(|| label.as_str())
+    }
+
+    /// The word an engagement label shows: its translation from `BRIDGE_STATE_NAMES` (matched
+    /// ignoring case), or the label itself.
+    pub fn engagement_word<'a>(&'a self, label: &'a str) -> &'a str {
+        self.1.get(&label.to_lowercase()).map(String::as_str).unwrap_or(label)
     }
 
     /// KlickTipp compares names without regard to case, so `Kunde` and `kunde` collide too.
@@ -123,7 +140,7 @@ impl StateNames {
 
 impl Default for StateNames {
     fn default() -> Self {
-        Self(StateLabel::ALL.iter().map(|label| (*label, label.as_str().to_owned())).collect())
+        Self(StateLabel::ALL.iter().map(|label| (*label, label.as_str().to_owned())).collect(), BTreeMap::new())
     }
 }
 
@@ -221,10 +238,20 @@ impl TagTemplate {
     /// reliably; an unknown date leaves `{date}` empty. A name over the length limit shortens
     /// the webinar name, never the state word, so the states of one webinar stay distinct.
     pub fn render_session(&self, tool: &str, webinar: &str, date: Option<NaiveDate>, state: StateLabel) -> String {
+        self.render_word(tool, webinar, date, self.names.word(state))
+    }
+
+    /// The sticky tag of an engagement label (`[Zoom] [Demo] Clicked Offer`), the label in the
+    /// place of the state word and translated through `BRIDGE_STATE_NAMES`.
+    pub fn render_engagement(&self, tool: &str, webinar: &str, date: Option<NaiveDate>, label: &str) -> String {
+        self.render_word(tool, webinar, date, self.names.engagement_word(label))
+    }
+
+    fn render_word(&self, tool: &str, webinar: &str, date: Option<NaiveDate>, word: &str) -> String {
         let date = date.map(|date| date.format("%Y-%m-%d").to_string()).unwrap_or_default();
         let mut webinar = collapse_whitespace(webinar);
         loop {
-            let name = self.fill(tool, &webinar, &date, state);
+            let name = self.fill(tool, &webinar, &date, word);
             let excess = name.chars().count().saturating_sub(MAX_TAG_NAME_CHARS);
             if excess == 0 {
                 return name;
@@ -238,14 +265,14 @@ impl TagTemplate {
     }
 
     /// One pass over the template, so a placeholder inside a webinar name stays text.
-    fn fill(&self, tool: &str, webinar: &str, date: &str, state: StateLabel) -> String {
+    fn fill(&self, tool: &str, webinar: &str, date: &str, word: &str) -> String {
         let mut name = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(text) => name.push_str(text),
                 Part::Tool => name.push_str(tool.trim()),
                 Part::Webinar => name.push_str(webinar),
-                Part::State => name.push_str(self.names.word(state)),
+                Part::State => name.push_str(word),
                 // An unknown date takes the space before it along: `[Q&A {date}]` -> `[Q&A]`.
                 Part::Date if date.is_empty() => name.truncate(name.trim_end().len()),
                 Part::Date => name.push_str(date),
@@ -396,8 +423,12 @@ mod tests {
     #[test]
     fn bad_overrides_are_refused() {
         assert_eq!(
-            StateNames::new(Language::En, &overrides(&[("Bought", "Kunde")])),
-            Err(StateNamesError::UnknownState("Bought".to_owned()))
+            StateNames::new(Language::En, &overrides(&[("Bought]", "Kunde")])),
+            Err(StateNamesError::UnknownState("Bought]".to_owned()))
+        );
+        assert_eq!(
+            StateNames::new(Language::En, &overrides(&[("Clicked Offer", "")])),
+            Err(StateNamesError::UnknownState("Clicked Offer".to_owned()))
         );
         assert_eq!(
             StateNames::new(Language::En, &overrides(&[("Buyer", "  ")])),
@@ -409,6 +440,16 @@ mod tests {
         ));
         let unknown = StateNamesError::UnknownState("Bought".to_owned()).to_string();
         assert!(unknown.contains("\"Did Not Attend\""), "{unknown}");
+    }
+
+    #[test]
+    fn other_keys_translate_engagement_labels() {
+        let names =
+            StateNames::new(Language::De, &overrides(&[("clicked  offer", "Angebot geklickt")])).expect("valid");
+        let template = TagTemplate::default().with_names(names);
+        assert_eq!(template.render_engagement("Zoom", "Demo", None, "Clicked Offer"), "[Zoom] [Demo] Angebot geklickt");
+        assert_eq!(template.render_engagement("Zoom", "Demo", None, "Asked Question"), "[Zoom] [Demo] Asked Question");
+        assert_eq!(template.render("Zoom", "Demo", StateLabel::Registered), "[Zoom] [Demo] Angemeldet");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::{RawRequest, Rejection, RejectionKind, SourceOutcome};
 use super::{decode, fields};
+use crate::domain::engagement_label;
 use crate::domain::{
     Cents, ContactInfo, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, Facts, Source, WebinarEvent, WebinarInfo,
 };
@@ -198,7 +199,10 @@ impl Batch<'_> {
         let kind = read_kind(element, &at)?;
         let contact = read_contact(element, &at)?;
         let webinar = read_webinar(element, &at)?;
-        let facts = read_facts(element, &at)?;
+        let mut facts = read_facts(element, &at)?;
+        if kind == EventKind::Engaged {
+            facts.engagement = Some(read_engagement(element, &at)?);
+        }
         let occurred_at = optional_time(element, "occurred_at", &at)?.unwrap_or(self.request.received_at);
         Ok(WebinarEvent {
             schema: EVENT_SCHEMA_VERSION,
@@ -276,7 +280,7 @@ impl FieldPath {
 
 fn read_kind(element: &Map<String, Value>, at: &FieldPath) -> Result<EventKind, Rejection> {
     const KINDS: &str =
-        "registered, cancelled, attended, left_early, fully_attended, no_show, replay_watched, purchased";
+        "registered, cancelled, attended, left_early, fully_attended, no_show, replay_watched, purchased, engaged";
     let Some(raw) = element.get("kind").and_then(Value::as_str) else {
         return Err(Rejection::unprocessable(
             "missing_kind",
@@ -345,6 +349,24 @@ fn read_facts(element: &Map<String, Value>, at: &FieldPath) -> Result<Facts, Rej
         minutes_attended: optional_minutes(element, "minutes_attended", "minutes_attended", at)?,
         purchase_amount: optional_amount(element, at)?,
         registrant_id: None,
+        engagement: None,
+    })
+}
+
+/// The `label` an `engaged` event requires: it names a tag of its own.
+fn read_engagement(element: &Map<String, Value>, at: &FieldPath) -> Result<String, Rejection> {
+    let raw = optional_text(element, "label", "label", at)?.ok_or_else(|| {
+        Rejection::unprocessable(
+            "missing_label",
+            format!(
+                "{} is required for kind engaged: a short name of what the person did, for example \"Clicked Offer\".",
+                at.show("label")
+            ),
+            at.of("label"),
+        )
+    })?;
+    engagement_label(&raw).map_err(|error| {
+        Rejection::unprocessable("invalid_label", format!("{}: {error}.", at.show("label")), at.of("label"))
     })
 }
 

@@ -7,6 +7,7 @@
 
 use super::fields::{self, AliasRow, LooseBody};
 use super::{GenesisProduct, RawRequest, Rejection, RejectionKind, SourceOutcome};
+use crate::domain::engagement_label;
 use crate::domain::{
     Cents, ContactInfo, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, Facts, Source, WebinarEvent, WebinarInfo,
 };
@@ -26,8 +27,30 @@ pub fn parse(
         BodyFormat::Json => LooseBody::from_json(&request.body, ALIASES)?,
         BodyFormat::Form => LooseBody::from_form(&request.body, ALIASES)?,
     };
-    let event = build_event(source_of(product), kind, &body, request)?;
+    let mut event = build_event(source_of(product), kind, &body, request)?;
+    if kind == EventKind::Engaged {
+        let label = read_engagement(request, &body)?;
+        // The label is part of what the event says: another label for the same person is another event.
+        event.event_id = EventId::hashed(&event.source, &[event.event_id.as_str().as_bytes(), label.as_bytes()]);
+        event.facts.engagement = Some(label);
+    }
     Ok(SourceOutcome::Events(vec![event]))
+}
+
+/// The label of an engagement rule URL (`/hooks/webinarjam/engaged?label=Clicked%20Offer`), or
+/// a `label` field of the body.
+fn read_engagement(request: &RawRequest, body: &LooseBody<Field>) -> Result<String, Rejection> {
+    let raw = request.strict_query_param("label")?.or_else(|| body.get(Field::EngagementLabel).map(str::to_owned));
+    let raw = raw.ok_or_else(|| {
+        Rejection::unprocessable(
+            "missing_label",
+            "An engaged webhook needs a label: end the rule URL with ?label=Clicked%20Offer (a short name of what the person did).",
+            "label",
+        )
+    })?;
+    engagement_label(&raw).map_err(|error| {
+        Rejection::unprocessable("invalid_label", format!("The label is not usable: {error}."), "label")
+    })
 }
 
 fn source_of(product: GenesisProduct) -> Source {
@@ -97,6 +120,7 @@ const KIND_ALIASES: &[(EventKind, &[&str])] = &[
     (EventKind::NoShow, &["no_show", "did_not_attend", "not_attended", "missed"]),
     (EventKind::ReplayWatched, &["replay_watched", "replay", "attended_replay", "watched_replay"]),
     (EventKind::Purchased, &["purchased", "purchase", "buyer", "bought"]),
+    (EventKind::Engaged, &["engaged", "engagement"]),
 ];
 
 fn parse_kind(raw: &str) -> Result<EventKind, Rejection> {
@@ -108,7 +132,7 @@ fn parse_kind(raw: &str) -> Result<EventKind, Rejection> {
         .ok_or_else(|| {
             Rejection::unprocessable(
                 "unknown_kind",
-                "The last part of the webhook URL is not a known event kind; use one of registered, cancelled, attended, left_early, fully_attended, no_show, replay_watched, purchased.",
+                "The last part of the webhook URL is not a known event kind; use one of registered, cancelled, attended, left_early, fully_attended, no_show, replay_watched, purchased, engaged (with ?label=...).",
                 "kind",
             )
         })
@@ -138,6 +162,8 @@ enum Field {
     RegistrantId,
     /// When the person registered (the registrants API calls it `signup_date`).
     SignupDate,
+    /// The label of an engagement, when the rule URL does not carry `?label=`.
+    EngagementLabel,
 }
 
 /// Key names per field, most specific first (an earlier alias wins when several are present).
@@ -165,6 +191,7 @@ const ALIASES: &[AliasRow<Field>] = &[
     (Field::PurchaseAmount, &["revenue_live", "revenue", "amount", "purchase_amount", "price"]),
     (Field::RegistrantId, &["user_id", "lead_id", "registrant_id"]),
     (Field::SignupDate, &["signup_date", "registration_date", "registered_at", "signup_time"]),
+    (Field::EngagementLabel, &["engagement_label", "label"]),
 ];
 
 fn build_event(
@@ -174,7 +201,7 @@ fn build_event(
     request: &RawRequest,
 ) -> Result<WebinarEvent, Rejection> {
     let contact = read_contact(body)?;
-    let webinar = read_webinar(body)?;
+    let webinar = read_webinar(&source, body)?;
     let event_id = identity_hash(&source, kind, &contact.email, &webinar, body);
     Ok(WebinarEvent {
         schema: EVENT_SCHEMA_VERSION,
@@ -277,7 +304,12 @@ fn read_phone(body: &LooseBody<Field>) -> Option<String> {
     }
 }
 
-fn read_webinar(body: &LooseBody<Field>) -> Result<WebinarInfo, Rejection> {
+/// EverWebinar shows and sends times in its account default, Eastern Time, unless the webinar
+/// names another zone (`reference/webinar-platforms.md` 1.2); WebinarJam dates without a zone
+/// stay UTC.
+pub const EVERWEBINAR_DEFAULT_TIMEZONE: &str = "America/New_York";
+
+fn read_webinar(source: &Source, body: &LooseBody<Field>) -> Result<WebinarInfo, Rejection> {
     let name = body.get(Field::WebinarName).map(str::to_owned);
     // With only a name, the name is the best identity the platform gives us.
     let id = body.get(Field::WebinarId).map(str::to_owned).or_else(|| name.clone()).ok_or_else(|| {
@@ -287,7 +319,10 @@ fn read_webinar(body: &LooseBody<Field>) -> Result<WebinarInfo, Rejection> {
             "webinar_id",
         )
     })?;
-    let timezone = body.get(Field::Timezone);
+    let timezone = body.get(Field::Timezone).or(match source {
+        Source::Everwebinar => Some(EVERWEBINAR_DEFAULT_TIMEZONE),
+        _ => None,
+    });
     Ok(WebinarInfo {
         id,
         name,
@@ -307,6 +342,7 @@ fn read_facts(body: &LooseBody<Field>) -> Facts {
         minutes_attended: body.get(Field::MinutesAttended).and_then(fields::parse_minutes),
         purchase_amount: body.get(Field::PurchaseAmount).and_then(Cents::parse_lenient),
         registrant_id: body.get(Field::RegistrantId).map(str::to_owned),
+        engagement: None,
     }
 }
 

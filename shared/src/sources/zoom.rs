@@ -29,12 +29,17 @@ pub fn parse(request: &RawRequest, secret: &Secret) -> Result<SourceOutcome, Rej
     let (event, envelope) = read_envelope(&request.body)?;
     match event.as_str() {
         "endpoint.url_validation" => answer_url_validation(&envelope, secret),
+        "webinar.registration_created" if registrant_is_pending(&envelope) => Ok(SourceOutcome::Ignored {
+            reason: "registration is pending approval; it counts once Zoom sends webinar.registration_approved."
+                .to_owned(),
+        }),
         "webinar.registration_created" | "webinar.registration_approved" => {
-            registration(EventKind::Registered, &envelope, request).map(one_event)
+            registration(EventKind::Registered, &envelope, request)
         }
         "webinar.registration_cancelled" | "webinar.registration_denied" => {
-            registration(EventKind::Cancelled, &envelope, request).map(one_event)
+            registration(EventKind::Cancelled, &envelope, request)
         }
+        "webinar.ended" => Ok(ended(&envelope)),
         "webinar.participant_joined" => participant(Presence::Joined, &envelope, request),
         "webinar.participant_left" => participant(Presence::Left, &envelope, request),
         other => Ok(SourceOutcome::Ignored {
@@ -118,12 +123,106 @@ fn answer_url_validation(envelope: &Map<String, Value>, secret: &Secret) -> Resu
     })
 }
 
+/// A registration that waits for the host's approval (`registrant.status` = `pending`).
+fn registrant_is_pending(envelope: &Map<String, Value>) -> bool {
+    path(envelope, &["payload", "object", "registrant"])
+        .and_then(|registrant| text(registrant, "status"))
+        .is_some_and(|status| status.eq_ignore_ascii_case("pending"))
+}
+
+/// `webinar.ended`: the occurrence is over, so its attendance report can be pulled
+/// (`reference/webinar-platforms.md` 2.5). The ingest answer and log record it; the pull side
+/// (`webinar-bridge pull`, serve's reconciler) lists ended occurrences through the API.
+fn ended(envelope: &Map<String, Value>) -> SourceOutcome {
+    let object = payload_object(envelope);
+    let field_text = |key: &str| {
+        object.and_then(|object| object.get(key)).and_then(fields::scalar_text).and_then(|raw| non_empty(&raw))
+    };
+    let id = field_text("id").filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit()));
+    let uuid = field_text("uuid").filter(|uuid| uuid.len() <= 64 && uuid.bytes().all(|b| b.is_ascii_graphic()));
+    tracing::info!(
+        webinar_id = id.as_deref().unwrap_or("unknown"),
+        occurrence_uuid = uuid.as_deref().unwrap_or("unknown"),
+        "zoom webinar ended; its attendance can be pulled from the participants report"
+    );
+    SourceOutcome::Ignored {
+        reason: format!(
+            "webinar {} occurrence {} ended; attendance comes from its report (webinar-bridge pull).",
+            id.as_deref().unwrap_or("(unknown)"),
+            uuid.as_deref().unwrap_or("(unknown)")
+        ),
+    }
+}
+
+/// Zoom's webinar types 6 (recurring, no fixed time) and 9 (recurring, fixed time): each
+/// occurrence keeps its own state.
+const RECURRING_WITH_FIXED_TIME: u64 = 9;
+
+/// The occurrences an event belongs to, as (occurrence id, start). A registration for a
+/// recurring webinar lists them in `occurrences`; a participant event of a recurring webinar with
+/// a fixed time names its occurrence by `start_time` (Zoom's occurrence id is that start in epoch
+/// milliseconds). Empty for single webinars.
+fn occurrences(object: Option<&Map<String, Value>>) -> Vec<(String, Option<DateTime<Utc>>)> {
+    let listed: Vec<(String, Option<DateTime<Utc>>)> = object
+        .and_then(|object| object.get("occurrences"))
+        .and_then(Value::as_array)
+        .map(|occurrences| {
+            occurrences
+                .iter()
+                .filter_map(|occurrence| {
+                    let start = text(occurrence, "start_time").and_then(|raw| rfc3339(&raw));
+                    let id = text(occurrence, "occurrence_id")
+                        .filter(|id| id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+                        .or_else(|| start.map(|start| start.timestamp_millis().to_string()))?;
+                    Some((id, start))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !listed.is_empty() {
+        return listed;
+    }
+    let recurring =
+        object.and_then(|object| object.get("type")).and_then(Value::as_u64) == Some(RECURRING_WITH_FIXED_TIME);
+    let start = object.and_then(|object| object.get("start_time")).and_then(Value::as_str).and_then(rfc3339);
+    match (recurring, start) {
+        (true, Some(start)) => vec![(start.timestamp_millis().to_string(), Some(start))],
+        _ => Vec::new(),
+    }
+}
+
+/// One event per occurrence (the webinar id becomes `<id>@<occurrence id>`), or the event as it
+/// is for a single webinar. A registration for several occurrences hashes each occurrence into
+/// its own event id.
+fn per_occurrence(event: WebinarEvent, object: Option<&Map<String, Value>>, request: &RawRequest) -> SourceOutcome {
+    let occurrences = occurrences(object);
+    if occurrences.is_empty() {
+        return one_event(event);
+    }
+    let several = occurrences.len() > 1;
+    let events = occurrences
+        .into_iter()
+        .map(|(occurrence_id, start)| {
+            let mut event = event.clone();
+            event.webinar.id = format!("{}@{occurrence_id}", event.webinar.id);
+            if start.is_some() {
+                event.webinar.starts_at = start;
+            }
+            if several {
+                event.event_id = EventId::hashed(&Source::Zoom, &[&request.body, occurrence_id.as_bytes()]);
+            }
+            event
+        })
+        .collect();
+    SourceOutcome::Events(events)
+}
+
 /// `webinar.registration_*`: the registrant's details and join URL.
 fn registration(
     kind: EventKind,
     envelope: &Map<String, Value>,
     request: &RawRequest,
-) -> Result<WebinarEvent, Rejection> {
+) -> Result<SourceOutcome, Rejection> {
     const EMAIL_FIELD: &str = "payload.object.registrant.email";
     let object = payload_object(envelope);
     let registrant = object.and_then(|object| object.get("registrant"));
@@ -146,7 +245,7 @@ fn registration(
         phone: registrant.and_then(|registrant| text(registrant, "phone")),
     };
     let facts = Facts { registrant_id: registrant.and_then(|registrant| text(registrant, "id")), ..Facts::default() };
-    Ok(build_event(kind, contact, webinar, facts, envelope, request))
+    Ok(per_occurrence(build_event(kind, contact, webinar, facts, envelope, request), object, request))
 }
 
 #[derive(Clone, Copy)]
@@ -163,6 +262,13 @@ fn participant(
 ) -> Result<SourceOutcome, Rejection> {
     let object = payload_object(envelope);
     let participant = object.and_then(|object| object.get("participant"));
+    if is_unregistered_staff(object, participant) {
+        return Ok(SourceOutcome::Ignored {
+            reason:
+                "participant is the host, a co-host or a panelist without a registration; staff never become contacts."
+                    .to_owned(),
+        });
+    }
     // Zoom must get a 2xx or it retries and then stops delivering, so a participant we cannot
     // identify (a guest without e-mail) is acknowledged and ignored, never refused.
     let Some(raw_email) = participant.and_then(|participant| text(participant, "email")) else {
@@ -185,7 +291,30 @@ fn participant(
     };
     // No names from `user_name`: it is a display name and would overwrite the registration's.
     let contact = ContactInfo::new(email);
-    Ok(one_event(build_event(EventKind::Attended, contact, webinar, facts, envelope, request)))
+    Ok(per_occurrence(build_event(EventKind::Attended, contact, webinar, facts, envelope, request), object, request))
+}
+
+/// Roles Zoom gives the people who run a webinar (`participant.role`, where the app sends it).
+const STAFF_ROLES: [&str; 4] = ["host", "co-host", "cohost", "panelist"];
+
+/// The host (`participant.id` or `user_id` equal to the webinar's `host_id`), or anyone Zoom marks
+/// as host, co-host or panelist, unless they registered like an attendee (a `registrant_id`).
+fn is_unregistered_staff(object: Option<&Map<String, Value>>, participant: Option<&Value>) -> bool {
+    let Some(participant) = participant else {
+        return false;
+    };
+    if text(participant, "registrant_id").is_some() {
+        return false;
+    }
+    let host_id = object.and_then(|object| object.get("host_id")).and_then(fields::scalar_text);
+    let is_host = host_id.as_deref().map(str::trim).filter(|host| !host.is_empty()).is_some_and(|host| {
+        ["id", "user_id", "participant_user_id"].iter().any(|key| text(participant, key).as_deref() == Some(host))
+    });
+    let has_staff_role = text(participant, "role").is_some_and(|role| {
+        let role = role.to_ascii_lowercase().replace(['_', ' '], "-");
+        STAFF_ROLES.contains(&role.as_str())
+    });
+    is_host || has_staff_role
 }
 
 /// Joined: open interval from `join_time`. Left: `join_time`..`leave_time`, or a point at

@@ -64,6 +64,8 @@ fn naive_tag(kind: EventKind) -> (&'static str, Option<Family>) {
         EventKind::FullyAttended => ("Fully Attended", Some(Family::Attendance)),
         EventKind::ReplayWatched => ("Replay Watched", None),
         EventKind::Purchased => ("Buyer", None),
+        // The generator sends no engagements; a naive integration would tag each label once.
+        EventKind::Engaged => ("Engaged", None),
     }
 }
 

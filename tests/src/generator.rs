@@ -393,6 +393,7 @@ impl Log {
                     minutes_attended: event.minutes,
                     purchase_amount: event.amount_cents.map(Cents),
                     registrant_id: None,
+                    engagement: None,
                 };
                 documents.push(WebinarEvent {
                     schema: webinar_bridge::domain::EVENT_SCHEMA_VERSION,

@@ -259,6 +259,10 @@ pub struct Facts {
     /// The platform's registrant id (Zoom), kept so a later join can be matched to its registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registrant_id: Option<String>,
+    /// Further values a marketer may map (`reschedule_url`, `utm_source`, `gdpr_date` as RFC 3339,
+    /// `custom.<name>` ...), keyed by their logical name (domain::fields).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 /// One normalized webinar event (DESIGN 3).

@@ -117,10 +117,8 @@ impl ContactRecord {
                     .and_then(|(_, state)| state.purchase_amount.as_ref())
                     .map(|stamped| stamped.value.0.to_string()),
                 LogicalField::SessionDate | LogicalField::SessionTime => latest_webinar.and_then(|(_, state)| {
-                    let local = session_local_start(
-                        state.field(FieldSlot::WebinarStart),
-                        state.field(FieldSlot::Timezone),
-                    )?;
+                    let local =
+                        session_local_start(state.field(FieldSlot::WebinarStart), state.field(FieldSlot::Timezone))?;
                     Some(if logical == LogicalField::SessionDate {
                         local.date().to_string()
                     } else {
@@ -146,7 +144,8 @@ impl ContactRecord {
             }
         }
         for (name, key) in settings.field_map.custom() {
-            if let Some(formatted) = self.latest_extra_field(name).and_then(|raw| format_value(FieldFormat::Line, &raw)) {
+            if let Some(formatted) = self.latest_extra_field(name).and_then(|raw| format_value(FieldFormat::Line, &raw))
+            {
                 desired.fields.insert(key.to_owned(), formatted);
             }
         }
@@ -185,10 +184,9 @@ fn format_value(format: FieldFormat, raw: &str) -> Option<FieldValue> {
             .parse::<NaiveDate>()
             .ok()
             .map(|day| FieldValue::Number(day.and_time(NaiveTime::MIN).and_utc().timestamp())),
-        FieldFormat::Time => raw
-            .parse::<NaiveTime>()
-            .ok()
-            .map(|time| FieldValue::Number(i64::from(time.num_seconds_from_midnight()))),
+        FieldFormat::Time => {
+            raw.parse::<NaiveTime>().ok().map(|time| FieldValue::Number(i64::from(time.num_seconds_from_midnight())))
+        }
     }
 }
 

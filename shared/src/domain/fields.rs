@@ -325,6 +325,33 @@ mod tests {
     }
 
     #[test]
+    fn custom_names_and_new_fields_parse_and_unknown_names_list_the_known_ones() {
+        let map = FieldMap::parse_json(
+            r#"{"session_date":"field1","sms_number":"fieldMobilePhone","custom.Company Size":"field2"}"#,
+        )
+        .unwrap();
+        assert_eq!(map.key(LogicalField::SessionDate), Some("field1"));
+        assert_eq!(map.key(LogicalField::SmsNumber), Some("fieldMobilePhone"));
+        assert_eq!(map.custom().collect::<Vec<_>>(), [("custom.companysize", "field2")]);
+        assert!(matches!(
+            FieldMap::parse_json(r#"{"custom.a":"field1","custom.b":"field1"}"#),
+            Err(FieldMapError::DuplicateKey(_))
+        ));
+        assert!(matches!(
+            FieldMap::parse_json(r#"{"custom.--":"field1"}"#),
+            Err(FieldMapError::UnknownLogicalField(_))
+        ));
+        let message = FieldMap::parse_json(r#"{"utm_term":"field1"}"#).unwrap_err().to_string();
+        for field in LogicalField::ALL {
+            assert!(message.contains(field.as_str()), "{message} names {}", field.as_str());
+        }
+        assert!(message.contains("custom.<name>"), "{message}");
+        assert_eq!(custom_fact_key("Company size?"), Some("custom.companysize".to_owned()));
+        assert_eq!(LogicalField::SessionTime.format(), FieldFormat::Time);
+        assert_eq!(LogicalField::GdprDate.format(), FieldFormat::UnixSeconds);
+    }
+
+    #[test]
     fn urls_get_a_scheme() {
         assert_eq!(url_with_scheme("event.webinarjam.com/live/x"), "https://event.webinarjam.com/live/x");
         assert_eq!(url_with_scheme("//zoom.us/w/1"), "https://zoom.us/w/1");

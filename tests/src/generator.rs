@@ -394,6 +394,7 @@ impl Log {
                     purchase_amount: event.amount_cents.map(Cents),
                     registrant_id: None,
                     engagement: None,
+                    fields: Default::default(),
                 };
                 documents.push(WebinarEvent {
                     schema: webinar_bridge::domain::EVENT_SCHEMA_VERSION,

@@ -15,7 +15,7 @@ use webinar_bridge::adapters::sqlite::{
 };
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};
-use webinar_bridge::domain::{LogicalField, Settings};
+use webinar_bridge::domain::{FieldFormat, LogicalField, Settings};
 use webinar_bridge::ingest::Ingest;
 use webinar_bridge::klicktipp::{KlickTippAuth, KlickTippClient, KlickTippConfig};
 use webinar_bridge::ports::{Clock, ContactStore, EventLog, EventQueue, ReceiptLog, TagDirectory};
@@ -163,6 +163,13 @@ pub fn simulator_config(settings: &Settings) -> SimConfig {
         .iter()
         .filter(|(_, key)| is_custom_field_key(key))
         .map(|(field, key)| FieldSpec::new(key, field.as_str(), simulator_field_type(field)))
+        .chain(
+            settings
+                .field_map
+                .custom()
+                .filter(|(_, key)| is_custom_field_key(key))
+                .map(|(name, key)| FieldSpec::new(key, name, FieldType::Line)),
+        )
         .collect();
     SimConfig { custom_fields, ..SimConfig::default() }
 }
@@ -185,14 +192,14 @@ fn is_custom_field_key(key: &str) -> bool {
 }
 
 fn simulator_field_type(field: LogicalField) -> FieldType {
-    match field {
-        LogicalField::WebinarStart => FieldType::DateTime,
-        LogicalField::JoinUrl | LogicalField::ReplayUrl => FieldType::Url,
-        LogicalField::MinutesAttended => FieldType::Number,
-        LogicalField::PurchaseAmount => FieldType::Decimal,
-        LogicalField::FirstName | LogicalField::LastName | LogicalField::Phone | LogicalField::WebinarName => {
-            FieldType::Line
-        }
+    match field.format() {
+        FieldFormat::Line => FieldType::Line,
+        FieldFormat::UnixSeconds => FieldType::DateTime,
+        FieldFormat::Url => FieldType::Url,
+        FieldFormat::Integer => FieldType::Number,
+        FieldFormat::Decimal => FieldType::Decimal,
+        FieldFormat::Date => FieldType::Date,
+        FieldFormat::Time => FieldType::Time,
     }
 }
 

@@ -6,8 +6,8 @@ use super::event::{WebinarEvent, WebinarKey};
 use super::fields::{FieldFormat, FieldMap, FieldValue, LogicalField, url_with_scheme};
 use super::problems::FieldProblems;
 use super::state::{ContactState, FieldSlot, Stamped};
-use super::tags::{TagTemplate, session_date};
-use chrono::{DateTime, Utc};
+use super::tags::{TagTemplate, session_date, utc_offset};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -120,12 +120,48 @@ impl ContactRecord {
                 LogicalField::PurchaseAmount => latest_webinar
                     .and_then(|(_, state)| state.purchase_amount.as_ref())
                     .map(|stamped| stamped.value.0.to_string()),
+                LogicalField::SessionDate | LogicalField::SessionTime => latest_webinar.and_then(|(_, state)| {
+                    let local =
+                        session_local_start(state.field(FieldSlot::WebinarStart), state.field(FieldSlot::Timezone))?;
+                    Some(if logical == LogicalField::SessionDate {
+                        local.date().to_string()
+                    } else {
+                        local.time().format("%H:%M:%S").to_string()
+                    })
+                }),
+                // Links belong to one session: the webinar with the newest event, like the join URL.
+                LogicalField::RescheduleUrl | LogicalField::CancelUrl | LogicalField::ThankYouUrl => latest_webinar
+                    .and_then(|(_, state)| state.extra_fields.get(logical.as_str()))
+                    .map(|stamped| stamped.value.clone()),
+                // The person's own details and consent: the newest value from any webinar.
+                LogicalField::SmsNumber
+                | LogicalField::UtmSource
+                | LogicalField::UtmMedium
+                | LogicalField::UtmCampaign
+                | LogicalField::GdprStatus
+                | LogicalField::GdprDate
+                | LogicalField::Organization
+                | LogicalField::JobTitle => self.latest_extra_field(logical.as_str()),
             };
             if let Some(formatted) = value.and_then(|raw| format_value(logical.format(), &raw)) {
                 desired.fields.insert(key.to_owned(), formatted);
             }
         }
+        for (name, key) in settings.field_map.custom() {
+            if let Some(formatted) = self.latest_extra_field(name).and_then(|raw| format_value(FieldFormat::Line, &raw))
+            {
+                desired.fields.insert(key.to_owned(), formatted);
+            }
+        }
         desired
+    }
+
+    fn latest_extra_field(&self, name: &str) -> Option<String> {
+        self.webinars
+            .values()
+            .filter_map(|state| state.extra_fields.get(name))
+            .max_by(|a: &&Stamped<String>, b| a.stamp.cmp(&b.stamp))
+            .map(|stamped| stamped.value.clone())
     }
 
     fn latest_contact_field(&self, slot: FieldSlot) -> Option<String> {
@@ -148,7 +184,29 @@ fn format_value(format: FieldFormat, raw: &str) -> Option<FieldValue> {
         FieldFormat::Url => Some(FieldValue::Text(url_with_scheme(raw))),
         FieldFormat::UnixSeconds => raw.parse::<DateTime<Utc>>().ok().map(|at| FieldValue::Number(at.timestamp())),
         FieldFormat::Integer | FieldFormat::Decimal => raw.parse::<i64>().ok().map(FieldValue::Number),
+        FieldFormat::Date => raw
+            .parse::<NaiveDate>()
+            .ok()
+            .map(|day| FieldValue::Number(day.and_time(NaiveTime::MIN).and_utc().timestamp())),
+        FieldFormat::Time => {
+            raw.parse::<NaiveTime>().ok().map(|time| FieldValue::Number(i64::from(time.num_seconds_from_midnight())))
+        }
     }
+}
+
+/// The session's start as wall-clock time in the webinar's time zone (UTC when it has none).
+fn session_local_start(start: Option<&str>, timezone: Option<&str>) -> Option<NaiveDateTime> {
+    let start = DateTime::parse_from_rfc3339(start?.trim()).ok()?.with_timezone(&Utc);
+    let Some(timezone) = timezone.map(str::trim).filter(|zone| !zone.is_empty()) else {
+        return Some(start.naive_utc());
+    };
+    if let Ok(zone) = timezone.parse::<chrono_tz::Tz>() {
+        return Some(start.with_timezone(&zone).naive_local());
+    }
+    Some(match utc_offset(timezone) {
+        Some(offset) => start.with_timezone(&offset).naive_local(),
+        None => start.naive_utc(),
+    })
 }
 
 mod webinar_map {

@@ -266,6 +266,10 @@ pub struct Facts {
     /// The label of an `engaged` event (`Clicked Offer`), validated by [`engagement_label`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engagement: Option<String>,
+    /// Further values a marketer may map (`reschedule_url`, `utm_source`, `gdpr_date` as RFC 3339,
+    /// `custom.<name>` ...), keyed by their logical name (domain::fields).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 /// Longest engagement label: it is the last part of a tag name, like a state word.

@@ -55,6 +55,22 @@ pub enum LogicalField {
     ReplayUrl,
     MinutesAttended,
     PurchaseAmount,
+    RescheduleUrl,
+    CancelUrl,
+    ThankYouUrl,
+    /// The session's calendar day in the webinar's time zone (a KlickTipp Date field).
+    SessionDate,
+    /// The session's wall-clock start in the webinar's time zone (a KlickTipp Time field).
+    SessionTime,
+    /// The mobile number for SMS, for KlickTipp's global `fieldMobilePhone`.
+    SmsNumber,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+    GdprStatus,
+    GdprDate,
+    Organization,
+    JobTitle,
 }
 
 /// How a logical field's value must be written, which also tells the simulator the field's type.
@@ -66,10 +82,14 @@ pub enum FieldFormat {
     Integer,
     /// Hundredths as an integer.
     Decimal,
+    /// A calendar day as the Unix seconds of its midnight (UTC).
+    Date,
+    /// Seconds since midnight, 0 to 86399.
+    Time,
 }
 
 impl LogicalField {
-    pub const ALL: [LogicalField; 9] = [
+    pub const ALL: [LogicalField; 22] = [
         LogicalField::FirstName,
         LogicalField::LastName,
         LogicalField::Phone,
@@ -79,6 +99,19 @@ impl LogicalField {
         LogicalField::ReplayUrl,
         LogicalField::MinutesAttended,
         LogicalField::PurchaseAmount,
+        LogicalField::RescheduleUrl,
+        LogicalField::CancelUrl,
+        LogicalField::ThankYouUrl,
+        LogicalField::SessionDate,
+        LogicalField::SessionTime,
+        LogicalField::SmsNumber,
+        LogicalField::UtmSource,
+        LogicalField::UtmMedium,
+        LogicalField::UtmCampaign,
+        LogicalField::GdprStatus,
+        LogicalField::GdprDate,
+        LogicalField::Organization,
+        LogicalField::JobTitle,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,16 +125,43 @@ impl LogicalField {
             LogicalField::ReplayUrl => "replay_url",
             LogicalField::MinutesAttended => "minutes_attended",
             LogicalField::PurchaseAmount => "purchase_amount",
+            LogicalField::RescheduleUrl => "reschedule_url",
+            LogicalField::CancelUrl => "cancel_url",
+            LogicalField::ThankYouUrl => "thank_you_url",
+            LogicalField::SessionDate => "session_date",
+            LogicalField::SessionTime => "session_time",
+            LogicalField::SmsNumber => "sms_number",
+            LogicalField::UtmSource => "utm_source",
+            LogicalField::UtmMedium => "utm_medium",
+            LogicalField::UtmCampaign => "utm_campaign",
+            LogicalField::GdprStatus => "gdpr_status",
+            LogicalField::GdprDate => "gdpr_date",
+            LogicalField::Organization => "organization",
+            LogicalField::JobTitle => "job_title",
         }
     }
 
     pub fn format(self) -> FieldFormat {
         match self {
-            LogicalField::FirstName | LogicalField::LastName | LogicalField::Phone | LogicalField::WebinarName => {
-                FieldFormat::Line
-            }
-            LogicalField::WebinarStart => FieldFormat::UnixSeconds,
-            LogicalField::JoinUrl | LogicalField::ReplayUrl => FieldFormat::Url,
+            LogicalField::FirstName
+            | LogicalField::LastName
+            | LogicalField::Phone
+            | LogicalField::WebinarName
+            | LogicalField::SmsNumber
+            | LogicalField::UtmSource
+            | LogicalField::UtmMedium
+            | LogicalField::UtmCampaign
+            | LogicalField::GdprStatus
+            | LogicalField::Organization
+            | LogicalField::JobTitle => FieldFormat::Line,
+            LogicalField::WebinarStart | LogicalField::GdprDate => FieldFormat::UnixSeconds,
+            LogicalField::SessionDate => FieldFormat::Date,
+            LogicalField::SessionTime => FieldFormat::Time,
+            LogicalField::JoinUrl
+            | LogicalField::ReplayUrl
+            | LogicalField::RescheduleUrl
+            | LogicalField::CancelUrl
+            | LogicalField::ThankYouUrl => FieldFormat::Url,
             LogicalField::MinutesAttended => FieldFormat::Integer,
             LogicalField::PurchaseAmount => FieldFormat::Decimal,
         }
@@ -135,7 +195,7 @@ pub enum FieldMapError {
     #[error("is not a JSON object of logical field -> KlickTipp field key: {0}")]
     NotAnObject(String),
     #[error(
-        "names an unknown logical field {0:?}; known: first_name, last_name, phone, webinar_name, webinar_start, join_url, replay_url, minutes_attended, purchase_amount"
+        "names an unknown logical field {0:?}; known: first_name, last_name, phone, webinar_name, webinar_start, join_url, replay_url, minutes_attended, purchase_amount, reschedule_url, cancel_url, thank_you_url, session_date, session_time, sms_number, utm_source, utm_medium, utm_campaign, gdpr_status, gdpr_date, organization, job_title, and custom.<name> for a custom value or question"
     )]
     UnknownLogicalField(String),
     #[error(
@@ -146,17 +206,36 @@ pub enum FieldMapError {
     DuplicateKey(String),
 }
 
+/// The prefix of a logical name that writes a custom value: the generic body's `custom` map,
+/// a Zoom custom question, a WebinarJam custom field.
+pub const CUSTOM_PREFIX: &str = "custom.";
+
+/// The key a custom value is stored and mapped under: its letters and digits, lower case, so
+/// `custom.Company Size`, `company_size` and the Zoom question "Company size?" all meet.
+pub fn custom_field_name(raw: &str) -> String {
+    raw.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).take(64).collect()
+}
+
+/// The key under which an event's extra value for `field` is kept (`Facts::fields`).
+pub fn custom_fact_key(raw_name: &str) -> Option<String> {
+    let name = custom_field_name(raw_name);
+    (!name.is_empty()).then(|| format!("{CUSTOM_PREFIX}{name}"))
+}
+
 /// Logical field -> KlickTipp field key. Only mapped fields are ever written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldMap(BTreeMap<LogicalField, String>);
+pub struct FieldMap(BTreeMap<LogicalField, String>, BTreeMap<String, String>);
 
 impl Default for FieldMap {
     /// DESIGN 8: first and last name go to KlickTipp's global name fields.
     fn default() -> Self {
-        Self(BTreeMap::from([
-            (LogicalField::FirstName, "fieldFirstName".to_owned()),
-            (LogicalField::LastName, "fieldLastName".to_owned()),
-        ]))
+        Self(
+            BTreeMap::from([
+                (LogicalField::FirstName, "fieldFirstName".to_owned()),
+                (LogicalField::LastName, "fieldLastName".to_owned()),
+            ]),
+            BTreeMap::new(),
+        )
     }
 }
 
@@ -167,20 +246,42 @@ impl FieldMap {
         let object: BTreeMap<String, Option<String>> =
             serde_json::from_str(raw).map_err(|error| FieldMapError::NotAnObject(error.to_string()))?;
         let mut map = BTreeMap::new();
+        let mut custom = BTreeMap::new();
         for (logical, key) in object {
-            let field: LogicalField = logical.parse()?;
+            let custom_name = logical
+                .strip_prefix(CUSTOM_PREFIX)
+                .map(|name| (name, custom_fact_key(name)))
+                .map(|(name, fact_key)| fact_key.ok_or_else(|| FieldMapError::UnknownLogicalField(name.to_owned())))
+                .transpose()?;
+            let field = match custom_name {
+                Some(_) => None,
+                None => Some(logical.parse::<LogicalField>()?),
+            };
             let Some(key) = key.map(|key| key.trim().to_owned()).filter(|key| !key.is_empty()) else {
                 continue;
             };
             if !is_klicktipp_field_key(&key) {
                 return Err(FieldMapError::InvalidKey { logical, key: key.chars().take(60).collect() });
             }
-            if map.values().any(|existing| existing == &key) {
+            if map.values().chain(custom.values()).any(|existing| existing == &key) {
                 return Err(FieldMapError::DuplicateKey(key));
             }
-            map.insert(field, key);
+            match (field, custom_name) {
+                (Some(field), _) => {
+                    map.insert(field, key);
+                }
+                (None, Some(fact_key)) => {
+                    custom.insert(fact_key, key);
+                }
+                (None, None) => {}
+            }
         }
-        Ok(Self(map))
+        Ok(Self(map, custom))
+    }
+
+    /// `custom.<name>` entries: the stored fact key (`custom.<normalized name>`) -> KlickTipp key.
+    pub fn custom(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.1.iter().map(|(name, key)| (name.as_str(), key.as_str()))
     }
 
     pub fn key(&self, field: LogicalField) -> Option<&str> {
@@ -221,6 +322,33 @@ mod tests {
             FieldMap::parse_json(r#"{"first_name":"field1","last_name":"field1"}"#),
             Err(FieldMapError::DuplicateKey(_))
         ));
+    }
+
+    #[test]
+    fn custom_names_and_new_fields_parse_and_unknown_names_list_the_known_ones() {
+        let map = FieldMap::parse_json(
+            r#"{"session_date":"field1","sms_number":"fieldMobilePhone","custom.Company Size":"field2"}"#,
+        )
+        .unwrap();
+        assert_eq!(map.key(LogicalField::SessionDate), Some("field1"));
+        assert_eq!(map.key(LogicalField::SmsNumber), Some("fieldMobilePhone"));
+        assert_eq!(map.custom().collect::<Vec<_>>(), [("custom.companysize", "field2")]);
+        assert!(matches!(
+            FieldMap::parse_json(r#"{"custom.a":"field1","custom.b":"field1"}"#),
+            Err(FieldMapError::DuplicateKey(_))
+        ));
+        assert!(matches!(
+            FieldMap::parse_json(r#"{"custom.--":"field1"}"#),
+            Err(FieldMapError::UnknownLogicalField(_))
+        ));
+        let message = FieldMap::parse_json(r#"{"utm_term":"field1"}"#).unwrap_err().to_string();
+        for field in LogicalField::ALL {
+            assert!(message.contains(field.as_str()), "{message} names {}", field.as_str());
+        }
+        assert!(message.contains("custom.<name>"), "{message}");
+        assert_eq!(custom_fact_key("Company size?"), Some("custom.companysize".to_owned()));
+        assert_eq!(LogicalField::SessionTime.format(), FieldFormat::Time);
+        assert_eq!(LogicalField::GdprDate.format(), FieldFormat::UnixSeconds);
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub struct ContactState {
     /// Engagement labels (`Clicked Offer`): a grow-only set, each a sticky tag.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub engagements: BTreeSet<String>,
+    /// Further mappable values by logical name (`Facts::fields`), last writer wins.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_fields: BTreeMap<String, Stamped<String>>,
     /// The newest event folded in; decides which webinar's fields a contact shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event: Option<Stamp>,
@@ -141,6 +144,12 @@ impl ContactState {
                 state.fields.insert(slot, Stamped { stamp: stamp.clone(), value });
             }
         }
+        for (name, value) in &event.facts.fields {
+            let value = value.trim();
+            if !value.is_empty() {
+                state.extra_fields.insert(name.clone(), Stamped { stamp: stamp.clone(), value: value.to_owned() });
+            }
+        }
         state
     }
 
@@ -161,6 +170,12 @@ impl ContactState {
         last_writer_wins(&mut self.purchase_amount, &other.purchase_amount);
         for (slot, theirs) in &other.fields {
             let mine = self.fields.entry(*slot).or_insert_with(|| theirs.clone());
+            if theirs.stamp > mine.stamp {
+                *mine = theirs.clone();
+            }
+        }
+        for (name, theirs) in &other.extra_fields {
+            let mine = self.extra_fields.entry(name.clone()).or_insert_with(|| theirs.clone());
             if theirs.stamp > mine.stamp {
                 *mine = theirs.clone();
             }

@@ -321,7 +321,7 @@ pub fn session_date(start: Option<&str>, timezone: Option<&str>) -> Option<Naive
 }
 
 /// `GMT+2`, `UTC-05:00`, `GMT+5:30`, `+0200`, `UTC` as a fixed offset.
-fn utc_offset(raw: &str) -> Option<FixedOffset> {
+pub(crate) fn utc_offset(raw: &str) -> Option<FixedOffset> {
     let upper = raw.trim().to_ascii_uppercase();
     let rest = upper.strip_prefix("GMT").or_else(|| upper.strip_prefix("UTC")).unwrap_or(&upper).trim();
     if rest.is_empty() || rest == "Z" {

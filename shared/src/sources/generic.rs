@@ -11,11 +11,13 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
+use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
 
 use super::{RawRequest, Rejection, RejectionKind, SourceOutcome};
 use super::{decode, fields};
 use crate::domain::engagement_label;
+use crate::domain::custom_fact_key;
 use crate::domain::{
     Cents, ContactInfo, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, Facts, Source, WebinarEvent, WebinarInfo,
 };
@@ -349,6 +351,7 @@ fn read_facts(element: &Map<String, Value>, at: &FieldPath) -> Result<Facts, Rej
         minutes_attended: optional_minutes(element, "minutes_attended", "minutes_attended", at)?,
         purchase_amount: optional_amount(element, at)?,
         registrant_id: None,
+        fields: read_extra_fields(element, at)?,
         engagement: None,
     })
 }
@@ -368,6 +371,68 @@ fn read_engagement(element: &Map<String, Value>, at: &FieldPath) -> Result<Strin
     engagement_label(&raw).map_err(|error| {
         Rejection::unprocessable("invalid_label", format!("{}: {error}.", at.show("label")), at.of("label"))
     })
+}
+
+/// The values a marketer may map beyond the basics (domain::fields): links in `webinar`, the
+/// person's SMS number, UTM source, consent and job in `contact`, and the `custom` map.
+fn read_extra_fields(element: &Map<String, Value>, at: &FieldPath) -> Result<BTreeMap<String, String>, Rejection> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Object(webinar)) = element.get("webinar") {
+        for name in ["reschedule_url", "cancel_url", "thank_you_url"] {
+            if let Some(value) = optional_text(webinar, name, &format!("webinar.{name}"), at)? {
+                out.insert(name.to_owned(), value);
+            }
+        }
+    }
+    if let Some(Value::Object(contact)) = element.get("contact") {
+        for name in
+            ["sms_number", "utm_source", "utm_medium", "utm_campaign", "gdpr_status", "organization", "job_title"]
+        {
+            if let Some(value) = optional_text(contact, name, &format!("contact.{name}"), at)? {
+                out.insert(name.to_owned(), value);
+            }
+        }
+        if let Some(date) = optional_time(contact, "gdpr_date", &FieldPath { prefix: at.of("contact.") })? {
+            out.insert("gdpr_date".to_owned(), date.to_rfc3339());
+        }
+    }
+    match element.get("custom") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(custom)) => {
+            for (name, value) in custom {
+                let field = format!("custom.{name}");
+                let text = match value {
+                    Value::Null => None,
+                    Value::String(_) | Value::Number(_) | Value::Bool(_) => fields::scalar_text(value),
+                    _ => {
+                        return Err(Rejection::unprocessable(
+                            "invalid_field",
+                            format!("{} must be a string, a number or a boolean.", at.show(&field)),
+                            at.of(&field),
+                        ));
+                    }
+                };
+                let Some(key) = custom_fact_key(name) else {
+                    return Err(Rejection::unprocessable(
+                        "invalid_field",
+                        format!("{} needs a name with at least one letter or digit.", at.show(&field)),
+                        at.of(&field),
+                    ));
+                };
+                if let Some(text) = text.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty()) {
+                    out.insert(key, text);
+                }
+            }
+        }
+        Some(_) => {
+            return Err(Rejection::unprocessable(
+                "invalid_field",
+                format!("{} must be an object of name -> value.", at.show("custom")),
+                at.of("custom"),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------

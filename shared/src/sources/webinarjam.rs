@@ -164,7 +164,30 @@ enum Field {
     SignupDate,
     /// The label of an engagement, when the rule URL does not carry `?label=`.
     EngagementLabel,
+    RescheduleUrl,
+    CancelUrl,
+    ThankYouUrl,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+    GdprStatus,
+    GdprDate,
+    Organization,
+    JobTitle,
 }
+
+/// Fields that go to `Facts::fields` unchanged, under their logical name (domain::fields).
+const EXTRA_FIELDS: &[(Field, &str)] = &[
+    (Field::RescheduleUrl, "reschedule_url"),
+    (Field::CancelUrl, "cancel_url"),
+    (Field::ThankYouUrl, "thank_you_url"),
+    (Field::UtmSource, "utm_source"),
+    (Field::UtmMedium, "utm_medium"),
+    (Field::UtmCampaign, "utm_campaign"),
+    (Field::GdprStatus, "gdpr_status"),
+    (Field::Organization, "organization"),
+    (Field::JobTitle, "job_title"),
+];
 
 /// Key names per field, most specific first (an earlier alias wins when several are present).
 /// Keys match without case or separators, and a nested key also matches as `<parent>_<key>`,
@@ -192,6 +215,16 @@ const ALIASES: &[AliasRow<Field>] = &[
     (Field::RegistrantId, &["user_id", "lead_id", "registrant_id"]),
     (Field::SignupDate, &["signup_date", "registration_date", "registered_at", "signup_time"]),
     (Field::EngagementLabel, &["engagement_label", "label"]),
+    (Field::RescheduleUrl, &["reschedule_url", "reschedule_link", "reschedule"]),
+    (Field::CancelUrl, &["cancel_url", "cancel_link", "cancellation_url", "unregister_url"]),
+    (Field::ThankYouUrl, &["thank_you_url", "thankyou_url", "thank_you_page", "thank_you"]),
+    (Field::UtmSource, &["utm_source"]),
+    (Field::UtmMedium, &["utm_medium"]),
+    (Field::UtmCampaign, &["utm_campaign"]),
+    (Field::GdprStatus, &["gdpr_status", "gdpr_consent", "gdpr"]),
+    (Field::GdprDate, &["gdpr_status_date", "gdpr_date", "gdpr_consent_date"]),
+    (Field::Organization, &["organization", "organisation", "company", "org"]),
+    (Field::JobTitle, &["job_title", "position"]),
 ];
 
 fn build_event(
@@ -343,7 +376,25 @@ fn read_facts(body: &LooseBody<Field>) -> Facts {
         purchase_amount: body.get(Field::PurchaseAmount).and_then(Cents::parse_lenient),
         registrant_id: body.get(Field::RegistrantId).map(str::to_owned),
         engagement: None,
+        fields: read_extra_fields(body),
     }
+}
+
+/// Links, UTM source, consent and job: mappable values (domain::fields). The phone WebinarJam
+/// collects is the one it texts reminders to, so it is the SMS number too.
+fn read_extra_fields(body: &LooseBody<Field>) -> std::collections::BTreeMap<String, String> {
+    let mut out: std::collections::BTreeMap<String, String> = EXTRA_FIELDS
+        .iter()
+        .filter_map(|(field, name)| body.get(*field).map(|value| ((*name).to_owned(), value.to_owned())))
+        .collect();
+    if let Some(phone) = read_phone(body) {
+        out.insert("sms_number".to_owned(), phone);
+    }
+    let timezone = body.get(Field::Timezone);
+    if let Some(date) = body.get(Field::GdprDate).and_then(|raw| fields::parse_loose_datetime(raw, timezone)) {
+        out.insert("gdpr_date".to_owned(), date.to_rfc3339());
+    }
+    out
 }
 
 fn non_empty(text: &str) -> Option<String> {

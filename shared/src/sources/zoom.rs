@@ -244,7 +244,11 @@ fn registration(
         last_name: registrant.and_then(|registrant| text(registrant, "last_name")),
         phone: registrant.and_then(|registrant| text(registrant, "phone")),
     };
-    let facts = Facts { registrant_id: registrant.and_then(|registrant| text(registrant, "id")), ..Facts::default() };
+    let facts = Facts {
+        registrant_id: registrant.and_then(|registrant| text(registrant, "id")),
+        fields: registrant.map(registrant_extra_fields).unwrap_or_default(),
+        ..Facts::default()
+    };
     Ok(per_occurrence(build_event(kind, contact, webinar, facts, envelope, request), object, request))
 }
 
@@ -394,6 +398,25 @@ fn path<'a>(envelope: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value
 }
 
 /// A trimmed, non-empty text (or number) value of an object.
+/// A registrant's organisation, job title and answers to custom questions (`custom.<title>`),
+/// the values a marketer may map (domain::fields).
+fn registrant_extra_fields(registrant: &Value) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (key, name) in [("org", "organization"), ("job_title", "job_title")] {
+        if let Some(value) = text(registrant, key) {
+            out.insert(name.to_owned(), value);
+        }
+    }
+    let questions = registrant.get("custom_questions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    for question in questions {
+        let key = question.get("title").and_then(Value::as_str).and_then(crate::domain::custom_fact_key);
+        if let (Some(key), Some(value)) = (key, text(question, "value")) {
+            out.insert(key, value);
+        }
+    }
+    out
+}
+
 fn text(value: &Value, key: &str) -> Option<String> {
     value.get(key).and_then(fields::scalar_text).and_then(|raw| non_empty(&raw))
 }

@@ -350,6 +350,148 @@ impl SqliteDb {
     }
 }
 
+/// What the console's overview shows: events per hour and the backlog (issue 14).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OverviewCounts {
+    /// One entry per hour from `since` (hour start, Unix seconds), oldest first.
+    pub hours: Vec<HourCounts>,
+    /// Messages waiting or in flight.
+    pub queue_depth: u64,
+    pub dead_letters: u64,
+    /// Events KlickTipp refused for good (within the retention).
+    pub rejected: u64,
+    /// Contacts with a field value KlickTipp refused.
+    pub field_problem_contacts: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourCounts {
+    pub hour_start: i64,
+    pub accepted: u64,
+    pub applied: u64,
+    pub rejected: u64,
+}
+
+const MICROS_PER_HOUR: i64 = 3_600_000_000;
+
+impl SqliteDb {
+    /// Counts per hour from `since` to `now` (accepted from the ingest receipts, applied and
+    /// rejected from the event log) and the backlog, for the console's overview.
+    pub async fn overview_counts(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<OverviewCounts> {
+        let first_hour = to_micros(since).div_euclid(MICROS_PER_HOUR);
+        let last_hour = to_micros(now).div_euclid(MICROS_PER_HOUR);
+        self.run(move |connection| {
+            let hours = usize::try_from((last_hour - first_hour + 1).clamp(1, 24 * 31)).map_err(corrupt)?;
+            let mut counts: Vec<HourCounts> = (0..hours)
+                .map(|index| HourCounts {
+                    hour_start: (first_hour + index as i64) * 3600,
+                    ..HourCounts::default()
+                })
+                .collect();
+            let since = first_hour * MICROS_PER_HOUR;
+            let slot = |micros: i64| usize::try_from(micros.div_euclid(MICROS_PER_HOUR) - first_hour).ok();
+            let mut accepted = connection.prepare_cached(
+                "SELECT first_seen / 3600000000, COUNT(*) FROM ingest_receipts WHERE first_seen >= ?1 GROUP BY 1",
+            )?;
+            let rows = accepted.query_map([since], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (hour, count) = row?;
+                if let Some(entry) = slot(hour * MICROS_PER_HOUR).and_then(|index| counts.get_mut(index)) {
+                    entry.accepted = loaded_id(count, "count")?;
+                }
+            }
+            let mut outcomes = connection.prepare_cached(
+                "SELECT updated_at / 3600000000, json_extract(outcome, '$.outcome'), COUNT(*) FROM event_log
+                 WHERE outcome IS NOT NULL AND updated_at >= ?1 GROUP BY 1, 2",
+            )?;
+            let rows = outcomes.query_map([since], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, i64>(2)?))
+            })?;
+            for row in rows {
+                let (hour, outcome, count) = row?;
+                if let Some(entry) = slot(hour * MICROS_PER_HOUR).and_then(|index| counts.get_mut(index)) {
+                    match outcome.as_deref() {
+                        Some("applied") => entry.applied += loaded_id(count, "count")?,
+                        Some("rejected") => entry.rejected += loaded_id(count, "count")?,
+                        _ => {}
+                    }
+                }
+            }
+            let count = |sql: &str| -> PortResult<u64> { loaded_id(connection.query_row(sql, [], |row| row.get(0))?, "count") };
+            Ok(OverviewCounts {
+                hours: counts,
+                queue_depth: count("SELECT COUNT(*) FROM queue_messages")?,
+                dead_letters: count("SELECT COUNT(*) FROM dead_letters")?,
+                rejected: count(
+                    "SELECT COUNT(*) FROM event_log WHERE json_extract(outcome, '$.outcome') = 'rejected'",
+                )?,
+                field_problem_contacts: count(
+                    "SELECT COUNT(*) FROM contacts WHERE json_extract(record, '$.field_problems') NOT IN ('{}')",
+                )?,
+            })
+        })
+        .await
+    }
+
+    /// The stored contacts whose address hashes to `short_hash` (`Email::short_hash`): how the
+    /// console addresses a contact without putting the address in a URL.
+    pub async fn contacts_with_short_hash(&self, short_hash: &str) -> PortResult<Vec<Email>> {
+        let wanted = short_hash.to_ascii_lowercase();
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached("SELECT email FROM contacts")?;
+            let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+            let mut found = Vec::new();
+            for email in rows {
+                if let Ok(email) = Email::parse(&email?)
+                    && email.short_hash() == wanted
+                {
+                    found.push(email);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Contacts holding a field value KlickTipp refused (at most `limit`).
+    pub async fn contacts_with_field_problems(&self, limit: usize) -> PortResult<Vec<Email>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT email FROM contacts WHERE json_extract(record, '$.field_problems') NOT IN ('{}') LIMIT ?1",
+            )?;
+            let rows = statement.query_map([limit], |row| row.get::<_, String>(0))?;
+            let mut found = Vec::new();
+            for email in rows {
+                found.push(Email::parse(&email?).map_err(corrupt)?);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Events KlickTipp refused for good, newest first: (event id, reason JSON, when).
+    pub async fn rejected_events(&self, limit: usize) -> PortResult<Vec<(String, String, DateTime<Utc>)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT event_id, outcome, updated_at FROM event_log
+                 WHERE json_extract(outcome, '$.outcome') = 'rejected' ORDER BY updated_at DESC LIMIT ?1",
+            )?;
+            let rows = statement.query_map([limit], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (event_id, outcome, at) = row?;
+                out.push((event_id, outcome, from_micros(at)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
 impl fmt::Debug for SqliteDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteDb").field("path", &self.path).finish_non_exhaustive()

@@ -90,7 +90,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let address = listener.local_addr().context("the listener has no local address")?;
     let signals = ShutdownSignals::install()?;
     banner::print(address, &config, pipeline.simulator.as_ref());
-    tracing::info!(%address, mode = ?pipeline.mode, simulator = pipeline.simulator.is_some(), "serving");
+    tracing::info!(%address, mode = ?pipeline.mode, simulator = pipeline.simulator.is_some(), console = pipeline.console.is_some(), "serving");
+    if pipeline.console.is_some() {
+        println!("Console:   http://{address}/console (sign in with BRIDGE_CONSOLE_TOKEN)");
+    }
 
     let limits = args.limits();
     tracing::info!(
@@ -121,6 +124,8 @@ struct Pipeline {
     /// Where reconciliation remembers its done sessions (the same database file).
     db_path: std::path::PathBuf,
     platforms: webinar_bridge::platforms::config::PlatformConfig,
+    /// The web console's parts when `BRIDGE_CONSOLE_TOKEN` is set.
+    console: Option<crate::console::ConsoleParts>,
 }
 
 impl Pipeline {
@@ -139,6 +144,9 @@ impl Pipeline {
             ..QueueSettings::default()
         };
         let ports = wiring::sqlite_ports(&db, queue_settings);
+        let console = crate::console::token_from_env().map_err(exit::unusable)?.map(|token| {
+            crate::console::ConsoleParts { token, db: db.clone(), queue_settings, klicktipp: target.client.clone() }
+        });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
         let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
@@ -154,6 +162,7 @@ impl Pipeline {
             dedup_window: queue_settings.dedup_window,
             db_path: config.db_path.clone(),
             platforms,
+            console,
         })
     }
 
@@ -179,7 +188,11 @@ impl Pipeline {
                 stop.send_replace(true);
             }
         };
-        edge::serve(listener, http::router(self.ingest), limits, stop_on_signal).await;
+        let router = match self.console {
+            Some(console) => crate::console::router(console).merge(http::router(self.ingest)),
+            None => http::router(self.ingest),
+        };
+        edge::serve(listener, router, limits, stop_on_signal).await;
         stop.send_replace(true);
         worker.await.context("the consumer loop panicked")?;
         purger.await.context("the purge task panicked")?;

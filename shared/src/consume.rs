@@ -495,6 +495,43 @@ impl Consumer {
         Err(ApplyError::Retry { reason: "the contact record kept changing concurrently".into(), retry_after: None })
     }
 
+    /// Resync (issue 14): re-applies a stored contact's desired view from scratch, as if KlickTipp
+    /// held nothing the bridge set. Upserts and tags are idempotent in KlickTipp, so this heals
+    /// drift (a managed tag removed by hand) and retries field values refused before (after the
+    /// field map was fixed); a value still refused is recorded again. Returns `Ok(false)` when no
+    /// contact is stored under `email`.
+    pub async fn resync_contact(&self, email: &Email) -> Result<bool, String> {
+        if self.options.mode != ApplyMode::Management {
+            return Err("resync needs the Management API (KlickTipp username and password)".to_owned());
+        }
+        for _ in 0..self.options.max_save_attempts.max(1) {
+            let Some(loaded) = self.contacts.load(email).await.map_err(|error| error.to_string())? else {
+                return Ok(false);
+            };
+            let version = Some(loaded.version);
+            let mut record = loaded.value;
+            let desired = record.desired(&self.settings);
+            let event = record.field_problems.values().next().map(|problem| problem.event_id.clone());
+            record.field_problems.clear();
+            record.applied.fields.clear();
+            record.applied.tags.retain(|name| !desired.tags.contains(name));
+            let result = self.apply_management(&mut record, &BTreeSet::new(), event.as_ref()).await;
+            match self.contacts.save(&record, version).await {
+                Ok(_) => {}
+                Err(PortError::VersionConflict) => continue,
+                Err(error) => return Err(error.to_string()),
+            }
+            tracing::info!(contact = %email.short_hash(), ok = result.is_ok(), "resynced");
+            return match result {
+                Ok(()) => Ok(true),
+                Err(ApplyError::Retry { reason, .. }) => Err(format!("KlickTipp did not answer in time ({reason}); try again")),
+                Err(ApplyError::Permanent(reason)) => Err(format!("KlickTipp refused: {}", reason.reason)),
+                Err(ApplyError::Crash) => Err("interrupted".to_owned()),
+            };
+        }
+        Err("the contact record kept changing concurrently; try again".to_owned())
+    }
+
     /// Tags the stored state wants but the applied view does not confirm: an earlier attempt may
     /// have set them without recording it (it crashed before the save, or the answers were lost).
     /// Empty after every fully applied plan.

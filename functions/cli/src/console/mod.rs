@@ -25,6 +25,7 @@ use webinar_bridge::adapters::memory::{DeadLetter, QueueSettings};
 use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteQueue};
 use webinar_bridge::domain::{ContactRecord, Email};
 use webinar_bridge::klicktipp::KlickTippClient;
+use webinar_bridge::consume::Consumer;
 use webinar_bridge::ports::ContactStore;
 
 pub use security::MIN_TOKEN_CHARS;
@@ -62,6 +63,15 @@ pub struct ConsoleParts {
     pub queue_settings: QueueSettings,
     /// The KlickTipp client of the consumer: its rate limiter counts the calls per second.
     pub klicktipp: KlickTippClient,
+    /// The consumer of `serve`: resync re-applies through it, exactly as the queue would.
+    pub consumer: Option<Arc<Consumer>>,
+}
+
+impl ConsoleParts {
+    pub fn with_consumer(mut self, consumer: Arc<Consumer>) -> Self {
+        self.consumer = Some(consumer);
+        self
+    }
 }
 
 struct Console {
@@ -70,6 +80,7 @@ struct Console {
     queue: SqliteQueue,
     contacts: SqliteContactStore,
     klicktipp: KlickTippClient,
+    consumer: Option<Arc<Consumer>>,
     templates: Environment<'static>,
 }
 
@@ -83,6 +94,7 @@ pub fn router(parts: ConsoleParts) -> Router {
         contacts: SqliteContactStore::new(parts.db.clone()),
         db: parts.db,
         klicktipp: parts.klicktipp,
+        consumer: parts.consumer,
         templates: templates(),
     };
     Router::new()
@@ -94,6 +106,7 @@ pub fn router(parts: ConsoleParts) -> Router {
         .route("/console/contacts/{hash}", get(contact))
         .route("/console/problems", get(problems))
         .route("/console/redrive", post(redrive))
+        .route("/console/resync", post(resync))
         .with_state(Arc::new(console))
 }
 
@@ -262,6 +275,7 @@ async fn contact(State(console): State<Shared>, Path(hash): Path<String>, reques
     let Some(session) = console.session_of(&request) else {
         return redirect("/console");
     };
+    let request_resynced = request.uri().query().is_some_and(|query| query.contains("resynced=1"));
     let found = match console.db.contacts_with_short_hash(&hash).await {
         Ok(found) => found,
         Err(error) => return console.failure(&session, &error),
@@ -297,6 +311,7 @@ async fn contact(State(console): State<Shared>, Path(hash): Path<String>, reques
         })
         .collect();
     let view = ContactView::of(&record);
+    let notice = request_resynced.then(|| "Resynced with KlickTipp.".to_owned());
     console.page(
         &session,
         "contact.html",
@@ -307,9 +322,9 @@ async fn contact(State(console): State<Shared>, Path(hash): Path<String>, reques
             field_problems => view.field_problems,
             webinars => view.webinars,
             timeline,
-            resync => false,
+            resync => console.consumer.is_some(),
         },
-        None,
+        notice,
     )
 }
 
@@ -338,7 +353,7 @@ async fn problems(State(console): State<Shared>, request: Request) -> Response {
     console.page(
         &session,
         "problems.html",
-        minijinja::context! { dead_letters, rejected, field_problems, resync => false },
+        minijinja::context! { dead_letters, rejected, field_problems, resync => console.consumer.is_some() },
         notice,
     )
 }
@@ -354,6 +369,33 @@ async fn redrive(State(console): State<Shared>, request: Request) -> Response {
             redirect(&format!("/console/problems?redriven={moved}"))
         }
         Err(error) => console.failure(&session, &error),
+    }
+}
+
+/// Re-applies one contact (addressed by its hash) through serve's consumer.
+async fn resync(State(console): State<Shared>, request: Request) -> Response {
+    let (session, form) = match console.checked_post(request).await {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let Some(consumer) = console.consumer.clone() else {
+        return plain(StatusCode::NOT_FOUND, "Resync is not available here.");
+    };
+    let hash = form.get("contact").map_or("", String::as_str);
+    let found = match console.db.contacts_with_short_hash(hash).await {
+        Ok(found) => found,
+        Err(error) => return console.failure(&session, &error),
+    };
+    let Some(email) = found.into_iter().next() else {
+        return console
+            .page(&session, "message.html", minijinja::context! {}, Some("No contact has that id.".to_owned()))
+            .with_status(StatusCode::NOT_FOUND);
+    };
+    match consumer.resync_contact(&email).await {
+        Ok(_) => redirect(&format!("/console/contacts/{}?resynced=1", email.short_hash())),
+        Err(reason) => console
+            .page(&session, "message.html", minijinja::context! {}, Some(format!("Resync failed: {reason}")))
+            .with_status(StatusCode::BAD_GATEWAY),
     }
 }
 

@@ -113,7 +113,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// Ingest and consumer on one SQLite file, and the simulator when it stands in for KlickTipp.
 struct Pipeline {
     ingest: Ingest,
-    consumer: Consumer,
+    consumer: Arc<Consumer>,
     queue: Arc<dyn EventQueue>,
     mode: ApplyMode,
     simulator: Option<Simulator>,
@@ -145,10 +145,18 @@ impl Pipeline {
         };
         let ports = wiring::sqlite_ports(&db, queue_settings);
         let console = crate::console::token_from_env().map_err(exit::unusable)?.map(|token| {
-            crate::console::ConsoleParts { token, db: db.clone(), queue_settings, klicktipp: target.client.clone() }
+            crate::console::ConsoleParts {
+                token,
+                db: db.clone(),
+                queue_settings,
+                klicktipp: target.client.clone(),
+                consumer: None,
+            }
         });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
+        let consumer = Arc::new(consumer);
+        let console = console.map(|parts| parts.with_consumer(Arc::clone(&consumer)));
         let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
             .map_err(|error| exit::unusable(error.to_string()))?;
         Ok(Self {
@@ -203,8 +211,8 @@ impl Pipeline {
     }
 }
 
-async fn consume(queue: Arc<dyn EventQueue>, consumer: Consumer, stopped: watch::Receiver<bool>) {
-    worker::run(queue.as_ref(), &consumer, stopped, IDLE_POLL).await;
+async fn consume(queue: Arc<dyn EventQueue>, consumer: Arc<Consumer>, stopped: watch::Receiver<bool>) {
+    worker::run(queue.as_ref(), consumer.as_ref(), stopped, IDLE_POLL).await;
 }
 
 /// Purges at start and every `PURGE_INTERVAL` until stopped; a failed purge is logged and tried

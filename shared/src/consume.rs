@@ -524,7 +524,9 @@ impl Consumer {
             tracing::info!(contact = %email.short_hash(), ok = result.is_ok(), "resynced");
             return match result {
                 Ok(()) => Ok(true),
-                Err(ApplyError::Retry { reason, .. }) => Err(format!("KlickTipp did not answer in time ({reason}); try again")),
+                Err(ApplyError::Retry { reason, .. }) => {
+                    Err(format!("KlickTipp did not answer in time ({reason}); try again"))
+                }
                 Err(ApplyError::Permanent(reason)) => Err(format!("KlickTipp refused: {}", reason.reason)),
                 Err(ApplyError::Crash) => Err("interrupted".to_owned()),
             };

@@ -34,6 +34,7 @@ def find_contact(page, email, contact_hash):
 def phase_problem(page, args):
     sign_in(page, args.url, args.token)
     find_contact(page, args.email, args.contact_hash)
+    expect(page.locator("ol.timeline")).to_contain_text("Spring Launch")
     expect(page.locator("#field-problems li.problem")).to_contain_text(args.field)
     page.goto(f"{args.url}/console")
     expect(page.locator("#problems")).not_to_have_text("0")

@@ -163,6 +163,7 @@ async fn sign_in_sessions_csrf_and_no_address_in_urls_or_logs() {
     let html = timeline.text().await.expect("a page");
     assert!(html.contains(ERIKA), "the person asked for this contact: the page shows the address");
     assert!(html.contains("Spring Launch"), "the tags the bridge set: {html}");
+    assert!(html.contains(r#"<ol class="timeline">"#), "the timeline: {html}");
     for href in html.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
         assert!(!href.contains('@') && !href.contains("%40"), "an address in a link: {href}");
     }

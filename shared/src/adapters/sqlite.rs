@@ -383,10 +383,7 @@ impl SqliteDb {
         self.run(move |connection| {
             let hours = usize::try_from((last_hour - first_hour + 1).clamp(1, 24 * 31)).map_err(corrupt)?;
             let mut counts: Vec<HourCounts> = (0..hours)
-                .map(|index| HourCounts {
-                    hour_start: (first_hour + index as i64) * 3600,
-                    ..HourCounts::default()
-                })
+                .map(|index| HourCounts { hour_start: (first_hour + index as i64) * 3600, ..HourCounts::default() })
                 .collect();
             let since = first_hour * MICROS_PER_HOUR;
             let slot = |micros: i64| usize::try_from(micros.div_euclid(MICROS_PER_HOUR) - first_hour).ok();
@@ -417,7 +414,8 @@ impl SqliteDb {
                     }
                 }
             }
-            let count = |sql: &str| -> PortResult<u64> { loaded_id(connection.query_row(sql, [], |row| row.get(0))?, "count") };
+            let count =
+                |sql: &str| -> PortResult<u64> { loaded_id(connection.query_row(sql, [], |row| row.get(0))?, "count") };
             Ok(OverviewCounts {
                 hours: counts,
                 queue_depth: count("SELECT COUNT(*) FROM queue_messages")?,

@@ -34,10 +34,11 @@ pub fn bars(title: &str, labels: &[String], series: &[Series<'_>], limit: Option
         let value = top / 1.1 * step;
         let _ = write!(
             svg,
-            r#"<line class="grid" x1="{LEFT}" x2="{WIDTH}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{x}" y="{ty:.1}" text-anchor="end">{value:.0}</text>"#,
+            r#"<line class="grid" x1="{LEFT}" x2="{WIDTH}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{x}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
             y = y(value),
             x = LEFT - 4.0,
-            ty = y(value) + 4.0
+            ty = y(value) + 4.0,
+            label = if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value:.1}") }
         );
     }
     for (group, label) in labels.iter().enumerate() {
@@ -57,11 +58,8 @@ pub fn bars(title: &str, labels: &[String], series: &[Series<'_>], limit: Option
         }
         let every = groups.div_ceil(8).max(1);
         if group % every == 0 {
-            let _ = write!(
-                svg,
-                r#"<text class="axis" x="{x:.1}" y="{HEIGHT}" text-anchor="start">{label}</text>"#,
-                x = x0
-            );
+            let _ =
+                write!(svg, r#"<text class="axis" x="{x:.1}" y="{HEIGHT}" text-anchor="start">{label}</text>"#, x = x0);
         }
     }
     if let Some(limit) = limit {

@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use webinar_bridge::adapters::memory::{DeadLetter, QueueSettings};
 use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteQueue};
+use webinar_bridge::consume::Consumer;
 use webinar_bridge::domain::{ContactRecord, Email};
 use webinar_bridge::klicktipp::KlickTippClient;
-use webinar_bridge::consume::Consumer;
 use webinar_bridge::ports::ContactStore;
 
 pub use security::MIN_TOKEN_CHARS;
@@ -47,9 +47,9 @@ const CSS: &str = include_str!("templates/console.css");
 pub fn token_from_env() -> Result<Option<String>, String> {
     match std::env::var(TOKEN_VARIABLE) {
         Ok(token) if token.trim().is_empty() => Ok(None),
-        Ok(token) if token.trim().chars().count() < MIN_TOKEN_CHARS => Err(format!(
-            "{TOKEN_VARIABLE} must be at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 24`)"
-        )),
+        Ok(token) if token.trim().chars().count() < MIN_TOKEN_CHARS => {
+            Err(format!("{TOKEN_VARIABLE} must be at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 24`)"))
+        }
         Ok(token) => Ok(Some(token.trim().to_owned())),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(format!("{TOKEN_VARIABLE} is not valid UTF-8")),
@@ -165,8 +165,7 @@ async fn overview(State(console): State<Shared>, request: Request) -> Response {
     );
     let limiter = console.klicktipp.rate_limiter();
     let calls = limiter.calls_per_second(CALL_CHART_SECONDS);
-    let call_labels: Vec<String> =
-        (0..calls.len()).map(|index| format!("-{}s", calls.len() - 1 - index)).collect();
+    let call_labels: Vec<String> = (0..calls.len()).map(|index| format!("-{}s", calls.len() - 1 - index)).collect();
     let cap = (limiter.rate() > 0.0).then(|| limiter.rate());
     let calls_chart = charts::bars(
         "KlickTipp calls per second",
@@ -208,14 +207,15 @@ async fn sign_in(State(console): State<Shared>, request: Request) -> Response {
         }
         SignIn::Wrong => {
             tracing::warn!("console: sign-in with a wrong token");
-            console.sign_in_page(StatusCode::UNAUTHORIZED, Some("That token is not the console token. Check BRIDGE_CONSOLE_TOKEN.".to_owned()))
+            console.sign_in_page(
+                StatusCode::UNAUTHORIZED,
+                Some("That token is not the console token. Check BRIDGE_CONSOLE_TOKEN.".to_owned()),
+            )
         }
         SignIn::Limited(wait) => {
             tracing::warn!(retry_after_s = wait.as_secs(), "console: sign-in refused, too many wrong tokens");
-            let message = format!(
-                "Too many wrong tokens. Try again in {} minutes.",
-                wait.as_secs().div_ceil(60).max(1)
-            );
+            let message =
+                format!("Too many wrong tokens. Try again in {} minutes.", wait.as_secs().div_ceil(60).max(1));
             let mut response = console.sign_in_page(StatusCode::TOO_MANY_REQUESTS, Some(message));
             if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -246,13 +246,14 @@ async fn search(State(console): State<Shared>, request: Request) -> Response {
     };
     let raw = form.get("email").map_or("", String::as_str);
     let Ok(email) = Email::parse(raw) else {
-        return console.page(
-            &session,
-            "message.html",
-            minijinja::context! {},
-            Some("That is not an e-mail address; enter the contact's address, e.g. name@example.com.".to_owned()),
-        )
-        .with_status(StatusCode::UNPROCESSABLE_ENTITY);
+        return console
+            .page(
+                &session,
+                "message.html",
+                minijinja::context! {},
+                Some("That is not an e-mail address; enter the contact's address, e.g. name@example.com.".to_owned()),
+            )
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY);
     };
     match console.contacts.load(&email).await {
         Ok(Some(_)) => redirect(&format!("/console/contacts/{}", email.short_hash())),
@@ -299,17 +300,14 @@ async fn contact(State(console): State<Shared>, Path(hash): Path<String>, reques
         Err(error) => return console.failure(&session, &error),
     };
     let group = email.group_hash();
-    let timeline: Vec<TimelineEntry> = letters
-        .iter()
-        .filter(|letter| letter.group_id == group)
-        .map(|letter| TimelineEntry {
-            at: String::new(),
-            outcome: "dead-lettered".to_owned(),
-            class: "bad",
-            what: format!("message {} after {} receives", letter.message_id, letter.receive_count),
-            detail: letter.reason.clone().unwrap_or_default(),
-        })
-        .collect();
+    let mut timeline = stamped_facts(&record);
+    timeline.extend(letters.iter().filter(|letter| letter.group_id == group).map(|letter| TimelineEntry {
+        at: String::new(),
+        outcome: "dead-lettered".to_owned(),
+        class: "bad",
+        what: format!("message {} after {} receives", letter.message_id, letter.receive_count),
+        detail: letter.reason.clone().unwrap_or_default(),
+    }));
     let view = ContactView::of(&record);
     let notice = request_resynced.then(|| "Resynced with KlickTipp.".to_owned());
     console.page(
@@ -551,6 +549,66 @@ fn rejection_text(outcome: &str) -> String {
     text
 }
 
+/// What each event told the bridge about this contact, oldest first: every stamped value in
+/// the contact's webinar states, grouped by the event that set it.
+fn stamped_facts(record: &ContactRecord) -> Vec<TimelineEntry> {
+    let mut events: std::collections::BTreeMap<(String, String), Vec<String>> = std::collections::BTreeMap::new();
+    for (key, state) in &record.webinars {
+        let Ok(state) = serde_json::to_value(state) else { continue };
+        collect_stamped(&state, &format!("{} {}", key.source.tool_name(), key.webinar_id), "", &mut events);
+    }
+    events
+        .into_iter()
+        .map(|((at, event_id), facts)| TimelineEntry {
+            at: at.get(..19).unwrap_or(&at).replace('T', " "),
+            outcome: "applied".to_owned(),
+            class: "good",
+            what: facts.join(", "),
+            detail: format!("event {event_id}"),
+        })
+        .collect()
+}
+
+fn collect_stamped(
+    value: &serde_json::Value,
+    webinar: &str,
+    name: &str,
+    events: &mut std::collections::BTreeMap<(String, String), Vec<String>>,
+) {
+    let serde_json::Value::Object(map) = value else { return };
+    if let (Some(stamp), Some(inner)) = (map.get("stamp"), map.get("value")) {
+        let at = stamp["at"].as_str().unwrap_or_default().to_owned();
+        let event_id = stamp["event_id"].as_str().unwrap_or_default().to_owned();
+        let shown = match inner {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let fact = if name == "registration" { format!("{webinar}: {shown}") } else { format!("{name}: {shown}") };
+        events.entry((at, event_id)).or_default().push(fact);
+        return;
+    }
+    for (key, inner) in map {
+        collect_stamped(inner, webinar, key, events);
+    }
+}
+
+/// The state's plain facts (registration, attendance, replay, purchase) in one line.
+fn state_summary(state: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(registration) = state["registration"]["value"].as_str() {
+        parts.push(registration.to_owned());
+    }
+    for key in ["attendance", "replay_watched", "purchased", "platform_minutes"] {
+        match &state[key] {
+            serde_json::Value::String(text) => parts.push(format!("{key}: {text}")),
+            serde_json::Value::Bool(true) => parts.push(key.replace('_', " ")),
+            serde_json::Value::Number(number) => parts.push(format!("{key}: {number}")),
+            _ => {}
+        }
+    }
+    parts.join("; ")
+}
+
 #[derive(Serialize)]
 struct TimelineEntry {
     at: String,
@@ -650,7 +708,7 @@ impl ContactView {
                 .map(|(key, state)| WebinarRow {
                     source: key.source.tool_name().to_owned(),
                     id: key.webinar_id.clone(),
-                    state: serde_json::to_string(state).unwrap_or_default(),
+                    state: serde_json::to_value(state).map(|state| state_summary(&state)).unwrap_or_default(),
                 })
                 .collect(),
         }
@@ -690,5 +748,26 @@ mod tests {
             r#"{"outcome":"rejected","operation":"subscriber.update","error_number":8,"field":"field101","reason":"not a number"}"#,
         );
         assert_eq!(text, "field101: not a number (KlickTipp error 8) during subscriber.update");
+    }
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_state_reads_as_a_timeline() {
+        let record: ContactRecord = serde_json::from_value(serde_json::json!({
+            "email": "erika@example.com",
+            "webinars": [{"webinar": {"source": {"platform": "webinarjam"}, "webinar_id": "321"}, "state": {
+                "registration": {"stamp": {"at": "2026-12-05T02:04:11.5Z", "event_id": "webinarjam:abc"}, "value": "registered"},
+                "attendance": "none", "replay_watched": false, "purchased": false,
+            }}],
+        }))
+        .expect("a record");
+        let timeline = stamped_facts(&record);
+        assert_eq!(timeline.len(), 1, "{:?}", serde_json::to_string(&record));
+        assert_eq!(timeline[0].what, "WebinarJam 321: registered");
+        assert_eq!(timeline[0].at, "2026-12-05 02:04:11");
     }
 }

@@ -103,7 +103,11 @@ fn random_token() -> String {
 
 /// The session id in a `Cookie` header, if any.
 pub fn session_cookie(header: Option<&str>) -> Option<&str> {
-    header?.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(name, _)| *name == COOKIE).map(|(_, value)| value)
+    header?
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
 }
 
 pub fn set_cookie(session: &Session) -> String {
@@ -143,6 +147,9 @@ mod tests {
         assert_eq!(session_cookie(Some("a=1; wb_console=abc; b=2")), Some("abc"));
         assert_eq!(session_cookie(Some("a=1")), None);
         assert_eq!(session_cookie(None), None);
-        assert!(set_cookie(&Session { id: "x".into(), csrf: "y".into(), expires: Instant::now() }).contains("HttpOnly; SameSite=Strict"));
+        assert!(
+            set_cookie(&Session { id: "x".into(), csrf: "y".into(), expires: Instant::now() })
+                .contains("HttpOnly; SameSite=Strict")
+        );
     }
 }

@@ -144,15 +144,14 @@ impl Pipeline {
             ..QueueSettings::default()
         };
         let ports = wiring::sqlite_ports(&db, queue_settings);
-        let console = crate::console::token_from_env().map_err(exit::unusable)?.map(|token| {
-            crate::console::ConsoleParts {
+        let console =
+            crate::console::token_from_env().map_err(exit::unusable)?.map(|token| crate::console::ConsoleParts {
                 token,
                 db: db.clone(),
                 queue_settings,
                 klicktipp: target.client.clone(),
                 consumer: None,
-            }
-        });
+            });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
         let consumer = Arc::new(consumer);

@@ -11,7 +11,8 @@ use crate::domain::{
 };
 use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSCRIBER, UpsertSubscriber, deadline};
 use crate::ports::{
-    Claim, ClaimToken, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, FinalOutcome, HistoryEntry, HistoryLog, HistoryOutcome,
+    HistoryStep, PortError, QueuedMessage, RejectionReason,
 };
 use crate::tag_resolver::{TagResolveError, TagResolver};
 use futures::stream::{self, StreamExt};
@@ -203,6 +204,7 @@ pub struct Consumer {
     options: ConsumerOptions,
     clock: Arc<dyn Clock>,
     crash_hook: Option<CrashHook>,
+    history: Option<Arc<dyn HistoryLog>>,
 }
 
 impl Consumer {
@@ -215,7 +217,14 @@ impl Consumer {
         options: ConsumerOptions,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { log, contacts, tags, klicktipp, settings, options, clock, crash_hook: None }
+        Self { log, contacts, tags, klicktipp, settings, options, clock, crash_hook: None, history: None }
+    }
+
+    /// Records each event's outcome in `history` (DESIGN 12). A failed write is logged, never
+    /// fatal: the event has been processed either way.
+    pub fn with_history(mut self, history: Arc<dyn HistoryLog>) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// Installs a crash hook (the chaos soak uses it; production never does).
@@ -268,11 +277,13 @@ impl Consumer {
             Err(GroupRetry { reason, retry_after }) => return self.retry_group(group, outcomes, retry_after, &reason),
         };
         let Some((_, first)) = claimed.first() else {
+            self.record_history(group, &outcomes, &[]).await;
             return outcomes;
         };
         let email = first.contact.email.clone();
         let events: Vec<WebinarEvent> = claimed.iter().map(|(_, event)| event.clone()).collect();
-        let result = self.apply_contact(&email, &events).await;
+        let mut field_problems = Vec::new();
+        let result = self.apply_contact(&email, &events, &mut field_problems).await;
         let finished = match result {
             Ok(skipped) => self.complete_applied(&email, &claimed, &owner, &skipped, &mut outcomes).await,
             Err(ApplyError::Permanent(reason)) => {
@@ -289,7 +300,10 @@ impl Consumer {
             }
         };
         match finished {
-            Ok(()) => outcomes,
+            Ok(()) => {
+                self.record_history(group, &outcomes, &field_problems).await;
+                outcomes
+            }
             Err(GroupRetry { reason, retry_after }) => self.retry_group(group, outcomes, retry_after, &reason),
         }
     }
@@ -429,6 +443,57 @@ impl Consumer {
         retry_delay(self.options.retry_base, self.options.retry_cap, receive_count)
     }
 
+    /// Appends each finished message's outcome (and field problems found) to the history, under
+    /// the message's group: the contact's `Email::group_hash`.
+    async fn record_history(
+        &self,
+        group: &[&QueuedMessage],
+        outcomes: &[MessageOutcome],
+        field_problems: &[(String, FieldProblem)],
+    ) {
+        let Some(history) = &self.history else { return };
+        let now = self.clock.now();
+        let mut entries = Vec::new();
+        for (message, outcome) in group.iter().zip(outcomes) {
+            let (Some(event_id), Disposition::Done(result)) = (&outcome.event_id, &outcome.disposition) else {
+                continue;
+            };
+            let step = match result {
+                MessageResult::Applied => HistoryOutcome::Applied,
+                MessageResult::Duplicate => HistoryOutcome::Duplicate,
+                MessageResult::Flagged => HistoryOutcome::Flagged,
+                MessageResult::Rejected(reason) => HistoryOutcome::Rejected(reason.clone()),
+                MessageResult::Skipped(reason) => HistoryOutcome::Skipped { reason: reason.clone() },
+                MessageResult::Unreadable(reason) => HistoryOutcome::DeadLettered { reason: reason.clone() },
+            };
+            let contact = message.group_id.clone();
+            for (field, problem) in field_problems.iter().filter(|(_, problem)| &problem.event_id == event_id) {
+                let step = HistoryOutcome::FieldProblem {
+                    field: field.clone(),
+                    error_number: problem.error_number,
+                    reason: problem.reason.clone(),
+                };
+                entries.push(HistoryEntry {
+                    contact: contact.clone(),
+                    event_id: event_id.clone(),
+                    at: now,
+                    step: HistoryStep::Outcome(step),
+                });
+            }
+            entries.push(HistoryEntry {
+                contact,
+                event_id: event_id.clone(),
+                at: now,
+                step: HistoryStep::Outcome(step),
+            });
+        }
+        for entry in entries {
+            if let Err(error) = history.append(&entry, self.options.retention).await {
+                tracing::warn!(%error, event_id = %entry.event_id, "recording the event's history failed");
+            }
+        }
+    }
+
     async fn release(&self, claimed: &[(usize, WebinarEvent)], owner: &ClaimToken) {
         for (_, event) in claimed {
             match self.log.release(&event.event_id, owner).await {
@@ -453,6 +518,7 @@ impl Consumer {
         &self,
         email: &Email,
         events: &[WebinarEvent],
+        field_problems: &mut Vec<(String, FieldProblem)>,
     ) -> Result<BTreeMap<EventId, String>, ApplyError> {
         let newest_event = events.last().map(|event| &event.event_id);
         for _ in 0..self.options.max_save_attempts.max(1) {
@@ -490,6 +556,14 @@ impl Consumer {
             if self.crash_at(CrashPoint::AfterSaveBeforeComplete) {
                 return Err(ApplyError::Crash);
             }
+            // Field problems this batch found (they name one of its events), for the history.
+            field_problems.extend(
+                record
+                    .field_problems
+                    .iter()
+                    .filter(|(_, problem)| events.iter().any(|event| event.event_id == problem.event_id))
+                    .map(|(key, problem)| (key.clone(), problem.clone())),
+            );
             return result.map(|()| skipped);
         }
         Err(ApplyError::Retry { reason: "the contact record kept changing concurrently".into(), retry_after: None })

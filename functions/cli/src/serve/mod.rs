@@ -229,6 +229,7 @@ async fn purge(db: SqliteDb, retention: Duration, dedup_window: Duration, mut st
                 events = purged.events,
                 dead_letters = purged.dead_letters,
                 dedup_ids = purged.dedup_ids,
+                history = purged.history,
                 "purged expired records"
             ),
             Err(error) => tracing::warn!(%error, "purging expired records failed; trying again later"),

@@ -300,7 +300,14 @@ async fn contact(State(console): State<Shared>, Path(hash): Path<String>, reques
         Err(error) => return console.failure(&session, &error),
     };
     let group = email.group_hash();
-    let mut timeline = stamped_facts(&record);
+    // The per-contact history (every event received and how it ended) when it holds entries;
+    // else what the stored state says each event set.
+    let history = webinar_bridge::adapters::sqlite::SqliteHistoryLog::new(console.db.clone());
+    let entries = match webinar_bridge::ports::HistoryLog::for_contact(&history, &group, Utc::now()).await {
+        Ok(entries) => entries,
+        Err(error) => return console.failure(&session, &error),
+    };
+    let mut timeline = if entries.is_empty() { stamped_facts(&record) } else { history_timeline(&entries) };
     timeline.extend(letters.iter().filter(|letter| letter.group_id == group).map(|letter| TimelineEntry {
         at: String::new(),
         outcome: "dead-lettered".to_owned(),
@@ -590,6 +597,36 @@ fn collect_stamped(
     for (key, inner) in map {
         collect_stamped(inner, webinar, key, events);
     }
+}
+
+fn history_timeline(entries: &[webinar_bridge::ports::HistoryEntry]) -> Vec<TimelineEntry> {
+    webinar_bridge::story::timeline(entries)
+        .into_iter()
+        .map(|item| {
+            let status = item.status();
+            let what = item.received.as_ref().map_or_else(
+                || "event".to_owned(),
+                |received| {
+                    format!(
+                        "{} {} {}",
+                        received.source,
+                        received.kind,
+                        received.webinar_name.as_deref().unwrap_or(&received.webinar_id)
+                    )
+                },
+            );
+            TimelineEntry {
+                at: item.at().map(timestamp).unwrap_or_default(),
+                outcome: status.replace('_', " "),
+                class: match status {
+                    "applied" | "duplicate" | "skipped" => "good",
+                    _ => "bad",
+                },
+                what,
+                detail: format!("event {}", item.event_id),
+            }
+        })
+        .collect()
 }
 
 /// The state's plain facts (registration, attendance, replay, purchase) in one line.

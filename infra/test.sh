@@ -24,6 +24,8 @@ require python3 "install python3 with venv support (Debian/Ubuntu: apt-get insta
 step "tools: moto, cargo-lambda and zig from PyPI into .tools/"
 bash infra/local/install-tools.sh
 
+step "browser: Debian chromium + Playwright for Python (the console's browser test)"; bash infra/local/install-browser.sh
+
 step "format: cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -11,7 +11,8 @@ use crate::domain::{
 };
 use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSCRIBER, UpsertSubscriber, deadline};
 use crate::ports::{
-    Claim, ClaimToken, Clock, ContactStore, EventLog, FinalOutcome, PortError, QueuedMessage, RejectionReason,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, FinalOutcome, HistoryEntry, HistoryLog, HistoryOutcome,
+    HistoryStep, PortError, QueuedMessage, RejectionReason,
 };
 use crate::tag_resolver::{TagResolveError, TagResolver};
 use futures::stream::{self, StreamExt};
@@ -203,6 +204,7 @@ pub struct Consumer {
     options: ConsumerOptions,
     clock: Arc<dyn Clock>,
     crash_hook: Option<CrashHook>,
+    history: Option<Arc<dyn HistoryLog>>,
 }
 
 impl Consumer {
@@ -215,7 +217,14 @@ impl Consumer {
         options: ConsumerOptions,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { log, contacts, tags, klicktipp, settings, options, clock, crash_hook: None }
+        Self { log, contacts, tags, klicktipp, settings, options, clock, crash_hook: None, history: None }
+    }
+
+    /// Records each event's outcome in `history` (DESIGN 12). A failed write is logged, never
+    /// fatal: the event has been processed either way.
+    pub fn with_history(mut self, history: Arc<dyn HistoryLog>) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// Installs a crash hook (the chaos soak uses it; production never does).
@@ -268,11 +277,13 @@ impl Consumer {
             Err(GroupRetry { reason, retry_after }) => return self.retry_group(group, outcomes, retry_after, &reason),
         };
         let Some((_, first)) = claimed.first() else {
+            self.record_history(group, &outcomes, &[]).await;
             return outcomes;
         };
         let email = first.contact.email.clone();
         let events: Vec<WebinarEvent> = claimed.iter().map(|(_, event)| event.clone()).collect();
-        let result = self.apply_contact(&email, &events).await;
+        let mut field_problems = Vec::new();
+        let result = self.apply_contact(&email, &events, &mut field_problems).await;
         let finished = match result {
             Ok(skipped) => self.complete_applied(&email, &claimed, &owner, &skipped, &mut outcomes).await,
             Err(ApplyError::Permanent(reason)) => {
@@ -289,7 +300,10 @@ impl Consumer {
             }
         };
         match finished {
-            Ok(()) => outcomes,
+            Ok(()) => {
+                self.record_history(group, &outcomes, &field_problems).await;
+                outcomes
+            }
             Err(GroupRetry { reason, retry_after }) => self.retry_group(group, outcomes, retry_after, &reason),
         }
     }
@@ -429,6 +443,57 @@ impl Consumer {
         retry_delay(self.options.retry_base, self.options.retry_cap, receive_count)
     }
 
+    /// Appends each finished message's outcome (and field problems found) to the history, under
+    /// the message's group: the contact's `Email::group_hash`.
+    async fn record_history(
+        &self,
+        group: &[&QueuedMessage],
+        outcomes: &[MessageOutcome],
+        field_problems: &[(String, FieldProblem)],
+    ) {
+        let Some(history) = &self.history else { return };
+        let now = self.clock.now();
+        let mut entries = Vec::new();
+        for (message, outcome) in group.iter().zip(outcomes) {
+            let (Some(event_id), Disposition::Done(result)) = (&outcome.event_id, &outcome.disposition) else {
+                continue;
+            };
+            let step = match result {
+                MessageResult::Applied => HistoryOutcome::Applied,
+                MessageResult::Duplicate => HistoryOutcome::Duplicate,
+                MessageResult::Flagged => HistoryOutcome::Flagged,
+                MessageResult::Rejected(reason) => HistoryOutcome::Rejected(reason.clone()),
+                MessageResult::Skipped(reason) => HistoryOutcome::Skipped { reason: reason.clone() },
+                MessageResult::Unreadable(reason) => HistoryOutcome::DeadLettered { reason: reason.clone() },
+            };
+            let contact = message.group_id.clone();
+            for (field, problem) in field_problems.iter().filter(|(_, problem)| &problem.event_id == event_id) {
+                let step = HistoryOutcome::FieldProblem {
+                    field: field.clone(),
+                    error_number: problem.error_number,
+                    reason: problem.reason.clone(),
+                };
+                entries.push(HistoryEntry {
+                    contact: contact.clone(),
+                    event_id: event_id.clone(),
+                    at: now,
+                    step: HistoryStep::Outcome(step),
+                });
+            }
+            entries.push(HistoryEntry {
+                contact,
+                event_id: event_id.clone(),
+                at: now,
+                step: HistoryStep::Outcome(step),
+            });
+        }
+        for entry in entries {
+            if let Err(error) = history.append(&entry, self.options.retention).await {
+                tracing::warn!(%error, event_id = %entry.event_id, "recording the event's history failed");
+            }
+        }
+    }
+
     async fn release(&self, claimed: &[(usize, WebinarEvent)], owner: &ClaimToken) {
         for (_, event) in claimed {
             match self.log.release(&event.event_id, owner).await {
@@ -453,6 +518,7 @@ impl Consumer {
         &self,
         email: &Email,
         events: &[WebinarEvent],
+        field_problems: &mut Vec<(String, FieldProblem)>,
     ) -> Result<BTreeMap<EventId, String>, ApplyError> {
         let newest_event = events.last().map(|event| &event.event_id);
         for _ in 0..self.options.max_save_attempts.max(1) {
@@ -490,9 +556,56 @@ impl Consumer {
             if self.crash_at(CrashPoint::AfterSaveBeforeComplete) {
                 return Err(ApplyError::Crash);
             }
+            // Field problems this batch found (they name one of its events), for the history.
+            field_problems.extend(
+                record
+                    .field_problems
+                    .iter()
+                    .filter(|(_, problem)| events.iter().any(|event| event.event_id == problem.event_id))
+                    .map(|(key, problem)| (key.clone(), problem.clone())),
+            );
             return result.map(|()| skipped);
         }
         Err(ApplyError::Retry { reason: "the contact record kept changing concurrently".into(), retry_after: None })
+    }
+
+    /// Resync (issue 14): re-applies a stored contact's desired view from scratch, as if KlickTipp
+    /// held nothing the bridge set. Upserts and tags are idempotent in KlickTipp, so this heals
+    /// drift (a managed tag removed by hand) and retries field values refused before (after the
+    /// field map was fixed); a value still refused is recorded again. Returns `Ok(false)` when no
+    /// contact is stored under `email`.
+    pub async fn resync_contact(&self, email: &Email) -> Result<bool, String> {
+        if self.options.mode != ApplyMode::Management {
+            return Err("resync needs the Management API (KlickTipp username and password)".to_owned());
+        }
+        for _ in 0..self.options.max_save_attempts.max(1) {
+            let Some(loaded) = self.contacts.load(email).await.map_err(|error| error.to_string())? else {
+                return Ok(false);
+            };
+            let version = Some(loaded.version);
+            let mut record = loaded.value;
+            let desired = record.desired(&self.settings);
+            let event = record.field_problems.values().next().map(|problem| problem.event_id.clone());
+            record.field_problems.clear();
+            record.applied.fields.clear();
+            record.applied.tags.retain(|name| !desired.tags.contains(name));
+            let result = self.apply_management(&mut record, &BTreeSet::new(), event.as_ref()).await;
+            match self.contacts.save(&record, version).await {
+                Ok(_) => {}
+                Err(PortError::VersionConflict) => continue,
+                Err(error) => return Err(error.to_string()),
+            }
+            tracing::info!(contact = %email.short_hash(), ok = result.is_ok(), "resynced");
+            return match result {
+                Ok(()) => Ok(true),
+                Err(ApplyError::Retry { reason, .. }) => {
+                    Err(format!("KlickTipp did not answer in time ({reason}); try again"))
+                }
+                Err(ApplyError::Permanent(reason)) => Err(format!("KlickTipp refused: {}", reason.reason)),
+                Err(ApplyError::Crash) => Err("interrupted".to_owned()),
+            };
+        }
+        Err("the contact record kept changing concurrently; try again".to_owned())
     }
 
     /// Tags the stored state wants but the applied view does not confirm: an earlier attempt may

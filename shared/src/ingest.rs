@@ -3,7 +3,7 @@
 
 use crate::adapters::memory::MemoryReceiptLog;
 use crate::domain::WebinarEvent;
-use crate::ports::{EventQueue, OutgoingMessage, PortError, Receipt, ReceiptLog};
+use crate::ports::{EventQueue, HistoryEntry, HistoryLog, OutgoingMessage, PortError, Receipt, ReceiptLog};
 use crate::sources::{self, RawRequest, Rejection, SourceOutcome, SourceSecrets};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
@@ -50,19 +50,33 @@ pub struct Ingest {
     secrets: SourceSecrets,
     receipts: Arc<dyn ReceiptLog>,
     retention: Duration,
+    history: Option<Arc<dyn HistoryLog>>,
 }
 
 impl Ingest {
     /// Ingest with receipts kept in this process's memory: right for `simulate` and tests.
     /// Anything durable or shared (serve, Lambda) sets its receipt log with [`Ingest::with_receipts`].
     pub fn new(queue: Arc<dyn EventQueue>, secrets: SourceSecrets) -> Self {
-        Self { queue, secrets, receipts: Arc::new(MemoryReceiptLog::default()), retention: DEFAULT_RECEIPT_RETENTION }
+        Self {
+            queue,
+            secrets,
+            receipts: Arc::new(MemoryReceiptLog::default()),
+            retention: DEFAULT_RECEIPT_RETENTION,
+            history: None,
+        }
     }
 
     /// Where event ids and their payload fingerprints are recorded, and for how long.
     pub fn with_receipts(mut self, receipts: Arc<dyn ReceiptLog>, retention: Duration) -> Self {
         self.receipts = receipts;
         self.retention = retention;
+        self
+    }
+
+    /// Records each accepted event's `received` step in `history` (DESIGN 12), kept as long as
+    /// the receipts. A failed write is logged, never fatal: the event is queued either way.
+    pub fn with_history(mut self, history: Arc<dyn HistoryLog>) -> Self {
+        self.history = Some(history);
         self
     }
 
@@ -148,6 +162,11 @@ impl Ingest {
         }
         for event in events {
             tracing::info!(event_id = %event.event_id, kind = %event.kind, source = %event.source.key(), contact = %event.contact.email.short_hash(), "accepted");
+            if let Some(history) = &self.history
+                && let Err(error) = history.append(&HistoryEntry::received(event), self.retention).await
+            {
+                tracing::warn!(%error, event_id = %event.event_id, "recording the event's history failed");
+            }
         }
         let ids: Vec<&str> = events.iter().map(|event| event.event_id.as_str()).collect();
         match ids.as_slice() {

@@ -13,6 +13,7 @@ pub mod platforms;
 pub mod ports;
 pub mod secret;
 pub mod sources;
+pub mod story;
 pub mod tag_resolver;
 pub mod telemetry;
 pub mod worker;

@@ -315,3 +315,125 @@ pub trait ReceiptLog: Send + Sync {
     /// The live record of `event_id` at `now` (an expired one is `None`).
     async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// History log (the story of each contact's events, DESIGN 12)
+
+/// Where an event came from and what it said: written by ingest when it accepts the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedEvent {
+    /// `Source::key` of the platform.
+    pub source: String,
+    /// `EventKind` as text (`registered`, `attended`, ...).
+    pub kind: String,
+    pub webinar_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webinar_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// How processing an event ended, as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum HistoryOutcome {
+    Applied,
+    /// A redelivery of an event already finished: nothing was done again.
+    Duplicate,
+    /// KlickTipp refused the event permanently (its number, field and reason).
+    Rejected(RejectionReason),
+    /// The contact and tags were applied but KlickTipp refused one field's value.
+    FieldProblem {
+        field: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_number: Option<i64>,
+        reason: String,
+    },
+    /// Moved to the dead-letter store (unreadable, or out of receives).
+    DeadLettered {
+        reason: String,
+    },
+    /// Deliberately not applied (e.g. listbuilding mode).
+    Skipped {
+        reason: String,
+    },
+    /// The event id was seen before with a different payload: flagged, never applied.
+    Flagged,
+}
+
+impl HistoryOutcome {
+    /// True for outcomes a person has to look at.
+    pub fn is_problem(&self) -> bool {
+        matches!(
+            self,
+            HistoryOutcome::Rejected(_)
+                | HistoryOutcome::FieldProblem { .. }
+                | HistoryOutcome::DeadLettered { .. }
+                | HistoryOutcome::Flagged
+        )
+    }
+}
+
+/// One step in an event's story.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum HistoryStep {
+    Received(ReceivedEvent),
+    Outcome(HistoryOutcome),
+}
+
+/// One history line, stored under the contact's key (`Email::group_hash`, never the address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// `Email::group_hash` of the contact's address.
+    pub contact: String,
+    pub event_id: EventId,
+    /// When this step happened.
+    pub at: DateTime<Utc>,
+    pub step: HistoryStep,
+}
+
+/// The history of every contact's events, kept `BRIDGE_EVENT_RETENTION_DAYS`.
+#[async_trait]
+pub trait HistoryLog: Send + Sync {
+    /// Appends one step; `retention` sets when it may be forgotten.
+    async fn append(&self, entry: &HistoryEntry, retention: Duration) -> PortResult<()>;
+    /// The live entries of one contact, oldest first (ties in append order).
+    async fn for_contact(&self, contact: &str, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>>;
+    /// Live outcome entries that are problems, at or after `since`, oldest first.
+    async fn problems_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>>;
+    /// Erases every entry of one contact; returns how many were removed.
+    async fn forget_contact(&self, contact: &str) -> PortResult<usize>;
+}
+
+impl HistoryEntry {
+    /// The `received` step of an event ingest accepted.
+    pub fn received(event: &crate::domain::WebinarEvent) -> Self {
+        HistoryEntry {
+            contact: event.contact.email.group_hash(),
+            event_id: event.event_id.clone(),
+            at: event.received_at,
+            step: HistoryStep::Received(ReceivedEvent {
+                source: event.source.key(),
+                kind: event.kind.as_str().to_owned(),
+                webinar_id: event.webinar.id.clone(),
+                webinar_name: event.webinar.name.clone(),
+                session_id: event.webinar.session_id.clone(),
+                occurred_at: event.occurred_at,
+                received_at: event.received_at,
+            }),
+        }
+    }
+
+    /// An outcome step of `event_id` for the contact `email`.
+    pub fn outcome(email: &Email, event_id: &EventId, at: DateTime<Utc>, outcome: HistoryOutcome) -> Self {
+        HistoryEntry {
+            contact: email.group_hash(),
+            event_id: event_id.clone(),
+            at,
+            step: HistoryStep::Outcome(outcome),
+        }
+    }
+}

@@ -18,10 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use webinar_bridge::adapters::memory::{
-    DeadLetter, MemoryContactStore, MemoryEventLog, MemoryQueue, MemoryReceiptLog, MemoryTagDirectory, QueueSettings,
+    DeadLetter, MemoryContactStore, MemoryEventLog, MemoryHistoryLog, MemoryQueue, MemoryReceiptLog,
+    MemoryTagDirectory, QueueSettings,
 };
 use webinar_bridge::adapters::sqlite::{
-    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
+    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
 };
 use webinar_bridge::domain::{
     Cents, ContactInfo, ContactRecord, Email, EventId, EventKind, Facts, FieldValue, Interval, Source, WebinarEvent,
@@ -31,6 +32,7 @@ use webinar_bridge::ports::{
     Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage,
     PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, RejectionReason, TagClaim, TagDirectory,
 };
+use webinar_bridge::ports::{HistoryEntry, HistoryLog, HistoryOutcome, HistoryStep};
 
 // ---------------------------------------------------------------------------------------------
 // Time
@@ -96,6 +98,10 @@ pub trait Backend: Send + Sync {
     async fn contact_store(&self) -> Arc<dyn ContactStore>;
     async fn tag_directory(&self) -> Arc<dyn TagDirectory>;
     async fn receipt_log(&self) -> Arc<dyn ReceiptLog>;
+    /// A fresh history log; `None` for a backend without one (its cases are skipped).
+    async fn history_log(&self) -> Option<Arc<dyn HistoryLog>> {
+        None
+    }
 
     /// Lets `duration` pass for adapters built with `clock`. A backend whose queue keeps time on
     /// a server (SQS) also sleeps here.
@@ -139,6 +145,10 @@ impl Backend for MemoryBackend {
 
     async fn receipt_log(&self) -> Arc<dyn ReceiptLog> {
         Arc::new(MemoryReceiptLog::default())
+    }
+
+    async fn history_log(&self) -> Option<Arc<dyn HistoryLog>> {
+        Some(Arc::new(MemoryHistoryLog::default()))
     }
 }
 
@@ -204,6 +214,10 @@ impl Backend for SqliteBackend {
     async fn receipt_log(&self) -> Arc<dyn ReceiptLog> {
         Arc::new(SqliteReceiptLog::new(self.open()))
     }
+
+    async fn history_log(&self) -> Option<Arc<dyn HistoryLog>> {
+        Some(Arc::new(SqliteHistoryLog::new(self.open())))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,6 +243,7 @@ pub async fn full_suite(backend: &dyn Backend) {
     tag_directory_suite(backend).await;
     concurrency_suite(backend).await;
     receipt_log_suite(backend).await;
+    history_log_suite(backend).await;
 }
 
 /// Queue behaviour that needs no time to pass.
@@ -1175,4 +1190,122 @@ pub async fn receipt_log_has_one_winner_under_concurrent_deliveries(backend: &dy
     assert!(outcomes.iter().all(|receipt| matches!(receipt, Receipt::New | Receipt::DifferentPayload { .. })));
     let record = receipts.get(&id, now).await.expect("get").expect("receipt");
     assert_eq!(record.rejected_reuses, 5, "each loser's refused reuse is counted");
+}
+
+// ---------------------------------------------------------------------------------------------
+// History log
+
+/// History: per contact in time order, problems across contacts, retention, erasure.
+pub async fn history_log_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        history_log_returns_a_contacts_steps_in_time_order,
+        history_log_lists_problems_since_a_time,
+        history_log_forgets_expired_entries_and_erased_contacts,
+    );
+}
+
+fn history_event(email: &str, id: &str, at: DateTime<Utc>) -> WebinarEvent {
+    let mut event = webinar_event(email, id, EventKind::Registered);
+    event.received_at = at;
+    event.occurred_at = at;
+    event
+}
+
+fn webinar_event(email: &str, id: &str, kind: EventKind) -> WebinarEvent {
+    WebinarEvent {
+        schema: webinar_bridge::domain::EVENT_SCHEMA_VERSION,
+        event_id: EventId::from_sender(id).expect("valid id"),
+        source: Source::Zoom,
+        kind,
+        occurred_at: ManualClock::start(),
+        received_at: ManualClock::start(),
+        contact: ContactInfo::new(Email::parse(email).expect("valid e-mail")),
+        webinar: WebinarInfo::new("w1"),
+        facts: Facts::default(),
+    }
+}
+
+pub async fn history_log_returns_a_contacts_steps_in_time_order(backend: &dyn Backend) {
+    let Some(log) = backend.history_log().await else { return eprintln!("  (no history log: skipped)") };
+    let t0 = ManualClock::start();
+    let retention = Duration::from_secs(86_400);
+    let ana = Email::parse("ana@example.com").expect("valid");
+    let first = history_event("ana@example.com", "h1", t0);
+    let second = history_event("ana@example.com", "h2", t0 + chrono::Duration::seconds(5));
+    let other = history_event("bob@example.com", "h3", t0 + chrono::Duration::seconds(1));
+    // Appended out of time order: the log answers in time order.
+    log.append(&HistoryEntry::received(&second), retention).await.expect("append");
+    log.append(&HistoryEntry::received(&first), retention).await.expect("append");
+    log.append(&HistoryEntry::received(&other), retention).await.expect("append");
+    let applied =
+        HistoryEntry::outcome(&ana, &first.event_id, t0 + chrono::Duration::seconds(2), HistoryOutcome::Applied);
+    log.append(&applied, retention).await.expect("append");
+
+    let entries = log.for_contact(&ana.group_hash(), t0).await.expect("for_contact");
+    let ids: Vec<(&str, bool)> =
+        entries.iter().map(|entry| (entry.event_id.as_str(), matches!(entry.step, HistoryStep::Received(_)))).collect();
+    assert_eq!(ids, [("h1", true), ("h1", false), ("h2", true)]);
+    assert_eq!(entries[0], HistoryEntry::received(&first), "an entry reads back exactly as written");
+    assert_eq!(entries[1], applied);
+    assert!(entries.iter().all(|entry| entry.contact == ana.group_hash()));
+    assert!(log.for_contact("nobody", t0).await.expect("for_contact").is_empty());
+}
+
+pub async fn history_log_lists_problems_since_a_time(backend: &dyn Backend) {
+    let Some(log) = backend.history_log().await else { return eprintln!("  (no history log: skipped)") };
+    let t0 = ManualClock::start();
+    let retention = Duration::from_secs(86_400);
+    let ana = Email::parse("ana@example.com").expect("valid");
+    let id = |raw: &str| EventId::from_sender(raw).expect("valid id");
+    let rejected = HistoryOutcome::Rejected(RejectionReason {
+        operation: "subscriber.signin".into(),
+        status: Some(406),
+        error_number: Some(8),
+        field: Some("fieldWebinar".into()),
+        reason: "must be a numeric value".into(),
+    });
+    let steps = [
+        (0, "p1", HistoryOutcome::DeadLettered { reason: "unreadable".into() }),
+        (10, "p2", HistoryOutcome::Applied),
+        (20, "p3", rejected.clone()),
+        (30, "p4", HistoryOutcome::Duplicate),
+        (
+            40,
+            "p5",
+            HistoryOutcome::FieldProblem { field: "fieldCity".into(), error_number: Some(8), reason: "bad".into() },
+        ),
+    ];
+    for (second, raw, outcome) in steps {
+        let entry = HistoryEntry::outcome(&ana, &id(raw), t0 + chrono::Duration::seconds(second), outcome);
+        log.append(&entry, retention).await.expect("append");
+    }
+    let problems = log.problems_since(t0 + chrono::Duration::seconds(5), t0).await.expect("problems");
+    let ids: Vec<&str> = problems.iter().map(|entry| entry.event_id.as_str()).collect();
+    assert_eq!(ids, ["p3", "p5"], "only problems, only since the given time, oldest first");
+    assert_eq!(problems[0].step, HistoryStep::Outcome(rejected));
+}
+
+pub async fn history_log_forgets_expired_entries_and_erased_contacts(backend: &dyn Backend) {
+    let Some(log) = backend.history_log().await else { return eprintln!("  (no history log: skipped)") };
+    let t0 = ManualClock::start();
+    let ana = Email::parse("ana@example.com").expect("valid");
+    let bob = Email::parse("bob@example.com").expect("valid");
+    let short = Duration::from_secs(60);
+    log.append(&HistoryEntry::received(&history_event("ana@example.com", "f1", t0)), short).await.expect("append");
+    log.append(&HistoryEntry::received(&history_event("ana@example.com", "f2", t0)), Duration::from_secs(3_600))
+        .await
+        .expect("append");
+    log.append(&HistoryEntry::received(&history_event("bob@example.com", "f3", t0)), short).await.expect("append");
+
+    let later = t0 + chrono::Duration::seconds(120);
+    let left = log.for_contact(&ana.group_hash(), later).await.expect("for_contact");
+    assert_eq!(
+        left.iter().map(|entry| entry.event_id.as_str()).collect::<Vec<_>>(),
+        ["f2"],
+        "expired entries are gone"
+    );
+
+    assert_eq!(log.forget_contact(&ana.group_hash()).await.expect("forget"), 2);
+    assert!(log.for_contact(&ana.group_hash(), t0).await.expect("for_contact").is_empty());
+    assert_eq!(log.for_contact(&bob.group_hash(), t0).await.expect("for_contact").len(), 1, "others are kept");
 }

@@ -41,3 +41,8 @@ async fn tag_directory() {
 async fn concurrency() {
     port_suite::concurrency_suite(&MemoryBackend).await;
 }
+
+#[tokio::test]
+async fn history_log() {
+    port_suite::history_log_suite(&MemoryBackend).await;
+}

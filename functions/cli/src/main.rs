@@ -4,6 +4,7 @@
 //! (command line, configuration, request file).
 
 mod check_config;
+mod console;
 mod discovery;
 mod exit;
 mod http;

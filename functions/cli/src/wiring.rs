@@ -8,17 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use webinar_bridge::Secret;
 use webinar_bridge::adapters::memory::{
-    MemoryContactStore, MemoryEventLog, MemoryQueue, MemoryReceiptLog, MemoryTagDirectory, QueueSettings,
+    MemoryContactStore, MemoryEventLog, MemoryHistoryLog, MemoryQueue, MemoryReceiptLog, MemoryTagDirectory,
+    QueueSettings,
 };
 use webinar_bridge::adapters::sqlite::{
-    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
+    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
 };
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};
 use webinar_bridge::domain::{FieldFormat, LogicalField, Settings};
 use webinar_bridge::ingest::Ingest;
 use webinar_bridge::klicktipp::{KlickTippAuth, KlickTippClient, KlickTippConfig};
-use webinar_bridge::ports::{Clock, ContactStore, EventLog, EventQueue, ReceiptLog, TagDirectory};
+use webinar_bridge::ports::{Clock, ContactStore, EventLog, EventQueue, HistoryLog, ReceiptLog, TagDirectory};
 use webinar_bridge::tag_resolver::TagResolver;
 
 /// The configuration from the environment; an invalid value ends the command with exit 2 and
@@ -36,6 +37,8 @@ pub struct Ports {
     pub tags: Arc<dyn TagDirectory>,
     /// Ingest's record of event ids and payload fingerprints (409 on a reused id).
     pub receipts: Arc<dyn ReceiptLog>,
+    /// Each event's story: received by ingest, its outcome by the consumer (DESIGN 12).
+    pub history: Arc<dyn HistoryLog>,
 }
 
 /// All ports on one SQLite file (`serve`).
@@ -46,6 +49,7 @@ pub fn sqlite_ports(db: &SqliteDb, queue_settings: QueueSettings) -> Ports {
         contacts: Arc::new(SqliteContactStore::new(db.clone())),
         tags: Arc::new(SqliteTagDirectory::new(db.clone())),
         receipts: Arc::new(SqliteReceiptLog::new(db.clone())),
+        history: Arc::new(SqliteHistoryLog::new(db.clone())),
     }
 }
 
@@ -59,6 +63,7 @@ pub fn memory_ports(queue_settings: QueueSettings, clock: Arc<dyn Clock>) -> (Po
         contacts: Arc::new(MemoryContactStore::default()),
         tags: Arc::new(MemoryTagDirectory::default()),
         receipts: Arc::new(MemoryReceiptLog::default()),
+        history: Arc::new(MemoryHistoryLog::default()),
     };
     (ports, queue)
 }
@@ -72,7 +77,8 @@ pub fn assemble(
     clock: Arc<dyn Clock>,
 ) -> (Ingest, Consumer) {
     let ingest = Ingest::new(Arc::clone(&ports.queue), config.secrets.clone())
-        .with_receipts(Arc::clone(&ports.receipts), config.retention);
+        .with_receipts(Arc::clone(&ports.receipts), config.retention)
+        .with_history(Arc::clone(&ports.history));
     let tags = TagResolver::new(Arc::clone(&ports.tags), client.clone(), Arc::clone(&clock));
     let consumer = Consumer::new(
         Arc::clone(&ports.log),
@@ -82,7 +88,8 @@ pub fn assemble(
         config.settings.clone(),
         options,
         clock,
-    );
+    )
+    .with_history(Arc::clone(&ports.history));
     (ingest, consumer)
 }
 

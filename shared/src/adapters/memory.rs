@@ -4,9 +4,9 @@ use crate::adapters::claim_rule::decide_claim;
 use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome,
-    OutgoingMessage, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim,
-    TagDirectory, Versioned,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, HistoryEntry,
+    HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord,
+    SystemClock, TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -514,5 +514,70 @@ impl ReceiptLog for MemoryReceiptLog {
 
     async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>> {
         Ok(lock(&self.records).get(event_id).filter(|record| record.expires_at > now).cloned())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// History in memory: every entry with its expiry, in append order.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryHistoryLog {
+    entries: Arc<Mutex<Vec<(HistoryEntry, DateTime<Utc>)>>>,
+}
+
+impl MemoryHistoryLog {
+    /// Drops entries that expired at or before `now`; returns how many.
+    pub fn purge_expired(&self, now: DateTime<Utc>) -> usize {
+        let mut entries = lock(&self.entries);
+        let before = entries.len();
+        entries.retain(|(_, expires_at)| *expires_at > now);
+        before - entries.len()
+    }
+}
+
+/// Oldest first by time; equal times keep append order (a stable sort).
+fn by_time(mut entries: Vec<HistoryEntry>) -> Vec<HistoryEntry> {
+    entries.sort_by_key(|entry| entry.at);
+    entries
+}
+
+#[async_trait]
+impl HistoryLog for MemoryHistoryLog {
+    async fn append(&self, entry: &HistoryEntry, retention: Duration) -> PortResult<()> {
+        lock(&self.entries).push((entry.clone(), later(entry.at, retention)));
+        Ok(())
+    }
+
+    async fn for_contact(&self, contact: &str, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>> {
+        let entries = lock(&self.entries);
+        Ok(by_time(
+            entries
+                .iter()
+                .filter(|(entry, expires_at)| entry.contact == contact && *expires_at > now)
+                .map(|(entry, _)| entry.clone())
+                .collect(),
+        ))
+    }
+
+    async fn problems_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>> {
+        let entries = lock(&self.entries);
+        Ok(by_time(
+            entries
+                .iter()
+                .filter(|(entry, expires_at)| {
+                    *expires_at > now
+                        && entry.at >= since
+                        && matches!(&entry.step, HistoryStep::Outcome(outcome) if outcome.is_problem())
+                })
+                .map(|(entry, _)| entry.clone())
+                .collect(),
+        ))
+    }
+
+    async fn forget_contact(&self, contact: &str) -> PortResult<usize> {
+        let mut entries = lock(&self.entries);
+        let before = entries.len();
+        entries.retain(|(entry, _)| entry.contact != contact);
+        Ok(before - entries.len())
     }
 }

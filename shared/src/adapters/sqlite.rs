@@ -18,9 +18,9 @@ use crate::adapters::memory::{DeadLetter, QueueSettings, decide_receipt, new_rec
 use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome,
-    OutgoingMessage, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim,
-    TagDirectory, Versioned,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, HistoryEntry,
+    HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord,
+    SystemClock, TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -123,6 +123,22 @@ CREATE INDEX ingest_receipts_by_expiry ON ingest_receipts (expires_at);
 ALTER TABLE event_log ADD COLUMN owner TEXT;
 -- Purging dead letters by age.
 CREATE INDEX dead_letters_by_age ON dead_letters (dead_at);
+"#,
+    r#"
+-- The story of each contact's events (DESIGN 12): received, then its outcome. Keyed by the
+-- contact's address hash (Email::group_hash), never the address.
+CREATE TABLE history (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    contact    TEXT    NOT NULL,
+    event_id   TEXT    NOT NULL,
+    at         INTEGER NOT NULL,
+    problem    INTEGER NOT NULL,                      -- 1 when the step is an outcome to look at
+    step       TEXT    NOT NULL,                      -- HistoryStep JSON
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX history_by_contact ON history (contact, at);
+CREATE INDEX history_by_expiry ON history (expires_at);
+CREATE INDEX history_problems ON history (at) WHERE problem = 1;
 "#,
 ];
 
@@ -268,6 +284,8 @@ pub struct Purged {
     pub dead_letters: usize,
     /// Queue deduplication ids past the deduplication window.
     pub dedup_ids: usize,
+    /// History entries past their retention.
+    pub history: usize,
 }
 
 /// Row counts and file size, for the storage figures and the bounded-growth test.
@@ -280,7 +298,8 @@ pub struct StorageStats {
 }
 
 /// The tables that can grow with time.
-const STATS_TABLES: [&str; 6] = ["queue_messages", "queue_dedup", "dead_letters", "event_log", "contacts", "tags"];
+const STATS_TABLES: [&str; 7] =
+    ["queue_messages", "queue_dedup", "dead_letters", "event_log", "contacts", "tags", "history"];
 
 impl SqliteDb {
     /// Deletes what has outlived its use as of `now`: event records whose TTL has passed (they
@@ -311,6 +330,13 @@ impl SqliteDb {
                     "DELETE FROM queue_dedup WHERE dedup_id IN
                      (SELECT dedup_id FROM queue_dedup WHERE sent_at <= ?1 LIMIT ?2)",
                     dedup_before,
+                )
+                .await?,
+            history: self
+                .purge_chunked(
+                    "DELETE FROM history WHERE id IN
+                     (SELECT id FROM history WHERE expires_at <= ?1 LIMIT ?2)",
+                    expired,
                 )
                 .await?,
         })
@@ -345,6 +371,146 @@ impl SqliteDb {
                 pages: loaded_id(pages, "page count")?,
                 page_size: loaded_id(page_size, "page size")?,
             })
+        })
+        .await
+    }
+}
+
+/// What the console's overview shows: events per hour and the backlog (issue 14).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OverviewCounts {
+    /// One entry per hour from `since` (hour start, Unix seconds), oldest first.
+    pub hours: Vec<HourCounts>,
+    /// Messages waiting or in flight.
+    pub queue_depth: u64,
+    pub dead_letters: u64,
+    /// Events KlickTipp refused for good (within the retention).
+    pub rejected: u64,
+    /// Contacts with a field value KlickTipp refused.
+    pub field_problem_contacts: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourCounts {
+    pub hour_start: i64,
+    pub accepted: u64,
+    pub applied: u64,
+    pub rejected: u64,
+}
+
+const MICROS_PER_HOUR: i64 = 3_600_000_000;
+
+impl SqliteDb {
+    /// Counts per hour from `since` to `now` (accepted from the ingest receipts, applied and
+    /// rejected from the event log) and the backlog, for the console's overview.
+    pub async fn overview_counts(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<OverviewCounts> {
+        let first_hour = to_micros(since).div_euclid(MICROS_PER_HOUR);
+        let last_hour = to_micros(now).div_euclid(MICROS_PER_HOUR);
+        self.run(move |connection| {
+            let hours = usize::try_from((last_hour - first_hour + 1).clamp(1, 24 * 31)).map_err(corrupt)?;
+            let mut counts: Vec<HourCounts> = (0..hours)
+                .map(|index| HourCounts { hour_start: (first_hour + index as i64) * 3600, ..HourCounts::default() })
+                .collect();
+            let since = first_hour * MICROS_PER_HOUR;
+            let slot = |micros: i64| usize::try_from(micros.div_euclid(MICROS_PER_HOUR) - first_hour).ok();
+            let mut accepted = connection.prepare_cached(
+                "SELECT first_seen / 3600000000, COUNT(*) FROM ingest_receipts WHERE first_seen >= ?1 GROUP BY 1",
+            )?;
+            let rows = accepted.query_map([since], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (hour, count) = row?;
+                if let Some(entry) = slot(hour * MICROS_PER_HOUR).and_then(|index| counts.get_mut(index)) {
+                    entry.accepted = loaded_id(count, "count")?;
+                }
+            }
+            let mut outcomes = connection.prepare_cached(
+                "SELECT updated_at / 3600000000, json_extract(outcome, '$.outcome'), COUNT(*) FROM event_log
+                 WHERE outcome IS NOT NULL AND updated_at >= ?1 GROUP BY 1, 2",
+            )?;
+            let rows = outcomes.query_map([since], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, i64>(2)?))
+            })?;
+            for row in rows {
+                let (hour, outcome, count) = row?;
+                if let Some(entry) = slot(hour * MICROS_PER_HOUR).and_then(|index| counts.get_mut(index)) {
+                    match outcome.as_deref() {
+                        Some("applied") => entry.applied += loaded_id(count, "count")?,
+                        Some("rejected") => entry.rejected += loaded_id(count, "count")?,
+                        _ => {}
+                    }
+                }
+            }
+            let count =
+                |sql: &str| -> PortResult<u64> { loaded_id(connection.query_row(sql, [], |row| row.get(0))?, "count") };
+            Ok(OverviewCounts {
+                hours: counts,
+                queue_depth: count("SELECT COUNT(*) FROM queue_messages")?,
+                dead_letters: count("SELECT COUNT(*) FROM dead_letters")?,
+                rejected: count(
+                    "SELECT COUNT(*) FROM event_log WHERE json_extract(outcome, '$.outcome') = 'rejected'",
+                )?,
+                field_problem_contacts: count(
+                    "SELECT COUNT(*) FROM contacts WHERE json_extract(record, '$.field_problems') NOT IN ('{}')",
+                )?,
+            })
+        })
+        .await
+    }
+
+    /// The stored contacts whose address hashes to `short_hash` (`Email::short_hash`): how the
+    /// console addresses a contact without putting the address in a URL.
+    pub async fn contacts_with_short_hash(&self, short_hash: &str) -> PortResult<Vec<Email>> {
+        let wanted = short_hash.to_ascii_lowercase();
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached("SELECT email FROM contacts")?;
+            let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+            let mut found = Vec::new();
+            for email in rows {
+                if let Ok(email) = Email::parse(&email?)
+                    && email.short_hash() == wanted
+                {
+                    found.push(email);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Contacts holding a field value KlickTipp refused (at most `limit`).
+    pub async fn contacts_with_field_problems(&self, limit: usize) -> PortResult<Vec<Email>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT email FROM contacts WHERE json_extract(record, '$.field_problems') NOT IN ('{}') LIMIT ?1",
+            )?;
+            let rows = statement.query_map([limit], |row| row.get::<_, String>(0))?;
+            let mut found = Vec::new();
+            for email in rows {
+                found.push(Email::parse(&email?).map_err(corrupt)?);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Events KlickTipp refused for good, newest first: (event id, reason JSON, when).
+    pub async fn rejected_events(&self, limit: usize) -> PortResult<Vec<(String, String, DateTime<Utc>)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT event_id, outcome, updated_at FROM event_log
+                 WHERE json_extract(outcome, '$.outcome') = 'rejected' ORDER BY updated_at DESC LIMIT ?1",
+            )?;
+            let rows = statement.query_map([limit], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (event_id, outcome, at) = row?;
+                out.push((event_id, outcome, from_micros(at)?));
+            }
+            Ok(out)
         })
         .await
     }
@@ -1237,6 +1403,102 @@ impl ReceiptLog for SqliteReceiptLog {
         let event_id = event_id.clone();
         self.db
             .run(move |connection| Ok(stored_receipt(connection, &event_id)?.filter(|record| record.expires_at > now)))
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Contact histories (`history`), indexed by contact hash and time.
+#[derive(Clone)]
+pub struct SqliteHistoryLog {
+    db: SqliteDb,
+}
+
+impl SqliteHistoryLog {
+    pub fn new(db: SqliteDb) -> Self {
+        Self { db }
+    }
+}
+
+fn history_rows(connection: &Connection, sql: &str, params: impl rusqlite::Params) -> PortResult<Vec<HistoryEntry>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let rows = statement.query_map(params, |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?, row.get::<_, String>(3)?))
+    })?;
+    let mut entries = Vec::new();
+    for row in rows {
+        let (contact, event_id, at, step) = row?;
+        entries.push(HistoryEntry {
+            contact,
+            event_id: EventId::from_sender(&event_id)
+                .ok_or_else(|| corrupt(format!("stored event id {event_id:?} is invalid")))?,
+            at: from_micros(at)?,
+            step: serde_json::from_str(&step).map_err(corrupt)?,
+        });
+    }
+    Ok(entries)
+}
+
+#[async_trait]
+impl HistoryLog for SqliteHistoryLog {
+    async fn append(&self, entry: &HistoryEntry, retention: Duration) -> PortResult<()> {
+        let step = serde_json::to_string(&entry.step).map_err(corrupt)?;
+        let problem = matches!(&entry.step, HistoryStep::Outcome(outcome) if outcome.is_problem());
+        let row = (
+            entry.contact.clone(),
+            entry.event_id.as_str().to_owned(),
+            to_micros(entry.at),
+            i64::from(problem),
+            step,
+            to_micros(later(entry.at, retention)),
+        );
+        self.db
+            .run(move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO history (contact, event_id, at, problem, step, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![row.0, row.1, row.2, row.3, row.4, row.5])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn for_contact(&self, contact: &str, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>> {
+        let contact = contact.to_owned();
+        let now = to_micros(now);
+        self.db
+            .run(move |connection| {
+                history_rows(
+                    connection,
+                    "SELECT contact, event_id, at, step FROM history
+                     WHERE contact = ?1 AND expires_at > ?2 ORDER BY at, id",
+                    params![contact, now],
+                )
+            })
+            .await
+    }
+
+    async fn problems_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>> {
+        let (since, now) = (to_micros(since), to_micros(now));
+        self.db
+            .run(move |connection| {
+                history_rows(
+                    connection,
+                    "SELECT contact, event_id, at, step FROM history
+                     WHERE problem = 1 AND at >= ?1 AND expires_at > ?2 ORDER BY at, id",
+                    params![since, now],
+                )
+            })
+            .await
+    }
+
+    async fn forget_contact(&self, contact: &str) -> PortResult<usize> {
+        let contact = contact.to_owned();
+        self.db
+            .run(move |connection| Ok(connection.execute("DELETE FROM history WHERE contact = ?1", [contact])?))
             .await
     }
 }

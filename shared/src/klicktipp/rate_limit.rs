@@ -35,6 +35,8 @@ pub struct RateLimiter {
     rate: f64,
     interval: Option<Duration>,
     state: Mutex<Slots>,
+    /// Calls per second of the last minutes, for the console's chart.
+    meter: CallMeter,
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +56,7 @@ impl RateLimiter {
                 .unwrap_or(LONGEST_INTERVAL)
                 .min(LONGEST_INTERVAL)
         });
-        Self { rate: rate_per_second, interval, state: Mutex::new(Slots::default()) }
+        Self { rate: rate_per_second, interval, state: Mutex::new(Slots::default()), meter: CallMeter::default() }
     }
 
     /// Wait for the next free slot. The first call of an idle limiter goes at once; a dropped
@@ -66,7 +68,10 @@ impl RateLimiter {
     /// Like [`Self::acquire`], but only takes a slot that comes by `deadline`; returns false
     /// (without waiting or using up a slot) when the next one would come later.
     pub async fn acquire_before(&self, deadline: Option<Instant>) -> bool {
-        let Some(interval) = self.interval else { return true };
+        let Some(interval) = self.interval else {
+            self.meter.record();
+            return true;
+        };
         let slot = {
             let mut state = self.lock();
             let now = Instant::now();
@@ -79,6 +84,7 @@ impl RateLimiter {
             slot
         };
         tokio::time::sleep_until(slot).await;
+        self.meter.record();
         true
     }
 
@@ -114,11 +120,72 @@ impl RateLimiter {
     pub fn interval(&self) -> Option<Duration> {
         self.interval
     }
+
+    /// Calls that went out in each of the last `seconds` whole seconds (oldest first, the
+    /// current, unfinished second last).
+    pub fn calls_per_second(&self, seconds: usize) -> Vec<u32> {
+        self.meter.last(seconds, unix_second())
+    }
+}
+
+/// Seconds of call counts the meter keeps.
+pub const METER_SECONDS: usize = 300;
+
+/// A ring of per-second call counts, keyed by Unix second.
+#[derive(Debug, Default)]
+struct CallMeter {
+    seconds: Mutex<std::collections::VecDeque<(u64, u32)>>,
+}
+
+impl CallMeter {
+    fn record(&self) {
+        self.record_at(unix_second());
+    }
+
+    fn record_at(&self, second: u64) {
+        let mut seconds = self.seconds.lock().unwrap_or_else(PoisonError::into_inner);
+        match seconds.back_mut() {
+            Some((last, count)) if *last == second => *count = count.saturating_add(1),
+            _ => seconds.push_back((second, 1)),
+        }
+        while seconds.front().is_some_and(|(first, _)| first + (METER_SECONDS as u64) < second) {
+            seconds.pop_front();
+        }
+    }
+
+    fn last(&self, count: usize, now: u64) -> Vec<u32> {
+        let seconds = self.seconds.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = count.min(METER_SECONDS);
+        let first = now.saturating_sub(count.saturating_sub(1) as u64);
+        let mut out = vec![0; count];
+        for (second, calls) in seconds.iter() {
+            if (first..=now).contains(second) {
+                out[(second - first) as usize] = *calls;
+            }
+        }
+        out
+    }
+}
+
+fn unix_second() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_meter_counts_calls_per_second_and_forgets_old_seconds() {
+        let meter = CallMeter::default();
+        for second in [100, 100, 101, 103, 103, 103] {
+            meter.record_at(second);
+        }
+        assert_eq!(meter.last(5, 103), vec![0, 2, 1, 0, 3]);
+        assert_eq!(meter.last(2, 104), vec![3, 0]);
+        meter.record_at(100 + METER_SECONDS as u64 + 10);
+        assert_eq!(meter.seconds.lock().expect("not poisoned").len(), 1);
+    }
     use std::sync::Arc;
 
     #[tokio::test(start_paused = true)]

@@ -91,7 +91,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let address = listener.local_addr().context("the listener has no local address")?;
     let signals = ShutdownSignals::install()?;
     banner::print(address, &config, pipeline.simulator.as_ref());
-    tracing::info!(%address, mode = ?pipeline.mode, simulator = pipeline.simulator.is_some(), "serving");
+    tracing::info!(%address, mode = ?pipeline.mode, simulator = pipeline.simulator.is_some(), console = pipeline.console.is_some(), "serving");
+    if pipeline.console.is_some() {
+        println!("Console:   http://{address}/console (sign in with BRIDGE_CONSOLE_TOKEN)");
+    }
 
     let limits = args.limits();
     tracing::info!(
@@ -111,7 +114,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// Ingest and consumer on one SQLite file, and the simulator when it stands in for KlickTipp.
 struct Pipeline {
     ingest: Ingest,
-    consumer: Consumer,
+    consumer: Arc<Consumer>,
     queue: Arc<dyn EventQueue>,
     /// Notified by every enqueue of `ingest`: the consumer loop starts at once.
     wake: Arc<Notify>,
@@ -124,6 +127,8 @@ struct Pipeline {
     /// Where reconciliation remembers its done sessions (the same database file).
     db_path: std::path::PathBuf,
     platforms: webinar_bridge::platforms::config::PlatformConfig,
+    /// The web console's parts when `BRIDGE_CONSOLE_TOKEN` is set.
+    console: Option<crate::console::ConsoleParts>,
 }
 
 impl Pipeline {
@@ -144,8 +149,18 @@ impl Pipeline {
         let mut ports = wiring::sqlite_ports(&db, queue_settings);
         let wake = Arc::new(Notify::new());
         ports.queue = Arc::new(worker::WakingQueue::new(ports.queue, Arc::clone(&wake)));
+        let console =
+            crate::console::token_from_env().map_err(exit::unusable)?.map(|token| crate::console::ConsoleParts {
+                token,
+                db: db.clone(),
+                queue_settings,
+                klicktipp: target.client.clone(),
+                consumer: None,
+            });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
+        let consumer = Arc::new(consumer);
+        let console = console.map(|parts| parts.with_consumer(Arc::clone(&consumer)));
         let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
             .map_err(|error| exit::unusable(error.to_string()))?;
         Ok(Self {
@@ -160,6 +175,7 @@ impl Pipeline {
             dedup_window: queue_settings.dedup_window,
             db_path: config.db_path.clone(),
             platforms,
+            console,
         })
     }
 
@@ -185,7 +201,11 @@ impl Pipeline {
                 stop.send_replace(true);
             }
         };
-        edge::serve(listener, http::router(self.ingest), limits, stop_on_signal).await;
+        let router = match self.console {
+            Some(console) => crate::console::router(console).merge(http::router(self.ingest)),
+            None => http::router(self.ingest),
+        };
+        edge::serve(listener, router, limits, stop_on_signal).await;
         stop.send_replace(true);
         worker.await.context("the consumer loop panicked")?;
         purger.await.context("the purge task panicked")?;
@@ -196,8 +216,13 @@ impl Pipeline {
     }
 }
 
-async fn consume(queue: Arc<dyn EventQueue>, consumer: Consumer, stopped: watch::Receiver<bool>, wake: Arc<Notify>) {
-    worker::run_woken(queue.as_ref(), &consumer, stopped, IDLE_POLL, &wake).await;
+async fn consume(
+    queue: Arc<dyn EventQueue>,
+    consumer: Arc<Consumer>,
+    stopped: watch::Receiver<bool>,
+    wake: Arc<Notify>,
+) {
+    worker::run_woken(queue.as_ref(), consumer.as_ref(), stopped, IDLE_POLL, &wake).await;
 }
 
 /// Purges at start and every `PURGE_INTERVAL` until stopped; a failed purge is logged and tried
@@ -215,6 +240,7 @@ async fn purge(db: SqliteDb, retention: Duration, dedup_window: Duration, mut st
                 events = purged.events,
                 dead_letters = purged.dead_letters,
                 dedup_ids = purged.dedup_ids,
+                history = purged.history,
                 "purged expired records"
             ),
             Err(error) => tracing::warn!(%error, "purging expired records failed; trying again later"),

@@ -1,0 +1,93 @@
+"""Drives serve's web console in Debian's chromium (Playwright for Python), one phase per run.
+
+Run by tests/tests/console_browser.rs, which starts the simulator and serve between phases:
+  phase "problem": sign in, screenshot the overview, find the contact, read its timeline, see
+                   the field problem.
+  phase "fix":     (serve restarted with a text-field mapping and a dead letter waiting) sign in,
+                   resync the contact from the problems list, see the problem gone, screenshot
+                   the timeline, redrive the dead letter.
+Exits non-zero with a message on the first expectation that fails.
+"""
+
+import argparse
+import os
+import sys
+
+from playwright.sync_api import expect, sync_playwright
+
+
+def sign_in(page, url, token):
+    page.goto(f"{url}/console")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Overview")
+
+
+def find_contact(page, email, contact_hash):
+    page.fill("#email", email)
+    page.click("form.search button[type=submit]")
+    expect(page).to_have_url(f"{page.url.split('/console')[0]}/console/contacts/{contact_hash}")
+    assert "@" not in page.url, f"an address in the URL: {page.url}"
+    expect(page.locator("p.email")).to_have_text(email)
+
+
+def phase_problem(page, args):
+    sign_in(page, args.url, args.token)
+    find_contact(page, args.email, args.contact_hash)
+    expect(page.locator("ol.timeline")).to_contain_text("Spring Launch")
+    expect(page.locator("#field-problems li.problem")).to_contain_text(args.field)
+    page.goto(f"{args.url}/console")
+    expect(page.locator("#problems")).not_to_have_text("0")
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.screenshot(path=os.path.join(args.screenshots, "overview.png"), full_page=True)
+
+
+def phase_fix(page, args):
+    sign_in(page, args.url, args.token)
+    page.click("nav >> text=Problems")
+    problem = page.locator("#field-problem-list li.problem", has_text=args.field)
+    expect(problem).to_have_count(1)
+    problem.locator("button", has_text="Resync").click()
+    expect(page.locator(".notice")).to_have_text("Resynced with KlickTipp.")
+    expect(page.locator("#field-problems")).to_contain_text("No field problems.")
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.screenshot(path=os.path.join(args.screenshots, "timeline.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=os.path.join(args.screenshots, "timeline-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.click("nav >> text=Problems")
+    expect(page.locator("#field-problem-list")).to_contain_text("No field problems.")
+    expect(page.locator("#dead-letter-list tbody tr")).to_have_count(1)
+    page.click("#redrive")
+    expect(page.locator(".notice")).to_have_text("1 dead letter(s) sent back to the queue.")
+    expect(page.locator("#dead-letter-list")).to_contain_text("No dead letters.")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("phase", choices=["problem", "fix"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--email", required=True)
+    parser.add_argument("--contact-hash", required=True)
+    parser.add_argument("--field", required=True)
+    parser.add_argument("--screenshots", required=True)
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    args = parser.parse_args()
+    expect.set_options(timeout=15_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            {"problem": phase_problem, "fix": phase_fix}[args.phase](page, args)
+        finally:
+            browser.close()
+    print(f"browser phase {args.phase}: ok")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as error:
+        print(f"browser phase failed: {error}", file=sys.stderr)
+        sys.exit(1)

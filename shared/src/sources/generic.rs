@@ -16,8 +16,8 @@ use subtle::ConstantTimeEq;
 
 use super::{RawRequest, Rejection, RejectionKind, SourceOutcome};
 use super::{decode, fields};
-use crate::domain::engagement_label;
 use crate::domain::custom_fact_key;
+use crate::domain::engagement_label;
 use crate::domain::{
     Cents, ContactInfo, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, Facts, Source, WebinarEvent, WebinarInfo,
 };

@@ -29,11 +29,6 @@ pub enum ReconcileStartupError {
     Config(#[from] ConfigError),
     #[error("the platform clients cannot start: {0}")]
     Platform(#[from] PlatformError),
-    #[error(
-        "no platform is configured: put BRIDGE_WEBINARJAM_API_KEY, BRIDGE_EVERWEBINAR_API_KEY or \
-         ZOOM_ACCOUNT_ID/ZOOM_CLIENT_ID/ZOOM_CLIENT_SECRET into the bridge secret"
-    )]
-    NothingToPull,
 }
 
 /// A run that left work for the next one.
@@ -87,7 +82,11 @@ impl ReconcileFunction {
             && puller.genesis(Platform::EverWebinar).is_err()
             && puller.zoom().is_err()
         {
-            return Err(ReconcileStartupError::NothingToPull);
+            // Not an error: a stack deployed before the API keys are put into the secret runs idle.
+            tracing::warn!(
+                "no platform API credentials (BRIDGE_WEBINARJAM_API_KEY, BRIDGE_EVERWEBINAR_API_KEY, ZOOM_ACCOUNT_ID/\
+                 ZOOM_CLIENT_ID/ZOOM_CLIENT_SECRET in the bridge secret): nothing to reconcile"
+            );
         }
         Ok(Self::new(
             puller,

@@ -24,6 +24,8 @@ set -euo pipefail
 KEYS="KLICKTIPP_USERNAME KLICKTIPP_PASSWORD KLICKTIPP_DEVELOPER_KEY KLICKTIPP_CUSTOMER_KEY"
 KEYS="$KEYS KLICKTIPP_LISTBUILDING_APIKEY BRIDGE_WEBINARJAM_SECRET BRIDGE_EVERWEBINAR_SECRET"
 KEYS="$KEYS BRIDGE_ZOOM_SECRET_TOKEN BRIDGE_GENERIC_SECRET"
+# Platform API credentials, read by the reconcile function (pulls ended sessions).
+KEYS="$KEYS BRIDGE_WEBINARJAM_API_KEY BRIDGE_EVERWEBINAR_API_KEY ZOOM_ACCOUNT_ID ZOOM_CLIENT_ID ZOOM_CLIENT_SECRET"
 
 STACK="${STACK_NAME:-webinar-bridge}"
 REGION=""
@@ -223,7 +225,7 @@ if [ "$RESTART" = 1 ]; then
   # The functions cache the secret per execution environment; a configuration update makes Lambda
   # start new ones. Only the Description changes (CloudFormation drift there is harmless).
   stamp="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  for output in IngestFunctionName ConsumerFunctionName; do
+  for output in IngestFunctionName ConsumerFunctionName ReconcileFunctionName; do
     fn="$(stack_output "$output" 2>/dev/null || true)"
     case "$fn" in ""|None) say "  (no $output output on $STACK: restart that function yourself)"; continue ;; esac
     description="$(aws_ lambda get-function-configuration --function-name "$fn" --query Description --output text)"

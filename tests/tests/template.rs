@@ -837,3 +837,74 @@ fn put_secrets_script_writes_exactly_the_keys_the_functions_read() {
         .collect();
     assert_eq!(keys, SECRET_KEYS.into_iter().collect::<BTreeSet<_>>());
 }
+
+#[test]
+fn reconcile_runs_alone_on_a_schedule_with_a_least_privilege_role_and_an_alarm() {
+    let t = Template::load();
+    let function = t.function("reconcile");
+    let props = t.props(function);
+    // One process owns each platform key's rate budget.
+    assert_eq!(as_f64(&props["ReservedConcurrentExecutions"]), Some(1.0), "{function}: reserved concurrency 1");
+    assert_eq!(as_f64(&props["EventInvokeConfig"]["MaximumRetryAttempts"]), Some(0.0));
+
+    // An EventBridge Scheduler schedule invokes exactly this function, through a role that may do
+    // nothing else.
+    let schedules: Vec<&str> = t
+        .resources()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Scheduler::Schedule"))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(schedules.len(), 1, "one reconcile schedule, found {schedules:?}");
+    let schedule = t.props(schedules[0]);
+    assert_eq!(ref_target(&schedule["ScheduleExpression"]), Some("ReconcileScheduleExpression"));
+    assert_eq!(t.parameter("ReconcileScheduleExpression")["Default"].as_str(), Some("rate(15 minutes)"));
+    assert!(get_att_of(&schedule["Target"]["Arn"], function, "Arn"), "the schedule targets {function}");
+    let (scheduler_role, _) = get_att(&schedule["Target"]["RoleArn"]).expect("the schedule has its own role");
+    let scheduler_props = t.props(&scheduler_role);
+    let trust = &scheduler_props["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(trust["Principal"]["Service"].as_str(), Some("scheduler.amazonaws.com"));
+    let statements = scheduler_props["Policies"][0]["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(strings(&statements[0]["Action"]), ["lambda:InvokeFunction"]);
+    assert!(get_att_of(&statements[0]["Resource"], function, "Arn"));
+
+    // The function's own role: logs, enqueue, `reconciled#` items, the secret; nothing else.
+    let statements = role_statements(&t, function);
+    let actions: BTreeSet<String> = statements.iter().flat_map(|(actions, _)| actions.clone()).collect();
+    let expected: BTreeSet<String> = [
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:SendMessage",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "secretsmanager:GetSecretValue",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(actions, expected);
+    let (role, _) = get_att(&props["Role"]).unwrap();
+    for statement in t.props(&role)["Policies"][0]["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+        if strings(&statement["Action"]).iter().any(|action| action.starts_with("dynamodb:")) {
+            assert!(get_att_of(&statement["Resource"], "EventsTable", "Arn"));
+            let leading = strings(&statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+            assert_eq!(leading, [format!("{}*", webinar_bridge::adapters::dynamodb::RECONCILED_KEY_PREFIX)]);
+        }
+        if strings(&statement["Action"]) == ["sqs:SendMessage"] {
+            assert!(get_att_of(&statement["Resource"], "EventsQueue", "Arn"), "it enqueues like ingest");
+        }
+    }
+
+    // A failing run reaches the alarm topic.
+    let alarm = t
+        .resources()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|(id, _)| t.props(id))
+        .find(|p| {
+            p["MetricName"].as_str() == Some("Errors") && ref_target(&p["Dimensions"][0]["Value"]) == Some(function)
+        })
+        .expect("an Errors alarm on the reconcile function");
+    assert_eq!(ref_target(&alarm["AlarmActions"][0]), Some("AlarmTopic"));
+    assert!(as_f64(&alarm["Threshold"]).is_some_and(|threshold| threshold <= 1.0));
+    assert!(as_f64(&alarm["Period"]).is_some_and(|period| period <= 3600.0));
+}

@@ -22,7 +22,7 @@ pub use aws_sdk_secretsmanager;
 pub const SECRETS_ARN_VARIABLE: &str = "BRIDGE_SECRETS_ARN";
 
 /// The keys the secret is expected to hold (others are ignored with a warning).
-pub const SECRET_KEYS: [&str; 9] = [
+pub const SECRET_KEYS: [&str; 14] = [
     "KLICKTIPP_USERNAME",
     "KLICKTIPP_PASSWORD",
     "KLICKTIPP_DEVELOPER_KEY",
@@ -32,6 +32,11 @@ pub const SECRET_KEYS: [&str; 9] = [
     "BRIDGE_EVERWEBINAR_SECRET",
     "BRIDGE_ZOOM_SECRET_TOKEN",
     "BRIDGE_GENERIC_SECRET",
+    "BRIDGE_WEBINARJAM_API_KEY",
+    "BRIDGE_EVERWEBINAR_API_KEY",
+    "ZOOM_ACCOUNT_ID",
+    "ZOOM_CLIENT_ID",
+    "ZOOM_CLIENT_SECRET",
 ];
 
 /// One SDK attempt may not eat a Lambda invocation: fail fast and let the caller retry.

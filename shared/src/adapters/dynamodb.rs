@@ -786,3 +786,70 @@ impl ReceiptLog for DynamoReceiptLog {
         Ok(self.read(event_id).await?.filter(|record| record.expires_at > now))
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Done reconciliation rounds
+
+/// Key prefix of done reconciliation rounds in the events table (the reconcile function's IAM
+/// policy is limited to it with `dynamodb:LeadingKeys`).
+pub const RECONCILED_KEY_PREFIX: &str = "reconciled#";
+/// A done round is kept a little longer than the reconciler looks back.
+const RECONCILED_KEEP: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Done reconciliation rounds in the events table under
+/// `reconciled#<source>#<webinar>#<session>#<round>`, one item per round, expiring by TTL.
+#[derive(Clone, Debug)]
+pub struct DynamoDoneSessions {
+    table: Table,
+}
+
+impl DynamoDoneSessions {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table { client, name: table_name.into(), key: EVENTS_PARTITION_KEY } }
+    }
+
+    pub fn from_conf(config: &aws_config::SdkConfig, table_name: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table_name)
+    }
+}
+
+pub fn reconciled_key(
+    key: &crate::platforms::reconcile::SessionKey,
+    round: crate::platforms::reconcile::Round,
+) -> String {
+    format!("{RECONCILED_KEY_PREFIX}{}#{}#{}#{}", key.source, key.webinar_id, key.session_id, round.as_str())
+}
+
+#[async_trait]
+impl crate::platforms::done_store::DoneSessionStore for DynamoDoneSessions {
+    async fn done_among(
+        &self,
+        rounds: &[(crate::platforms::reconcile::SessionKey, crate::platforms::reconcile::Round)],
+    ) -> PortResult<
+        std::collections::BTreeSet<(crate::platforms::reconcile::SessionKey, crate::platforms::reconcile::Round)>,
+    > {
+        let found: Vec<_> = stream::iter(rounds.iter().cloned())
+            .map(|(key, round)| async move {
+                let item = self.table.get(&reconciled_key(&key, round)).await?;
+                Ok::<_, PortError>(item.map(|_| (key, round)))
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn mark_done(
+        &self,
+        key: &crate::platforms::reconcile::SessionKey,
+        round: crate::platforms::reconcile::Round,
+        at: DateTime<Utc>,
+    ) -> PortResult<()> {
+        let item = HashMap::from([
+            (EVENTS_PARTITION_KEY.to_owned(), s(reconciled_key(key, round))),
+            ("done_at".to_owned(), rfc3339(at)),
+            (EVENTS_TTL_ATTRIBUTE.to_owned(), n(epoch_seconds_ceil(later(at, RECONCILED_KEEP)))),
+        ]);
+        self.table.put(item, None).await.map(|_| ())
+    }
+}

@@ -9,6 +9,7 @@
 pub mod config;
 #[cfg(feature = "sqlite")]
 pub mod done_sessions;
+pub mod done_store;
 pub mod error;
 pub mod genesis;
 mod http;

@@ -208,10 +208,9 @@ impl Puller {
     /// One pass of automatic reconciliation: every due WebinarJam/EverWebinar session is pulled
     /// and enqueued, and remembered as done. A platform or session that fails is logged and
     /// tried again on the next pass.
-    #[cfg(feature = "sqlite")]
     pub async fn reconcile_due(
         &self,
-        done: &super::done_sessions::DoneSessions,
+        done: &dyn super::done_store::DoneSessionStore,
         queue: &dyn EventQueue,
         now: DateTime<Utc>,
         reconcile_after: std::time::Duration,
@@ -229,7 +228,9 @@ impl Puller {
                     continue;
                 }
             };
-            let done_rounds = match done.all() {
+            let candidates =
+                super::done_store::candidate_rounds(sessions.iter().map(|(s, _)| (&s.key, s.ends_at)), now);
+            let done_rounds = match done.done_among(&candidates).await {
                 Ok(rounds) => rounds,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the reconciled sessions");
@@ -247,9 +248,11 @@ impl Puller {
                     Ok(mapped) => enqueue(queue, &mapped.events).await.map_err(|error| error.to_string()),
                     Err(error) => Err(error.to_string()),
                 };
-                match outcome
-                    .and_then(|sent| done.mark_done(&key, round, now).map(|()| sent).map_err(|e| e.to_string()))
-                {
+                let outcome = match outcome {
+                    Ok(sent) => done.mark_done(&key, round, now).await.map(|()| sent).map_err(|e| e.to_string()),
+                    Err(error) => Err(error),
+                };
+                match outcome {
                     Ok(sent) => {
                         tracing::info!(platform = platform.name(), webinar = %key.webinar_id, session = %key.session_id, round = round.as_str(), events = sent, "session reconciled");
                         summary.sessions_pulled += 1;
@@ -268,10 +271,9 @@ impl Puller {
         summary
     }
 
-    #[cfg(feature = "sqlite")]
     async fn reconcile_zoom(
         &self,
-        done: &super::done_sessions::DoneSessions,
+        done: &dyn super::done_store::DoneSessionStore,
         queue: &dyn EventQueue,
         now: DateTime<Utc>,
         reconcile_after: std::time::Duration,
@@ -285,9 +287,14 @@ impl Puller {
                 return;
             }
         };
-        let Ok(done_rounds) = done.all() else {
-            summary.failures += 1;
-            return;
+        let candidates = super::done_store::candidate_rounds(sessions.iter().map(|(s, _)| (&s.key, s.ends_at)), now);
+        let done_rounds = match done.done_among(&candidates).await {
+            Ok(rounds) => rounds.into_iter().collect(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the reconciled sessions");
+                summary.failures += 1;
+                return;
+            }
         };
         let ended: Vec<_> = sessions.iter().map(|(ended, _)| ended.clone()).collect();
         for (key, round) in super::reconcile::due(&ended, &done_rounds, now, reconcile_after) {
@@ -298,7 +305,11 @@ impl Puller {
                 Ok(mapped) => enqueue(queue, &mapped.events).await.map_err(|error| error.to_string()),
                 Err(error) => Err(error.to_string()),
             };
-            match outcome.and_then(|sent| done.mark_done(&key, round, now).map(|()| sent).map_err(|e| e.to_string())) {
+            let outcome = match outcome {
+                Ok(sent) => done.mark_done(&key, round, now).await.map(|()| sent).map_err(|e| e.to_string()),
+                Err(error) => Err(error),
+            };
+            match outcome {
                 Ok(sent) => {
                     tracing::info!(platform = "Zoom", webinar = %key.webinar_id, round = round.as_str(), events = sent, "session reconciled");
                     summary.sessions_pulled += 1;

@@ -93,7 +93,9 @@ async fn quick_soak(backend: BackendKind) -> (SoakConfig, SoakReport) {
             report.details.requests_by_kind
         );
     }
-    assert!(report.details.reregistrations > 0, "no contact registered again after cancelling");
+    if config.reregistrations {
+        assert!(report.details.reregistrations > 0, "no contact registered again after cancelling");
+    }
     assert!(report.failures().is_empty(), "{:?}", report.failures());
     let missing = report.faults_injected.missing();
     assert!(missing.is_empty(), "fault classes that never fired: {missing:?}");

@@ -99,7 +99,10 @@ impl Workload {
 
     /// The workload a soak configuration asks for.
     pub fn for_config(config: &super::SoakConfig) -> Workload {
-        let mix = Mix { genesis_cancellations: config.genesis_reregistration, ..soak_mix() };
+        let mut mix = Mix { genesis_cancellations: config.genesis_reregistration, ..soak_mix() };
+        if !config.reregistrations {
+            mix.reregister_of_cancelled = 0.0;
+        }
         Self::generate_with(config.events, config.seed, mix)
     }
 

@@ -14,12 +14,12 @@ use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 use webinar_bridge::adapters::aws_secrets::{SecretsError, environment_with_secrets};
-use webinar_bridge::adapters::dynamodb::DynamoEventLog;
+use webinar_bridge::adapters::dynamodb::{DynamoEventLog, DynamoReceiptLog};
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::Message;
 use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::domain::WebinarEvent;
-use webinar_bridge::ports::{Claim, ClaimToken, EventLog, EventQueue, OutgoingMessage};
+use webinar_bridge::ports::{Claim, ClaimToken, EventLog, EventQueue, OutgoingMessage, ReceiptLog};
 use webinar_bridge_consumer::ConsumerFunction;
 use webinar_bridge_ingest::IngestFunction;
 use webinar_bridge_tests::harness::{self, SIM_PASSWORD, SIM_USERNAME, WEBINARJAM_SECRET, ZOOM_SECRET, calls};
@@ -227,6 +227,34 @@ async fn ingest_enqueues_a_webinarjam_form_sent_through_a_function_url_with_a_ba
     let (status, body) = answer(&ingest.handle(webinarjam_form(ERIKA)).await);
     assert_eq!((status, body["status"].as_str()), (200, Some("accepted")), "{body}");
     assert_eq!(rig.queue.depth().await.expect("depth"), 1);
+    rig.shutdown().await;
+}
+
+#[tokio::test]
+async fn ingest_refuses_a_reused_event_id_with_409_and_records_it_in_the_events_table() {
+    let rig = Rig::start().await;
+    let ingest = rig.ingest().await;
+    let (status, body) = answer(&ingest.handle(webinarjam_form(ERIKA)).await);
+    assert_eq!((status, body["status"].as_str()), (200, Some("accepted")), "{body}");
+    let event_id = body["event_id"].as_str().expect("an event id").to_owned();
+    // Same identity (kind, e-mail, webinar, session), different content: WebinarJam's id is reused.
+    let form = fixture("webinarjam/registered.form").trim().replace("first_name=Erika", "first_name=Erica");
+    let request =
+        function_url_request("/hooks/webinarjam/registered", &format!("token={WEBINARJAM_SECRET}"), form.as_bytes());
+    let (status, body) = answer(&ingest.handle(request).await);
+    assert_eq!(
+        (status, body["error"].as_str(), body["event_id"].as_str()),
+        (409, Some("event_id_reused"), Some(event_id.as_str())),
+        "{body}"
+    );
+    assert_eq!(rig.queue.depth().await.expect("depth"), 1, "the reused id was not enqueued");
+    let receipts = DynamoReceiptLog::new(rig.moto.dynamodb(), &rig.events_table);
+    let id = webinar_bridge::domain::EventId::from_sender(&event_id).expect("an id");
+    let receipt = receipts.get(&id, Utc::now()).await.expect("read the receipt").expect("a receipt");
+    assert_eq!(receipt.rejected_reuses, 1, "the refused reuse is recorded");
+    // The original redelivered is still accepted (and deduplicated by the queue).
+    let (status, _) = answer(&ingest.handle(webinarjam_form(ERIKA)).await);
+    assert_eq!(status, 200);
     rig.shutdown().await;
 }
 

@@ -9,6 +9,7 @@ use tempfile::TempDir;
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteTagDirectory};
 use webinar_bridge::domain::EventId;
+use webinar_bridge::ports::ReceiptLog;
 use webinar_bridge::ports::{
     Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, FinalOutcome, OutgoingMessage, QueuedMessage,
     TagDirectory,
@@ -301,6 +302,27 @@ async fn expired_event_records_are_hidden_and_purged() {
     clock.advance(hour);
     assert_eq!(log.purge_expired(clock.now()).await.expect("purge"), 1);
     assert_eq!(log.purge_expired(clock.now()).await.expect("purge"), 0);
+}
+
+#[tokio::test]
+async fn expired_ingest_receipts_are_purged_and_reuses_survive_a_reopen() {
+    let dir = temp_dir();
+    let path = dir.path().join("receipts.db");
+    let receipts = webinar_bridge::adapters::sqlite::SqliteReceiptLog::new(SqliteDb::open(&path).expect("open"));
+    let now = ManualClock::start();
+    let hour = Duration::from_secs(3600);
+    for (name, retention) in [("generic:a:short", hour), ("generic:a:long", hour * 2)] {
+        receipts.record(&event_id(name), "fp", now, retention).await.expect("record");
+    }
+    receipts.record(&event_id("generic:a:long"), "fp-other", now, hour).await.expect("record");
+    // A second process on the same file sees the refused reuse.
+    let reopened = webinar_bridge::adapters::sqlite::SqliteReceiptLog::new(SqliteDb::open(&path).expect("reopen"));
+    let record = reopened.get(&event_id("generic:a:long"), now).await.expect("get").expect("receipt");
+    assert_eq!((record.rejected_reuses, record.last_rejected_fingerprint.as_deref()), (1, Some("fp-other")));
+    let later = now + chrono::Duration::hours(1);
+    assert_eq!(reopened.purge_expired(later).await.expect("purge"), 1);
+    assert_eq!(reopened.purge_expired(later + chrono::Duration::hours(1)).await.expect("purge"), 1);
+    assert_eq!(reopened.purge_expired(later + chrono::Duration::hours(1)).await.expect("purge"), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -519,10 +519,13 @@ impl ReceiptLog for MemoryReceiptLog {
 
 // ---------------------------------------------------------------------------------------------
 
+/// A history entry and when it expires.
+type ExpiringEntry = (HistoryEntry, DateTime<Utc>);
+
 /// History in memory: every entry with its expiry, in append order.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryHistoryLog {
-    entries: Arc<Mutex<Vec<(HistoryEntry, DateTime<Utc>)>>>,
+    entries: Arc<Mutex<Vec<ExpiringEntry>>>,
 }
 
 impl MemoryHistoryLog {

@@ -354,7 +354,12 @@ impl Problem {
     }
 
     /// A dead letter (`reason` is `None` when it used up its receives).
-    pub fn dead_letter(at: DateTime<Utc>, message_id: &str, event_id: Option<String>, reason: Option<&str>) -> Self {
+    pub fn dead_letter(
+        at: Option<DateTime<Utc>>,
+        message_id: &str,
+        event_id: Option<String>,
+        reason: Option<&str>,
+    ) -> Self {
         let (reason, fix) = match reason {
             Some(reason) => (
                 reason.to_owned(),
@@ -366,7 +371,7 @@ impl Problem {
             ),
         };
         Problem {
-            at: Some(at),
+            at,
             event_id,
             message_id: Some(message_id.to_owned()),
             ..Self::base(ProblemKind::DeadLetter, &reason, fix)

@@ -7,6 +7,7 @@ mod check_config;
 mod console;
 mod discovery;
 mod exit;
+mod history;
 mod http;
 mod pull;
 mod serve;
@@ -46,6 +47,12 @@ enum Command {
     /// Pull a past webinar from its platform's API and enqueue it like webhooks (--dry-run: show
     /// the tag and field changes instead).
     Backfill(pull::BackfillArgs),
+    /// Show one contact's story from BRIDGE_DB: timeline, state per webinar, implied tags, what
+    /// KlickTipp holds now and the differences. Exit 1 when there are differences or problems.
+    Contact(history::ContactArgs),
+    /// List rejected events, field problems, dead letters and refused webhooks with the fix.
+    /// Exit 1 when there are any.
+    Problems(history::ProblemsArgs),
 }
 
 impl Command {
@@ -58,7 +65,9 @@ impl Command {
             | Command::Klicktipp(_)
             | Command::CheckConfig
             | Command::Webinars(_)
-            | Command::Backfill(_) => "warn",
+            | Command::Backfill(_)
+            | Command::Contact(_)
+            | Command::Problems(_) => "warn",
         }
     }
 }
@@ -85,5 +94,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => check_config::run().await,
         Command::Webinars(args) => pull::webinars(args).await,
         Command::Backfill(args) => pull::backfill(args).await,
+        Command::Contact(args) => history::contact(args).await,
+        Command::Problems(args) => history::problems(args).await,
     }
 }

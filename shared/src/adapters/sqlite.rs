@@ -1325,6 +1325,33 @@ impl SqliteReceiptLog {
     }
 }
 
+impl SqliteReceiptLog {
+    /// Live receipts with refused reuses whose last refusal was at or after `since` (the
+    /// `problems` command's refused webhooks), oldest first.
+    pub async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+        let (since, now) = (to_micros(since), to_micros(now));
+        self.db
+            .run(move |connection| {
+                let ids: Vec<String> = connection
+                    .prepare_cached(
+                        "SELECT event_id FROM ingest_receipts
+                         WHERE rejected_reuses > 0 AND last_rejected_at >= ?1 AND expires_at > ?2
+                         ORDER BY last_rejected_at",
+                    )?
+                    .query_map(params![since, now], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut records = Vec::new();
+                for id in ids {
+                    let event_id = EventId::from_sender(&id)
+                        .ok_or_else(|| corrupt(format!("stored event id {id:?} is invalid")))?;
+                    records.extend(stored_receipt(connection, &event_id)?);
+                }
+                Ok(records)
+            })
+            .await
+    }
+}
+
 const RECEIPT_COLUMNS: &str =
     "event_id, fingerprint, first_seen, expires_at, rejected_reuses, last_rejected_at, last_rejected_fingerprint";
 

@@ -9,7 +9,8 @@
 //!    contact from the problems list and sees the problem gone, then redrives the dead letter.
 //!
 //! Exact KlickTipp calls are asserted for the resync and the redrive. Screenshots go to
-//! `functions/cli/screenshots/` (README illustrations).
+//! `target/screenshots/`; with `UPDATE_SCREENSHOTS=1` they replace the README illustrations in
+//! `functions/cli/screenshots/` (so a test run leaves the work tree as it was).
 //!
 //! Needs `cargo build --workspace` first and `bash infra/local/install-browser.sh`.
 
@@ -53,7 +54,7 @@ fn browser(phase: &str, serve: &ServeProcess, email: &str) {
         .args([phase, "--url", serve.url("").trim_end_matches('/'), "--token", TOKEN, "--email", email])
         .args(["--contact-hash", &hash, "--field", "field101"])
         .arg("--screenshots")
-        .arg(root.join("functions/cli/screenshots"))
+        .arg(screenshot_folder(&root))
         .output()
         .expect("run the browser script");
     assert!(
@@ -63,6 +64,17 @@ fn browser(phase: &str, serve: &ServeProcess, email: &str) {
         String::from_utf8_lossy(&output.stderr),
         serve.stderr_text()
     );
+}
+
+/// Where the screenshots go: the committed README illustrations only when asked for.
+fn screenshot_folder(root: &std::path::Path) -> std::path::PathBuf {
+    let folder = if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|value| value == "1") {
+        root.join("functions/cli/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
+    std::fs::create_dir_all(&folder).expect("create the screenshot folder");
+    folder
 }
 
 async fn post_registration(serve: &ServeProcess, email: &str) {

@@ -325,6 +325,24 @@ async fn expired_ingest_receipts_are_purged_and_reuses_survive_a_reopen() {
     assert_eq!(reopened.purge_expired(later + chrono::Duration::hours(1)).await.expect("purge"), 0);
 }
 
+/// `serve`'s periodic purge also drops ingest receipts past their retention, so one row per
+/// accepted event does not make the file grow for ever.
+#[tokio::test]
+async fn the_database_purge_drops_expired_ingest_receipts() {
+    let dir = temp_dir();
+    let db = SqliteDb::open(&dir.path().join("purge.db")).expect("open");
+    let receipts = webinar_bridge::adapters::sqlite::SqliteReceiptLog::new(db.clone());
+    let now = ManualClock::start();
+    let hour = Duration::from_secs(3600);
+    receipts.record(&event_id("generic:a:short"), "fp", now, hour).await.expect("record");
+    receipts.record(&event_id("generic:a:long"), "fp", now, hour * 3).await.expect("record");
+    let later = now + chrono::Duration::hours(2);
+    let purged = db.purge(later, hour, hour).await.expect("purge");
+    assert_eq!(purged.receipts, 1);
+    assert!(receipts.get(&event_id("generic:a:short"), now).await.expect("get").is_none());
+    assert!(receipts.get(&event_id("generic:a:long"), now).await.expect("get").is_some());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Differential check: the SQLite queue against the reference on random histories
 

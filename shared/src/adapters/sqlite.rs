@@ -286,6 +286,8 @@ pub struct Purged {
     pub dedup_ids: usize,
     /// History entries past their retention.
     pub history: usize,
+    /// Ingest receipts past their retention.
+    pub receipts: usize,
 }
 
 /// Row counts and file size, for the storage figures and the bounded-growth test.
@@ -336,6 +338,13 @@ impl SqliteDb {
                 .purge_chunked(
                     "DELETE FROM history WHERE id IN
                      (SELECT id FROM history WHERE expires_at <= ?1 LIMIT ?2)",
+                    expired,
+                )
+                .await?,
+            receipts: self
+                .purge_chunked(
+                    "DELETE FROM ingest_receipts WHERE event_id IN
+                     (SELECT event_id FROM ingest_receipts WHERE expires_at <= ?1 LIMIT ?2)",
                     expired,
                 )
                 .await?,

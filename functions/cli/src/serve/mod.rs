@@ -241,6 +241,7 @@ async fn purge(db: SqliteDb, retention: Duration, dedup_window: Duration, mut st
                 dead_letters = purged.dead_letters,
                 dedup_ids = purged.dedup_ids,
                 history = purged.history,
+                receipts = purged.receipts,
                 "purged expired records"
             ),
             Err(error) => tracing::warn!(%error, "purging expired records failed; trying again later"),

@@ -330,7 +330,7 @@ async fn expired_ingest_receipts_are_purged_and_reuses_survive_a_reopen() {
 #[tokio::test]
 async fn the_database_purge_drops_expired_ingest_receipts() {
     let dir = temp_dir();
-    let db = SqliteDb::open(&dir.path().join("purge.db")).expect("open");
+    let db = SqliteDb::open(dir.path().join("purge.db")).expect("open");
     let receipts = webinar_bridge::adapters::sqlite::SqliteReceiptLog::new(db.clone());
     let now = ManualClock::start();
     let hour = Duration::from_secs(3600);

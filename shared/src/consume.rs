@@ -7,7 +7,7 @@
 
 use crate::domain::{
     AppliedView, ContactRecord, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, FieldProblem, FieldProblems,
-    FieldValue, Plan, Settings, WebinarEvent, plan, value_fingerprint, withhold_refused,
+    FieldValue, Plan, Settings, Unconfirmed, WebinarEvent, plan, value_fingerprint, withhold_refused,
 };
 use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSCRIBER, UpsertSubscriber, deadline};
 use crate::ports::{
@@ -526,13 +526,14 @@ impl Consumer {
             let mut version = loaded.as_ref().map(|versioned| versioned.version);
             let mut record =
                 loaded.map(|versioned| versioned.value).unwrap_or_else(|| ContactRecord::new(email.clone()));
-            let unconfirmed = self.unconfirmed_tags(&record);
+            let unconfirmed = self.unconfirmed(&record);
             for event in events {
                 record.apply(event);
             }
-            if !self.unconfirmed_tags(&record).is_empty() {
+            if !self.unconfirmed(&record).is_empty() {
                 // Write ahead: store the state this attempt acts on before KlickTipp hears of it, so
-                // after a crash before the final save its tags are unconfirmed rather than unknown.
+                // after a crash before the final save every tag it may add or remove, and every
+                // field it may overwrite, is unconfirmed rather than unknown.
                 match self.contacts.save(&record, version).await {
                     Ok(saved) => version = Some(saved),
                     Err(PortError::VersionConflict) => continue,
@@ -589,7 +590,7 @@ impl Consumer {
             record.field_problems.clear();
             record.applied.fields.clear();
             record.applied.tags.retain(|name| !desired.tags.contains(name));
-            let result = self.apply_management(&mut record, &BTreeSet::new(), event.as_ref()).await;
+            let result = self.apply_management(&mut record, &Unconfirmed::default(), event.as_ref()).await;
             match self.contacts.save(&record, version).await {
                 Ok(_) => {}
                 Err(PortError::VersionConflict) => continue,
@@ -608,30 +609,35 @@ impl Consumer {
         Err("the contact record kept changing concurrently; try again".to_owned())
     }
 
-    /// Tags the stored state wants but the applied view does not confirm: an earlier attempt may
-    /// have set them without recording it (it crashed before the save, or the answers were lost).
-    /// Empty after every fully applied plan.
-    fn unconfirmed_tags(&self, record: &ContactRecord) -> BTreeSet<String> {
+    /// Where the stored state and the applied view disagree: an earlier attempt may have set or
+    /// removed those tags, or overwritten those fields, without recording it (it crashed before
+    /// the save, or the answers were lost). Empty after every fully applied plan.
+    fn unconfirmed(&self, record: &ContactRecord) -> Unconfirmed {
         if self.options.mode != ApplyMode::Management {
-            return BTreeSet::new();
+            return Unconfirmed::default();
         }
-        record.desired(&self.settings).tags.difference(&record.applied.tags).cloned().collect()
+        let mut desired = record.desired(&self.settings);
+        withhold_refused(&mut desired, &record.field_problems);
+        Unconfirmed::between(&desired, &record.applied)
     }
 
-    /// `unconfirmed`: [`Self::unconfirmed_tags`] of the record as loaded, before this batch.
+    /// `unconfirmed`: [`Self::unconfirmed`] of the record as loaded, before this batch.
     /// `event`: the newest event of the batch, named in a field problem found on the way.
     async fn apply_management(
         &self,
         record: &mut ContactRecord,
-        unconfirmed: &BTreeSet<String>,
+        unconfirmed: &Unconfirmed,
         event: Option<&EventId>,
     ) -> Result<(), ApplyError> {
         let mut desired = record.desired(&self.settings);
         withhold_refused(&mut desired, &record.field_problems);
+        // A tag an interrupted attempt may have removed (or a field it may have overwritten) is
+        // set again when this batch wants it: the applied view cannot vouch for it.
+        record.applied.doubt(unconfirmed, &desired);
         let mut plan = plan(&desired, &record.applied, |name| self.tags.is_cached(name));
         // One that is no longer wanted may be in KlickTipp all the same: remove it (untag is
         // idempotent; a tag the account does not have is skipped).
-        let stray = unconfirmed.difference(&desired.tags).filter(|name| !record.applied.tags.contains(*name));
+        let stray = unconfirmed.tags.difference(&desired.tags).filter(|name| !record.applied.tags.contains(*name));
         plan.untag.extend(stray.cloned());
         if plan.is_empty() {
             return Ok(());

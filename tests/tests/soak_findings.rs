@@ -208,3 +208,37 @@ async fn a_tag_whose_creation_timed_out_is_not_created_twice() {
     assert_eq!(twins, 1, "the tag was created {twins} times");
     simulator.shutdown().await;
 }
+
+/// A crash after an untag strands a re-registration without its tag (the moto quick soak, about
+/// one run in three).
+///
+/// Sequence: the contact is Registered. Its cancellation is applied (`POST /subscriber/tag`
+/// "Cancelled", `POST /subscriber/untag` "Registered") and the process crashes at
+/// `CrashPoint::AfterKlickTippBeforeSave`: the write-ahead record holds the cancelled state, but
+/// its applied view still says "Registered" is set. The re-registration arrives before the
+/// redelivery, and the redelivered batch merges both: the desired tags ("Registered") equal the
+/// stale applied view, so nothing is tagged, and "Cancelled" (set but unconfirmed) is untagged:
+/// the contact ends with no tag at all. Fixed in `consume.rs`: a tag the stored state no longer
+/// wanted while the applied view still held it may be gone, so it is set again when wanted.
+#[tokio::test]
+async fn a_crash_after_an_untag_does_not_strand_a_re_registration_without_its_tag() {
+    let rig = Rig::new(Duration::from_secs(5)).await;
+    let email = "erika@example.com";
+    let registered = "[WebinarJam] [Masterclass] Registered".to_owned();
+    rig.deliver(&webinarjam(email, EventKind::Registered, -60)).await;
+    rig.drain().await;
+    assert_eq!(rig.tags_of(email), vec![registered.clone()]);
+
+    rig.crash_next_save.store(true, Ordering::SeqCst);
+    rig.deliver(&webinarjam(email, EventKind::Cancelled, -30)).await;
+    let crashed = worker::process_one_batch(&rig.queue, &rig.consumer).await.expect("the queue works");
+    assert_eq!(crashed.abandoned, 1, "the batch crashed after its KlickTipp calls");
+    assert_eq!(rig.tags_of(email), vec!["[WebinarJam] [Masterclass] Cancelled".to_owned()]);
+
+    let mut again = webinarjam(email, EventKind::Registered, -10);
+    again.event_id = EventId::from_sender(&format!("{email}-registered-again")).expect("a valid id");
+    rig.deliver(&again).await;
+    rig.drain().await;
+    assert_eq!(rig.tags_of(email), vec![registered], "the re-registration's tag is set");
+    rig.simulator.shutdown().await;
+}

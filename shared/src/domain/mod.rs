@@ -19,7 +19,7 @@ pub use event::{
 pub use event::{EngagementLabelError, MAX_ENGAGEMENT_LABEL_CHARS, engagement_label};
 pub use fields::{FieldFormat, FieldMap, FieldMapError, FieldValue, LogicalField, url_with_scheme};
 pub use fields::{custom_fact_key, custom_field_name};
-pub use plan::{Plan, Upsert, plan};
+pub use plan::{Plan, Unconfirmed, Upsert, plan};
 pub use problems::{FieldProblem, FieldProblems, value_fingerprint, withhold_refused};
 pub use state::{Attendance, ContactState, FieldSlot, Registration, Stamp, Stamped, StateLabel};
 pub use tags::{

@@ -3,7 +3,7 @@
 
 use super::contact::{AppliedView, DesiredContact};
 use super::fields::FieldValue;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `POST /subscriber`: creates or updates the contact, carrying at most one new tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,48 @@ impl AppliedView {
     }
 }
 
+/// Where a stored applied view may not match KlickTipp: the tags and data fields on which the
+/// stored desired view and the applied view disagree.
+///
+/// The consumer writes the desired state ahead of its KlickTipp calls and the applied view only
+/// after them, so after a crash in between (or a call that failed or timed out, possibly after
+/// KlickTipp acted on it) each disagreement may have been acted on or not: a tag in the desired
+/// view only may be set, a tag in the applied view only may be removed, a field may hold either
+/// value. Empty after every fully applied plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unconfirmed {
+    pub tags: BTreeSet<String>,
+    /// Field keys whose desired value the applied view does not confirm.
+    pub fields: BTreeSet<String>,
+}
+
+impl Unconfirmed {
+    pub fn between(desired: &DesiredContact, applied: &AppliedView) -> Self {
+        let tags = desired.tags.symmetric_difference(&applied.tags).cloned().collect();
+        let fields = desired
+            .fields
+            .iter()
+            .filter(|(key, value)| applied.fields.get(*key) != Some(*value))
+            .map(|(key, _)| key.clone())
+            .collect();
+        Unconfirmed { tags, fields }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.fields.is_empty()
+    }
+}
+
+impl AppliedView {
+    /// Forgets what `unconfirmed` puts in doubt and `desired` wants, so the plan sets it again:
+    /// a tag an interrupted attempt may have removed, a field it may have overwritten. (Setting
+    /// a tag or a value KlickTipp already has is harmless; trusting a stale view is not.)
+    pub fn doubt(&mut self, unconfirmed: &Unconfirmed, desired: &DesiredContact) {
+        self.tags.retain(|name| !(unconfirmed.tags.contains(name) && desired.tags.contains(name)));
+        self.fields.retain(|key, _| !(unconfirmed.fields.contains(key) && desired.fields.contains_key(key)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +173,45 @@ mod tests {
         let plan = plan(&desired(&[], &[("fieldFirstName", "Erika"), ("fieldLastName", "Muster")]), &applied, |_| true);
         let upsert = plan.upsert.expect("a changed field needs an upsert");
         assert_eq!(upsert.fields.keys().collect::<Vec<_>>(), vec!["fieldLastName"]);
+    }
+
+    #[test]
+    fn an_interrupted_untag_is_set_again_when_wanted_once_more() {
+        let registered = desired(&["R"], &[("fieldWebinar", "A")]);
+        let applied =
+            AppliedView { known: true, fields: registered.fields.clone(), tags: registered.tags.clone() };
+        assert!(Unconfirmed::between(&registered, &applied).is_empty(), "a fully applied view is confirmed");
+
+        // The cancellation was written ahead (wants C and webinar B), then the process crashed
+        // after its calls: R may be gone, C may be set, the field may hold B.
+        let cancelled = desired(&["C"], &[("fieldWebinar", "B")]);
+        let unconfirmed = Unconfirmed::between(&cancelled, &applied);
+        assert_eq!(unconfirmed.tags, BTreeSet::from(["C".to_owned(), "R".to_owned()]));
+        assert_eq!(unconfirmed.fields, BTreeSet::from(["fieldWebinar".to_owned()]));
+
+        // Registered again, for webinar A: the stale view would plan nothing.
+        let mut doubted = applied.clone();
+        assert!(plan(&registered, &doubted, |_| true).is_empty());
+        doubted.doubt(&unconfirmed, &registered);
+        let again = plan(&registered, &doubted, |_| true);
+        let upsert = again.upsert.expect("the field is sent again");
+        assert_eq!(upsert.fields.keys().collect::<Vec<_>>(), vec!["fieldWebinar"]);
+        assert_eq!(upsert.tag.as_deref(), Some("R"), "and R is set again");
+        assert!(again.untag.is_empty(), "C is not in the applied view: the consumer untags it as a stray");
+    }
+
+    #[test]
+    fn doubt_keeps_what_is_no_longer_wanted_so_the_plan_removes_it() {
+        let applied = AppliedView {
+            known: true,
+            fields: BTreeMap::new(),
+            tags: BTreeSet::from(["R".to_owned(), "N".to_owned()]),
+        };
+        let want = desired(&["R"], &[]);
+        let unconfirmed = Unconfirmed { tags: BTreeSet::from(["N".to_owned()]), fields: BTreeSet::new() };
+        let mut doubted = applied.clone();
+        doubted.doubt(&unconfirmed, &want);
+        assert_eq!(doubted, applied, "N is still removed by the plan; R was never in doubt");
+        assert_eq!(plan(&want, &doubted, |_| true).untag, vec!["N".to_owned()]);
     }
 }

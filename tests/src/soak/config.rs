@@ -127,10 +127,10 @@ pub struct SoakConfig {
     /// them by arrival, and the soak's chaos delivers some late (a cancellation after the
     /// re-registration), which the platform itself never does. The e2e suites cover the case.
     pub genesis_reregistration: bool,
-    /// Zoom and generic registrants who cancelled register again. Off in the quick soak on moto:
-    /// there one contact in ~130 (register, cancel, register again, with crashes injected) once
-    /// ended without its Registered tag, a convergence fault still to be found; on SQLite the
-    /// same workload converges. The full soak keeps it on for both backends.
+    /// Zoom and generic registrants who cancelled register again. On in every soak. (It was off
+    /// on moto for a while: a crash after the cancellation's untag, with the re-registration
+    /// merged into the redelivered batch, left the contact without any tag; fixed in
+    /// `consume.rs`, regression test `soak_findings::a_crash_after_an_untag_...`.)
     pub reregistrations: bool,
 }
 
@@ -178,7 +178,6 @@ impl SoakConfig {
             consumers: 3,
             delivery_rate: Some(delivery_rate),
             time_limit: Duration::from_secs(120),
-            reregistrations: backend == BackendKind::Sqlite,
             ..Self::full(events, seed, backend)
         }
     }

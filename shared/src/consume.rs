@@ -16,7 +16,7 @@ use crate::ports::{
 };
 use crate::tag_resolver::{TagResolveError, TagResolver};
 use futures::stream::{self, StreamExt};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;

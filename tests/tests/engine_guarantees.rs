@@ -2,29 +2,35 @@
 //! - the deadline rules every wait: under a 3-hour outage that answers every call with 429 and
 //!   `Retry-After: 30`, every 60 s invocation returns in time and nothing reaches the dead letters;
 //! - nothing is deleted unread: an undecodable queue message ends in the dead letters, byte for
-//!   byte, with its reason (memory and SQLite here; moto in `ports_aws` and `aws_handlers`).
+//!   byte, with its reason (memory and SQLite here; moto in `ports_aws` and `aws_handlers`);
+//! - crash recovery converges: a crash after an untag, before the state write, does not leave a
+//!   contact that registers again without its tag (memory, SQLite, DynamoDB on moto).
 
 use chrono::{DateTime, Utc};
 use klicktipp_sim::Knobs;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use webinar_bridge::adapters::memory::{
     DeadLetter, MemoryContactStore, MemoryEventLog, MemoryQueue, MemoryTagDirectory, QueueSettings,
 };
+use webinar_bridge::adapters::dynamodb::{DynamoContactStore, DynamoEventLog, DynamoTagDirectory};
 use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteTagDirectory};
-use webinar_bridge::consume::{Consumer, ConsumerOptions, MAX_RECEIVE_COUNT};
+use webinar_bridge::consume::{Consumer, ConsumerOptions, CrashPoint, Disposition, MAX_RECEIVE_COUNT, MessageResult};
 use webinar_bridge::domain::{
     ContactInfo, Email, EventId, EventKind, Facts, Settings, Source, WebinarEvent, WebinarInfo,
 };
 use webinar_bridge::ingest::to_message;
 use webinar_bridge::ports::{
-    Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage, TagDirectory,
+    Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage, QueuedMessage, TagDirectory,
 };
 use webinar_bridge::tag_resolver::TagResolver;
 use webinar_bridge::worker::{self, BatchSummary};
 use webinar_bridge_tests::harness;
+use webinar_bridge_tests::moto::Moto;
+use webinar_bridge_tests::port_suite::ManualClock;
 
 /// The consumer Lambda's timeout (template.yaml) and the margin it keeps back.
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -232,4 +238,124 @@ async fn an_undecodable_message_ends_in_the_dead_letters_with_its_reason() {
     let again = sqlite.receive(10).await.expect("receive");
     let bodies: BTreeSet<String> = again.into_iter().map(|message| message.body).collect();
     assert_eq!(bodies, sent.iter().map(|(message, _)| message.body.clone()).collect::<BTreeSet<_>>());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crash recovery converges
+
+/// One of `address`'s Zoom events for webinar "w9" (Product Demo), `minute` minutes into the day.
+fn zoom_event(address: &str, kind: EventKind, minute: i64, id: &str) -> WebinarEvent {
+    let source = Source::Zoom;
+    let mut webinar = WebinarInfo::new("w9");
+    webinar.name = Some("Product Demo".into());
+    let at = "2026-03-01T08:00:00Z".parse::<DateTime<Utc>>().expect("a time") + chrono::Duration::minutes(minute);
+    WebinarEvent {
+        schema: webinar_bridge::domain::EVENT_SCHEMA_VERSION,
+        event_id: EventId::hashed(&source, &[address.as_bytes(), id.as_bytes()]),
+        source,
+        kind,
+        occurred_at: at,
+        received_at: at,
+        contact: ContactInfo::new(Email::parse(address).expect("an address")),
+        webinar,
+        facts: Facts::default(),
+    }
+}
+
+/// The events as one delivery of their (one) FIFO group would hand them to the consumer.
+fn delivery(events: &[&WebinarEvent], receive_count: u32) -> Vec<QueuedMessage> {
+    events
+        .iter()
+        .map(|event| {
+            let message = to_message(event).expect("a message");
+            QueuedMessage {
+                message_id: event.event_id.to_string(),
+                receipt: format!("receipt-{}-{receive_count}", event.event_id),
+                group_id: message.group_id,
+                body: message.body,
+                receive_count,
+            }
+        })
+        .collect()
+}
+
+/// Register, cancel (crashing after its KlickTipp calls, before the state write), then the
+/// redelivered cancellation together with a re-registration: the contact ends Registered, as the
+/// oracle says. The moto quick soak once ended this contact with no tag at all: the write-ahead
+/// record confirmed only tags being added, so the crashed untag of "Registered" still counted as
+/// applied and the re-registration planned nothing. On memory, SQLite and DynamoDB (moto).
+async fn a_crash_after_an_untag_converges_on(ports: Ports, backend: &str) {
+    let simulator = harness::start_simulator().await;
+    let clock = ManualClock::new(ManualClock::start());
+    let crash_next = Arc::new(AtomicBool::new(false));
+    let armed = Arc::clone(&crash_next);
+    let consumer = consumer(&ports, &simulator, clock.shared()).with_crash_hook(Arc::new(move |point| {
+        point == CrashPoint::AfterKlickTippBeforeSave && armed.swap(false, Ordering::SeqCst)
+    }));
+    let address = "re.registered@example.com";
+    let registered = zoom_event(address, EventKind::Registered, 0, "registered");
+    let cancelled = zoom_event(address, EventKind::Cancelled, 30, "cancelled");
+    let again = zoom_event(address, EventKind::Registered, 60, "registered-again");
+    let tags_of = || harness::tags_by_email(&simulator).remove(address).unwrap_or_default();
+    let tag = |state: &str| BTreeSet::from([format!("[Zoom] [Product Demo] {state}")]);
+    let lease = ConsumerOptions::default().lease;
+
+    let outcomes = consumer.process_batch(&delivery(&[&registered], 1), None).await;
+    assert_eq!(outcomes[0].disposition, Disposition::Done(MessageResult::Applied), "{backend}");
+    assert_eq!(tags_of(), tag("Registered"), "{backend}");
+
+    crash_next.store(true, Ordering::SeqCst);
+    let outcomes = consumer.process_batch(&delivery(&[&cancelled], 1), None).await;
+    assert_eq!(outcomes[0].disposition, Disposition::Abandoned, "{backend}: crashed after the calls");
+    assert_eq!(tags_of(), tag("Cancelled"), "{backend}: untagged and tagged before the crash");
+
+    // The crashed claim's lease runs out; the queue hands the cancellation back with the
+    // re-registration queued behind it.
+    clock.advance(lease + Duration::from_secs(1));
+    let calls_before = simulator.total_calls();
+    let outcomes = consumer.process_batch(&delivery(&[&cancelled, &again], 2), None).await;
+    for outcome in &outcomes {
+        assert_eq!(outcome.disposition, Disposition::Done(MessageResult::Applied), "{backend}");
+    }
+    assert_eq!(tags_of(), tag("Registered"), "{backend}: the re-registration's tag is set");
+    // Tag "Registered" again, untag the unconfirmed "Cancelled": exactly two calls.
+    assert_eq!(simulator.total_calls() - calls_before, 2, "{backend}");
+
+    // Settled: a redelivery of everything costs nothing.
+    let calls_settled = simulator.total_calls();
+    let outcomes = consumer.process_batch(&delivery(&[&registered, &cancelled, &again], 3), None).await;
+    for outcome in &outcomes {
+        assert_eq!(outcome.disposition, Disposition::Done(MessageResult::Duplicate), "{backend}");
+    }
+    assert_eq!(simulator.total_calls(), calls_settled, "{backend}");
+    simulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crash_after_an_untag_converges_on_memory_and_sqlite() {
+    let memory = Ports {
+        log: Arc::new(MemoryEventLog::default()),
+        contacts: Arc::new(MemoryContactStore::default()),
+        tags: Arc::new(MemoryTagDirectory::default()),
+    };
+    a_crash_after_an_untag_converges_on(memory, "memory").await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = SqliteDb::open(dir.path().join("bridge.db")).expect("a database");
+    let sqlite = Ports {
+        log: Arc::new(SqliteEventLog::new(db.clone())),
+        contacts: Arc::new(SqliteContactStore::new(db.clone())),
+        tags: Arc::new(SqliteTagDirectory::new(db)),
+    };
+    a_crash_after_an_untag_converges_on(sqlite, "sqlite").await;
+}
+
+#[tokio::test]
+async fn a_crash_after_an_untag_converges_on_dynamodb() {
+    let moto = Moto::start().await;
+    let ports = Ports {
+        log: Arc::new(DynamoEventLog::new(moto.dynamodb(), moto.create_events_table().await)),
+        contacts: Arc::new(DynamoContactStore::new(moto.dynamodb(), moto.create_contacts_table().await)),
+        tags: Arc::new(DynamoTagDirectory::new(moto.dynamodb(), moto.create_contacts_table().await)),
+    };
+    a_crash_after_an_untag_converges_on(ports, "dynamodb").await;
 }

@@ -44,6 +44,16 @@ pub const SIM_PASSWORD: &str = "sim-password";
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one run of the CLI ([`run_bridge`]) may take before the test fails and the run is
+/// killed: far above any command the suites run (seconds), far below a CI run's limit.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the output pipes of a CLI run may stay open after it exited (only a process that
+/// inherited them could hold them).
+const PIPE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request to a starting serve's `/health` may take.
+const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one look at serve's database (a count of pending messages) may take.
+const DB_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------------------------
 // Locating the binary
@@ -170,14 +180,83 @@ pub struct Finished {
     pub stderr: String,
 }
 
-/// Runs `webinar-bridge <args>` to completion.
+/// Runs `webinar-bridge <args>` to completion, within [`RUN_TIMEOUT`].
 pub fn run_bridge(env: &BridgeEnv, args: &[&str]) -> Finished {
-    let output = env.command(args).output().expect("run webinar-bridge");
-    Finished {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    run_bridge_within(env, args, RUN_TIMEOUT)
+}
+
+/// Runs `webinar-bridge <args>` to completion. Every wait is bounded: a run still going after
+/// `limit` is killed and the test fails with what it printed so far, and so does a run whose
+/// output pipes stay open after it exited. Stdin is closed.
+pub fn run_bridge_within(env: &BridgeEnv, args: &[&str], limit: Duration) -> Finished {
+    let command_line = format!("webinar-bridge {}", args.join(" "));
+    let mut child = env
+        .command(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {command_line}: {error}"));
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{command_line} did not finish within {limit:?} and was killed; stdout so far:\n{}\nstderr so far:\n{}",
+                    stdout.text(),
+                    stderr.text()
+                );
+            }
+            Err(error) => panic!("cannot wait for {command_line}: {error}"),
+        }
+    };
+    for (name, pipe) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(
+            pipe.wait_closed(PIPE_CLOSE_TIMEOUT),
+            "{command_line} exited ({status}) but its {name} stayed open for {PIPE_CLOSE_TIMEOUT:?}: another process holds it"
+        );
     }
+    Finished { code: status.code(), stdout: stdout.text(), stderr: stderr.text() }
+}
+
+/// A child's output pipe, read to its end on a thread of its own.
+struct Drained {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    closed: std::sync::mpsc::Receiver<()>,
+}
+
+impl Drained {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.bytes)).into_owned()
+    }
+
+    /// Whether the pipe reached its end within `limit`.
+    fn wait_closed(&self, limit: Duration) -> bool {
+        !matches!(self.closed.recv_timeout(limit), Err(std::sync::mpsc::RecvTimeoutError::Timeout))
+    }
+}
+
+fn drain(mut stream: impl Read + Send + 'static) -> Drained {
+    let bytes = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&bytes);
+    let (done, closed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        while let Ok(read) = stream.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            lock(&sink).extend_from_slice(&buffer[..read]);
+        }
+        let _ = done.send(());
+    });
+    Drained { bytes, closed }
 }
 
 /// [`run_bridge`] off the async runtime, so a simulator in this process keeps serving meanwhile.
@@ -268,7 +347,11 @@ impl ServeProcess {
     }
 
     async fn wait_until_healthy(&self) {
-        let client = reqwest::Client::new();
+        // Each request bounded too: a serve that accepts but never answers fails the start.
+        let client = reqwest::Client::builder()
+            .timeout(HEALTH_REQUEST_TIMEOUT)
+            .build()
+            .expect("an HTTP client");
         let started = Instant::now();
         loop {
             if let Ok(response) = client.get(self.url("/health")).send().await
@@ -362,12 +445,20 @@ pub async fn wait_until_drained(db: &SqliteDb, timeout: Duration) {
     let queue = SqliteQueue::new(db.clone(), QueueSettings::default());
     let started = Instant::now();
     loop {
-        let pending = queue.pending().await.expect("count pending messages");
+        let pending = pending_messages(&queue).await;
         if pending == 0 {
             return;
         }
         assert!(started.elapsed() < timeout, "{pending} messages still pending after {timeout:?}");
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The messages in `queue` not yet finished, read within [`DB_READ_TIMEOUT`].
+pub async fn pending_messages(queue: &SqliteQueue) -> usize {
+    match tokio::time::timeout(DB_READ_TIMEOUT, queue.pending()).await {
+        Ok(pending) => pending.expect("count pending messages"),
+        Err(_) => panic!("counting the pending messages took over {DB_READ_TIMEOUT:?}: the database stays locked"),
     }
 }
 

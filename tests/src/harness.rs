@@ -348,10 +348,7 @@ impl ServeProcess {
 
     async fn wait_until_healthy(&self) {
         // Each request bounded too: a serve that accepts but never answers fails the start.
-        let client = reqwest::Client::builder()
-            .timeout(HEALTH_REQUEST_TIMEOUT)
-            .build()
-            .expect("an HTTP client");
+        let client = reqwest::Client::builder().timeout(HEALTH_REQUEST_TIMEOUT).build().expect("an HTTP client");
         let started = Instant::now();
         loop {
             if let Ok(response) = client.get(self.url("/health")).send().await

@@ -316,13 +316,18 @@ async fn expired_ingest_receipts_are_purged_and_reuses_survive_a_reopen() {
     }
     receipts.record(&event_id("generic:a:long"), "fp-other", now, hour).await.expect("record");
     // A second process on the same file sees the refused reuse.
-    let reopened = webinar_bridge::adapters::sqlite::SqliteReceiptLog::new(SqliteDb::open(&path).expect("reopen"));
+    let reopened_db = SqliteDb::open(&path).expect("reopen");
+    let reopened = webinar_bridge::adapters::sqlite::SqliteReceiptLog::new(reopened_db.clone());
     let record = reopened.get(&event_id("generic:a:long"), now).await.expect("get").expect("receipt");
     assert_eq!((record.rejected_reuses, record.last_rejected_fingerprint.as_deref()), (1, Some("fp-other")));
+    let purge = |at| {
+        let db = reopened_db.clone();
+        async move { db.purge(at, hour * 24, Duration::ZERO).await.expect("purge").receipts }
+    };
     let later = now + chrono::Duration::hours(1);
-    assert_eq!(reopened.purge_expired(later).await.expect("purge"), 1);
-    assert_eq!(reopened.purge_expired(later + chrono::Duration::hours(1)).await.expect("purge"), 1);
-    assert_eq!(reopened.purge_expired(later + chrono::Duration::hours(1)).await.expect("purge"), 0);
+    assert_eq!(purge(later).await, 1);
+    assert_eq!(purge(later + chrono::Duration::hours(1)).await, 1);
+    assert_eq!(purge(later + chrono::Duration::hours(1)).await, 0);
 }
 
 /// `serve`'s periodic purge also drops ingest receipts past their retention, so one row per

@@ -21,7 +21,7 @@
 //!   `last_rejected_fingerprint` (S) once a reuse was refused.
 
 use super::claim_rule::decide_claim;
-use super::memory::{decide_receipt, new_receipt};
+use super::receipt_rule::{decide_receipt, new_receipt};
 use super::sqs::unavailable;
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{

@@ -1,6 +1,7 @@
 //! In-memory adapters: the reference behaviour of every port, used by tests and `simulate`.
 
 use crate::adapters::claim_rule::decide_claim;
+use crate::adapters::receipt_rule::{decide_receipt, new_receipt, with_rejected_reuse};
 use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
@@ -454,40 +455,6 @@ impl TagDirectory for MemoryTagDirectory {
 #[derive(Clone, Default)]
 pub struct MemoryReceiptLog {
     records: Arc<Mutex<HashMap<EventId, ReceiptRecord>>>,
-}
-
-/// The rule every receipt log follows: no live record means new; a live one with the same
-/// fingerprint is a redelivery; with another fingerprint a refused reuse.
-pub fn decide_receipt(existing: Option<&ReceiptRecord>, fingerprint: &str, now: DateTime<Utc>) -> Receipt {
-    match existing {
-        None => Receipt::New,
-        Some(record) if record.expires_at <= now => Receipt::New,
-        Some(record) if record.fingerprint == fingerprint => Receipt::SamePayload,
-        Some(record) => Receipt::DifferentPayload { first_seen: record.first_seen },
-    }
-}
-
-/// A fresh receipt for `event_id`.
-pub fn new_receipt(event_id: &EventId, fingerprint: &str, now: DateTime<Utc>, retention: Duration) -> ReceiptRecord {
-    ReceiptRecord {
-        event_id: event_id.clone(),
-        fingerprint: fingerprint.to_owned(),
-        first_seen: now,
-        expires_at: later(now, retention),
-        rejected_reuses: 0,
-        last_rejected_at: None,
-        last_rejected_fingerprint: None,
-    }
-}
-
-/// `record` with one more refused reuse of `fingerprint` at `now`.
-pub fn with_rejected_reuse(record: &ReceiptRecord, fingerprint: &str, now: DateTime<Utc>) -> ReceiptRecord {
-    ReceiptRecord {
-        rejected_reuses: record.rejected_reuses.saturating_add(1),
-        last_rejected_at: Some(now),
-        last_rejected_fingerprint: Some(fingerprint.to_owned()),
-        ..record.clone()
-    }
 }
 
 #[async_trait]

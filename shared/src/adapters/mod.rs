@@ -6,6 +6,7 @@ pub mod claim_rule;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod memory;
+pub mod receipt_rule;
 pub mod receive_plan;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

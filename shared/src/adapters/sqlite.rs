@@ -14,7 +14,8 @@
 //!   their own, so no request waits for one (see `Checkpointer`).
 
 use crate::adapters::claim_rule::decide_claim;
-use crate::adapters::memory::{DeadLetter, QueueSettings, decide_receipt, new_receipt, with_rejected_reuse};
+use crate::adapters::memory::{DeadLetter, QueueSettings};
+use crate::adapters::receipt_rule::{decide_receipt, new_receipt, with_rejected_reuse};
 use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
@@ -1321,16 +1322,9 @@ pub struct SqliteReceiptLog {
 }
 
 impl SqliteReceiptLog {
+    /// Expired receipts are deleted by [`SqliteDb::purge`], with the rest of what expires.
     pub fn new(db: SqliteDb) -> Self {
         Self { db }
-    }
-
-    /// Deletes receipts that expired at or before `now`; returns how many.
-    pub async fn purge_expired(&self, now: DateTime<Utc>) -> PortResult<usize> {
-        let now = to_micros(now);
-        self.db
-            .run(move |connection| Ok(connection.execute("DELETE FROM ingest_receipts WHERE expires_at <= ?1", [now])?))
-            .await
     }
 }
 

@@ -178,8 +178,7 @@ mod tests {
     #[test]
     fn an_interrupted_untag_is_set_again_when_wanted_once_more() {
         let registered = desired(&["R"], &[("fieldWebinar", "A")]);
-        let applied =
-            AppliedView { known: true, fields: registered.fields.clone(), tags: registered.tags.clone() };
+        let applied = AppliedView { known: true, fields: registered.fields.clone(), tags: registered.tags.clone() };
         assert!(Unconfirmed::between(&registered, &applied).is_empty(), "a fully applied view is confirmed");
 
         // The cancellation was written ahead (wants C and webinar B), then the process crashed

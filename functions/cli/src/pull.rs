@@ -198,6 +198,7 @@ pub async fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
                 start_time: None,
                 duration_minutes: args.duration_minutes,
                 timezone: None,
+                occurrence_id: None,
             };
             puller.pull_zoom(&session, pulled_at).await.map_err(explain)?
         }

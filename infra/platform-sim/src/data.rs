@@ -199,6 +199,10 @@ pub struct ZoomWebinar {
     /// that several occurrences share and 5 otherwise ([`ZoomAccount::webinar_type`]).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub webinar_type: Option<u64>,
+    /// Left out of `GET /users/me/webinars`, as Zoom lists scheduled webinars only: a webinar
+    /// that ran is then found through its `webinar.ended` webhook alone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unlisted: bool,
     pub registrants: Vec<ZoomRegistrant>,
     pub participants: Vec<ZoomParticipant>,
     pub absentees: Vec<ZoomRegistrant>,

@@ -902,22 +902,40 @@ impl crate::platforms::zoom_ledger::ZoomLedger for DynamoZoomLedger {
         ended: &crate::platforms::zoom_ledger::EndedOccurrence,
         retention: Duration,
     ) -> PortResult<()> {
-        let record = serde_json::to_string(ended).map_err(|error| PortError::Corrupt(error.to_string()))?;
-        let day_end = ended.ended_at.date_naive().and_hms_opt(23, 59, 59).map_or(ended.ended_at, |end| end.and_utc());
+        // Each occurrence carries its own expiry; the day's item lives as long as its longest.
+        let expires = epoch_seconds_ceil(later(ended.ended_at, retention));
+        let record = serde_json::json!({"expires_at": expires, "occurrence": ended}).to_string();
+        let key = Self::ended_day_key(ended.ended_at.date_naive());
         self.table
             .client
             .update_item()
             .table_name(&self.table.name)
-            .key(EVENTS_PARTITION_KEY, s(Self::ended_day_key(ended.ended_at.date_naive())))
-            .update_expression("SET #occurrence = :record, #expires = :expires")
+            .key(EVENTS_PARTITION_KEY, s(key.clone()))
+            .update_expression("SET #occurrence = :record, #expires = if_not_exists(#expires, :expires)")
             .expression_attribute_names("#occurrence", zoom_ended_attribute(ended))
             .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
             .expression_attribute_values(":record", s(record))
-            .expression_attribute_values(":expires", n(epoch_seconds_ceil(later(day_end, retention))))
+            .expression_attribute_values(":expires", n(expires))
             .send()
             .await
             .map_err(|error| unavailable("UpdateItem", &error))?;
-        Ok(())
+        let extended = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(key))
+            .update_expression("SET #expires = :expires")
+            .condition_expression("#expires < :expires")
+            .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
+            .expression_attribute_values(":expires", n(expires))
+            .send()
+            .await;
+        match extended {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
     }
 
     async fn ended_since(
@@ -932,19 +950,21 @@ impl crate::platforms::zoom_ledger::ZoomLedger for DynamoZoomLedger {
             .buffered(8)
             .try_collect()
             .await?;
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            expires_at: i64,
+            occurrence: crate::platforms::zoom_ledger::EndedOccurrence,
+        }
         let mut found = Vec::new();
         for item in items.into_iter().flatten() {
-            if number_attr::<i64>(&item, EVENTS_TTL_ATTRIBUTE).is_some_and(|expires| expires <= now.timestamp()) {
-                continue;
-            }
             for (name, value) in &item {
                 let Some(record) = name.starts_with("o_").then(|| value.as_s().ok()).flatten() else {
                     continue;
                 };
-                let ended: crate::platforms::zoom_ledger::EndedOccurrence = serde_json::from_str(record)
+                let stored: Stored = serde_json::from_str(record)
                     .map_err(|error| PortError::Corrupt(format!("a stored ended Zoom occurrence: {error}")))?;
-                if ended.ended_at >= since {
-                    found.push(ended);
+                if stored.expires_at > now.timestamp() && stored.occurrence.ended_at >= since {
+                    found.push(stored.occurrence);
                 }
             }
         }

@@ -260,7 +260,8 @@ pub use sqlite::SqliteZoomLedger;
 #[cfg(feature = "sqlite")]
 mod sqlite {
     //! In the `serve` database: its own tables and connection (like the done sessions), so it
-    //! stays out of the adapters' migrations. Expired rows are purged on every write.
+    //! stays out of the adapters' migrations. Rows expired before a new record's time are purged
+    //! when it is written.
 
     use super::*;
     use rusqlite::{Connection, OptionalExtension, params};
@@ -324,7 +325,7 @@ mod sqlite {
         async fn record_ended(&self, ended: &EndedOccurrence, retention: Duration) -> PortResult<()> {
             let record = serde_json::to_string(ended).map_err(|error| PortError::Corrupt(error.to_string()))?;
             self.run(|connection| {
-                Self::purge(connection, Utc::now())?;
+                Self::purge(connection, ended.ended_at)?;
                 connection.execute(
                     "INSERT OR REPLACE INTO zoom_ended (webinar_id, uuid, record, ended_at, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -396,7 +397,7 @@ mod sqlite {
             retention: Duration,
         ) -> PortResult<bool> {
             self.run(|connection| {
-                Self::purge(connection, Utc::now())?;
+                Self::purge(connection, kept.received_at)?;
                 let count: i64 = connection.query_row(
                     "SELECT COUNT(*) FROM zoom_unmatched WHERE registrant_id = ?1",
                     [registrant_id],

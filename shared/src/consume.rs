@@ -807,11 +807,11 @@ fn refused_fields(error: &KlickTippError, sent: &BTreeMap<String, FieldValue>) -
     }
     // KlickTipp's own SMS field: error 9 (the number belongs to another contact), 11 (invalid
     // phone number), or 10 with one of those subcodes. The number is dropped, never the contact.
-    let sms_refused = match error {
-        KlickTippError::Rejected { error: Some(9 | 11), .. } => true,
-        KlickTippError::Rejected { error: Some(10), code: Some(9..=11), .. } => true,
-        _ => false,
-    };
+    let sms_refused = matches!(
+        error,
+        KlickTippError::Rejected { error: Some(9 | 11), .. }
+            | KlickTippError::Rejected { error: Some(10), code: Some(9..=11), .. }
+    );
     if sms_refused && sent.contains_key(crate::domain::KLICKTIPP_SMS_NUMBER) {
         return vec![crate::domain::KLICKTIPP_SMS_NUMBER.to_owned()];
     }

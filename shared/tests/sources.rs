@@ -633,10 +633,8 @@ mod sources_zoom {
 
     #[test]
     fn zoom_events_we_do_not_use_are_ignored() {
-        for name in ["webinar_started"] {
-            let outcome = handle(&zoom(&fixture(&format!("zoom/{name}.json")))).unwrap();
-            assert!(matches!(outcome, SourceOutcome::Ignored { .. }), "{name}: {outcome:?}");
-        }
+        let outcome = handle(&zoom(&fixture("zoom/webinar_started.json"))).unwrap();
+        assert!(matches!(outcome, SourceOutcome::Ignored { .. }), "webinar_started: {outcome:?}");
         let recording = zoom(br#"{"event":"recording.completed","event_ts":1,"payload":{"object":{"id":1}}}"#);
         assert!(matches!(handle(&recording).unwrap(), SourceOutcome::Ignored { .. }));
     }

@@ -151,7 +151,7 @@ impl ZoomLedger for MemoryZoomLedger {
             .filter(|(ended, expires_at)| *expires_at > now && ended.ended_at >= since)
             .map(|(ended, _)| ended.clone())
             .collect();
-        found.sort_by(|a, b| (a.ended_at, ended_key(a)).cmp(&(b.ended_at, ended_key(b))));
+        found.sort_by_key(|ended| (ended.ended_at, ended_key(ended)));
         Ok(found)
     }
 

@@ -130,9 +130,17 @@ impl Ingest {
         if let Some(refusal) = self.check_receipts(events, now).await {
             return refusal;
         }
-        let response = self.enqueue(events).await;
+        let mut response = self.enqueue(events).await;
         if response.status == 200 {
-            self.settle_zoom_registrations(events, now).await;
+            let settled = self.settle_zoom_registrations(events, now).await;
+            if !settled.is_empty() {
+                // The answer names every event this request put on the queue, the participant
+                // events it settled included.
+                let mut ids: Vec<serde_json::Value> =
+                    events.iter().map(|event| json!(event.event_id.as_str())).collect();
+                ids.extend(settled.into_iter().map(serde_json::Value::String));
+                response.body["event_ids"] = serde_json::Value::Array(ids);
+            }
         }
         response
     }
@@ -182,10 +190,11 @@ impl Ingest {
         };
         // A registration accepted meanwhile may have looked before this was kept: look again.
         if let Ok(Some(email)) = self.zoom.registrant_email(registrant_id, now).await {
-            self.settle_kept(registrant_id, &email, now).await;
+            let ids = self.settle_kept(registrant_id, &email, now).await;
             return IngestResponse::new(
                 200,
-                json!({"status": "accepted", "reason": "participant matched to its registration by registrant id."}),
+                json!({"status": "accepted", "event_id": ids.first(), "event_ids": ids,
+                    "reason": "participant matched to its registration by registrant id."}),
             );
         }
         tracing::info!(stored, "zoom participant without e-mail kept until its registration is known");
@@ -216,7 +225,8 @@ impl Ingest {
 
     /// After a Zoom registration is accepted: remember its registrant id, and hand on the
     /// participant events kept for that id.
-    async fn settle_zoom_registrations(&self, events: &[WebinarEvent], now: DateTime<Utc>) {
+    async fn settle_zoom_registrations(&self, events: &[WebinarEvent], now: DateTime<Utc>) -> Vec<String> {
+        let mut settled = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for event in events {
             if event.source != Source::Zoom || event.kind != EventKind::Registered {
@@ -234,21 +244,30 @@ impl Ingest {
                 tracing::warn!(%error, "recording the Zoom registrant id failed; its e-mail-less participant events wait for the reconcile pull");
                 continue;
             }
-            self.settle_kept(registrant_id, &event.contact.email, now).await;
+            settled.extend(self.settle_kept(registrant_id, &event.contact.email, now).await);
         }
+        settled
     }
 
-    async fn settle_kept(&self, registrant_id: &str, email: &Email, now: DateTime<Utc>) {
+    /// Hands on the participant events kept for `registrant_id`; the ids of those accepted.
+    async fn settle_kept(&self, registrant_id: &str, email: &Email, now: DateTime<Utc>) -> Vec<String> {
         let kept = match self.zoom.take_unmatched(registrant_id, now).await {
             Ok(kept) => kept,
             Err(error) => {
                 tracing::warn!(%error, "reading the kept Zoom participant events failed");
-                return;
+                return Vec::new();
             }
         };
+        let mut accepted = Vec::new();
         for participant in kept {
             let response =
                 Box::pin(self.accept_matched(participant.body.as_bytes(), participant.received_at, email)).await;
+            if response.status == 200 && response.body["status"] == "accepted" {
+                match response.body.get("event_ids").and_then(serde_json::Value::as_array) {
+                    Some(ids) => accepted.extend(ids.iter().filter_map(|id| id.as_str().map(str::to_owned))),
+                    None => accepted.extend(response.body["event_id"].as_str().map(str::to_owned)),
+                }
+            }
             if response.status >= 300 && response.status != 409 {
                 // Not accepted now: kept again for the next registration delivery or the pull.
                 if let Err(error) = self.zoom.keep_unmatched(registrant_id, &participant, self.retention).await {
@@ -256,6 +275,7 @@ impl Ingest {
                 }
             }
         }
+        accepted
     }
 
     /// Records every event's id with its payload fingerprint. A reused id with a different

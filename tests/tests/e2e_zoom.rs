@@ -255,3 +255,34 @@ async fn participants_without_an_e_mail_are_matched_by_registrant_id_and_a_host_
     assert!(klicktipp.contacts().iter().all(|contact| contact.email != "host@example.com"));
     assert!(serve.serve.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_a_recurring_occurrence_finds_its_start_and_occurrence() {
+    let first = DateTime::from_timestamp((Utc::now().timestamp() - 30 * 3600) / 60 * 60, 0).expect("a time");
+    let next = first + chrono::Duration::days(7);
+    let occurrence = |uuid: &str, start: DateTime<Utc>| {
+        json!({"id": WEBINAR, "uuid": uuid, "topic": "Recurring Demo", "start_time": rfc3339(start), "duration": 60,
+            "type": 9, "registrants": [{"id": "reg_b", "email": "ben@example.com", "first_name": "Ben"}],
+            "absentees": [{"id": "reg_b", "email": "ben@example.com", "first_name": "Ben"}]})
+    };
+    let document = json!({"zoom": {"webinars": [occurrence("occ1==", first), occurrence("occ2==", next)]}});
+    let platform =
+        PlatformSim::start(SimConfig::with_data(PlatformData::from_json(&document.to_string()).expect("data")))
+            .await
+            .expect("start platform-sim");
+    let credentials = platform.zoom_credentials();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = BridgeEnv::for_simulator("http://127.0.0.1:9", &dir.path().join("bridge.db"))
+        .set("BRIDGE_TAG_TEMPLATE", "[{tool}] [{webinar} {date}] {state}")
+        .set("ZOOM_API_BASE_URL", &platform.url())
+        .set("ZOOM_ACCOUNT_ID", &credentials.account_id)
+        .set("ZOOM_CLIENT_ID", &credentials.client_id)
+        .set("ZOOM_CLIENT_SECRET", &credentials.client_secret);
+    let args =
+        ["backfill", "--source", "zoom", "--webinar", WEBINAR, "--session", "occ1==", "--name", "Recurring Demo"];
+    let dry = harness::run_bridge_async(&env, &[&args[..], &["--dry-run"]].concat()).await;
+    assert_eq!(dry.code, Some(0), "{}", dry.stderr);
+    let line = format!("  + [Zoom] [Recurring Demo {}] Did Not Attend", first.format("%Y-%m-%d"));
+    assert!(dry.stdout.lines().any(|printed| printed == line), "{line:?} missing:\n{}", dry.stdout);
+    platform.shutdown().await;
+}

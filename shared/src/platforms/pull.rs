@@ -121,6 +121,34 @@ impl Puller {
         Ok(mapping::genesis_events(&source, &webinar, &registrants, pulled_at))
     }
 
+    /// Where an ended Zoom occurrence sits, for a pull by hand (`backfill`): its start (from the
+    /// webinar's past instances) and, for a webinar recurring with a fixed time (type 9 in the
+    /// webinar list, which shows webinars with occurrences still to come), its occurrence id, so its events key state as
+    /// that occurrence's webhooks do. What the API cannot tell stays `None`.
+    pub async fn zoom_occurrence(&self, webinar_id: &str, uuid: &str) -> (Option<DateTime<Utc>>, Option<String>) {
+        let Ok(client) = self.zoom() else {
+            return (None, None);
+        };
+        let instances = client.past_instances(webinar_id).await.unwrap_or_default();
+        let start = instances
+            .iter()
+            .find(|instance| instance.uuid.as_deref() == Some(uuid))
+            .and_then(|instance| instance.start_time.as_deref())
+            .and_then(|raw| DateTime::parse_from_rfc3339(raw.trim()).ok())
+            .map(|at| at.with_timezone(&Utc));
+        let listed_type = client
+            .webinars()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|webinar| webinar.id == webinar_id)
+            .and_then(|webinar| webinar.webinar_type);
+        // Only the list's type says so: a single webinar started twice also has two instances.
+        let recurring = listed_type
+            .is_some_and(|kind| u64::try_from(kind).ok() == Some(crate::sources::zoom::RECURRING_WITH_FIXED_TIME));
+        (start, start.filter(|_| recurring).map(crate::sources::zoom::occurrence_id_at))
+    }
+
     /// One ended Zoom occurrence as events: registrants, the participants report, absentees.
     pub async fn pull_zoom(&self, session: &ZoomSession, pulled_at: DateTime<Utc>) -> Result<Mapped, PlatformError> {
         let client = self.zoom()?;

@@ -808,7 +808,20 @@ struct FoundBy<'a> {
 /// when it was sent, else every field sent (KlickTipp did not say which). Empty for any other
 /// error, a refusal of the address itself included. Matches status and number, never text.
 fn refused_fields(error: &KlickTippError, sent: &BTreeMap<String, FieldValue>) -> Vec<String> {
-    if error.status() != Some(KLICKTIPP_REFUSAL_STATUS) || error.error_number() != Some(KLICKTIPP_FIELD_REFUSED) {
+    if error.status() != Some(KLICKTIPP_REFUSAL_STATUS) {
+        return Vec::new();
+    }
+    // KlickTipp's own SMS field: error 9 (the number belongs to another contact), 11 (invalid
+    // phone number), or 10 with one of those subcodes. The number is dropped, never the contact.
+    let sms_refused = matches!(
+        error,
+        KlickTippError::Rejected { error: Some(9 | 11), .. }
+            | KlickTippError::Rejected { error: Some(10), code: Some(9..=11), .. }
+    );
+    if sms_refused && sent.contains_key(crate::domain::KLICKTIPP_SMS_NUMBER) {
+        return vec![crate::domain::KLICKTIPP_SMS_NUMBER.to_owned()];
+    }
+    if error.error_number() != Some(KLICKTIPP_FIELD_REFUSED) {
         return Vec::new();
     }
     match error.field_error().and_then(|field| field.key.as_deref()) {

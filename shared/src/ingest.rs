@@ -2,7 +2,8 @@
 //! Framework-agnostic: the Lambda, `serve` and tests all call [`Ingest::handle`].
 
 use crate::adapters::memory::MemoryReceiptLog;
-use crate::domain::WebinarEvent;
+use crate::domain::{Email, EventKind, Source, WebinarEvent};
+use crate::platforms::zoom_ledger::{EndedOccurrence, KeptParticipant, MemoryZoomLedger, ZoomLedger};
 use crate::ports::{EventQueue, HistoryEntry, HistoryLog, OutgoingMessage, PortError, Receipt, ReceiptLog};
 use crate::sources::{self, RawRequest, Rejection, SourceOutcome, SourceSecrets};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -51,6 +52,7 @@ pub struct Ingest {
     receipts: Arc<dyn ReceiptLog>,
     retention: Duration,
     history: Option<Arc<dyn HistoryLog>>,
+    zoom: Arc<dyn ZoomLedger>,
 }
 
 impl Ingest {
@@ -63,7 +65,15 @@ impl Ingest {
             receipts: Arc::new(MemoryReceiptLog::default()),
             retention: DEFAULT_RECEIPT_RETENTION,
             history: None,
+            zoom: Arc::new(MemoryZoomLedger::default()),
         }
+    }
+
+    /// Where Zoom's ended occurrences, registrant ids and unmatched participant events are kept
+    /// (kept as long as the receipts). Defaults to this process's memory, like the receipts.
+    pub fn with_zoom_ledger(mut self, ledger: Arc<dyn ZoomLedger>) -> Self {
+        self.zoom = ledger;
+        self
     }
 
     /// Where event ids and their payload fingerprints are recorded, and for how long.
@@ -108,11 +118,164 @@ impl Ingest {
             Ok(SourceOutcome::Ignored { reason }) => {
                 IngestResponse::new(200, json!({"status": "ignored", "reason": reason}))
             }
-            Ok(SourceOutcome::Events(events)) => match self.check_receipts(&events, request.received_at).await {
-                Some(refusal) => refusal,
-                None => self.enqueue(&events).await,
-            },
+            Ok(SourceOutcome::Events(events)) => self.accept(&events, request.received_at).await,
+            Ok(SourceOutcome::ZoomEnded(ended)) => self.record_ended(&ended).await,
+            Ok(SourceOutcome::ZoomUnidentifiedParticipant { registrant_id }) => {
+                self.match_participant(request, &registrant_id).await
+            }
         }
+    }
+
+    async fn accept(&self, events: &[WebinarEvent], now: DateTime<Utc>) -> IngestResponse {
+        if let Some(refusal) = self.check_receipts(events, now).await {
+            return refusal;
+        }
+        let mut response = self.enqueue(events).await;
+        if response.status == 200 {
+            let settled = self.settle_zoom_registrations(events, now).await;
+            if !settled.is_empty() {
+                // The answer names every event this request put on the queue, the participant
+                // events it settled included.
+                let mut ids: Vec<serde_json::Value> =
+                    events.iter().map(|event| json!(event.event_id.as_str())).collect();
+                ids.extend(settled.into_iter().map(serde_json::Value::String));
+                response.body["event_ids"] = serde_json::Value::Array(ids);
+            }
+        }
+        response
+    }
+
+    /// `webinar.ended`: recorded, so reconciliation pulls the occurrence after the delay.
+    async fn record_ended(&self, ended: &EndedOccurrence) -> IngestResponse {
+        match self.zoom.record_ended(ended, self.retention).await {
+            Ok(()) => IngestResponse::new(
+                200,
+                json!({"status": "recorded", "reason": format!(
+                    "webinar {} occurrence {} ended; its attendance and no-shows are pulled from Zoom's reports after BRIDGE_RECONCILE_AFTER_MINUTES.",
+                    ended.webinar_id, ended.uuid)}),
+            ),
+            Err(error) => {
+                tracing::error!(%error, "recording the ended Zoom occurrence failed");
+                unavailable()
+            }
+        }
+    }
+
+    /// A Zoom participant without an e-mail: matched through the registrant id recorded at
+    /// registration, else kept until that registration arrives (answer 202 `kept`). The
+    /// reconcile pull settles it either way, from the participants report's registrant id.
+    async fn match_participant(&self, request: &RawRequest, registrant_id: &str) -> IngestResponse {
+        let now = request.received_at;
+        match self.zoom.registrant_email(registrant_id, now).await {
+            Ok(Some(email)) => return self.accept_matched(&request.body, now, &email).await,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(%error, "reading the Zoom registrant ledger failed");
+                return unavailable();
+            }
+        }
+        let Ok(body) = std::str::from_utf8(&request.body) else {
+            return IngestResponse::new(
+                200,
+                json!({"status": "ignored", "reason": "participant has no e-mail and its body is not UTF-8."}),
+            );
+        };
+        let kept = KeptParticipant { body: body.to_owned(), received_at: now };
+        let stored = match self.zoom.keep_unmatched(registrant_id, &kept, self.retention).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::error!(%error, "keeping the unmatched Zoom participant failed");
+                return unavailable();
+            }
+        };
+        // A registration accepted meanwhile may have looked before this was kept: look again.
+        if let Ok(Some(email)) = self.zoom.registrant_email(registrant_id, now).await {
+            let ids = self.settle_kept(registrant_id, &email, now).await;
+            return IngestResponse::new(
+                200,
+                json!({"status": "accepted", "event_id": ids.first(), "event_ids": ids,
+                    "reason": "participant matched to its registration by registrant id."}),
+            );
+        }
+        tracing::info!(stored, "zoom participant without e-mail kept until its registration is known");
+        let (status, reason) = if stored {
+            (
+                "kept",
+                "participant has no e-mail and its registrant id is not known yet; the event is kept until the registration arrives, and the reconcile pull matches it too.",
+            )
+        } else {
+            (
+                "unmatched",
+                "participant has no e-mail and its registrant id is not known yet; too many events are kept for it already, so the reconcile pull will settle its attendance.",
+            )
+        };
+        IngestResponse::new(202, json!({"status": status, "reason": reason}))
+    }
+
+    async fn accept_matched(&self, body: &[u8], received_at: DateTime<Utc>, email: &Email) -> IngestResponse {
+        match sources::zoom::participant_with_email(body, received_at, email) {
+            Ok(events) if !events.is_empty() => Box::pin(self.accept(&events, received_at)).await,
+            Ok(_) => IngestResponse::new(
+                200,
+                json!({"status": "ignored", "reason": "participant matched, but the event carries no attendance."}),
+            ),
+            Err(rejection) => IngestResponse::from_rejection(&rejection),
+        }
+    }
+
+    /// After a Zoom registration is accepted: remember its registrant id, and hand on the
+    /// participant events kept for that id.
+    async fn settle_zoom_registrations(&self, events: &[WebinarEvent], now: DateTime<Utc>) -> Vec<String> {
+        let mut settled = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for event in events {
+            if event.source != Source::Zoom || event.kind != EventKind::Registered {
+                continue;
+            }
+            let Some(registrant_id) = event.facts.registrant_id.as_deref() else {
+                continue;
+            };
+            if !seen.insert(registrant_id) {
+                continue;
+            }
+            if let Err(error) =
+                self.zoom.record_registrant(registrant_id, &event.contact.email, now, self.retention).await
+            {
+                tracing::warn!(%error, "recording the Zoom registrant id failed; its e-mail-less participant events wait for the reconcile pull");
+                continue;
+            }
+            settled.extend(self.settle_kept(registrant_id, &event.contact.email, now).await);
+        }
+        settled
+    }
+
+    /// Hands on the participant events kept for `registrant_id`; the ids of those accepted.
+    async fn settle_kept(&self, registrant_id: &str, email: &Email, now: DateTime<Utc>) -> Vec<String> {
+        let kept = match self.zoom.take_unmatched(registrant_id, now).await {
+            Ok(kept) => kept,
+            Err(error) => {
+                tracing::warn!(%error, "reading the kept Zoom participant events failed");
+                return Vec::new();
+            }
+        };
+        let mut accepted = Vec::new();
+        for participant in kept {
+            let response =
+                Box::pin(self.accept_matched(participant.body.as_bytes(), participant.received_at, email)).await;
+            if response.status == 200 && response.body["status"] == "accepted" {
+                match response.body.get("event_ids").and_then(serde_json::Value::as_array) {
+                    Some(ids) => accepted.extend(ids.iter().filter_map(|id| id.as_str().map(str::to_owned))),
+                    None => accepted.extend(response.body["event_id"].as_str().map(str::to_owned)),
+                }
+            }
+            if response.status >= 300 && response.status != 409 {
+                // Not accepted now: kept again for the next registration delivery or the pull.
+                if let Err(error) = self.zoom.keep_unmatched(registrant_id, &participant, self.retention).await {
+                    tracing::warn!(%error, "a kept Zoom participant event could not be kept again; the reconcile pull settles it");
+                }
+            }
+        }
+        accepted
     }
 
     /// Records every event's id with its payload fingerprint. A reused id with a different
@@ -155,10 +318,7 @@ impl Ingest {
         if let Err(error) = outcome {
             // 503 so the platform retries; ids are stable, so a retry cannot duplicate anything.
             tracing::error!(%error, events = events.len(), "enqueue failed");
-            return IngestResponse::new(
-                503,
-                json!({"error": "queue_unavailable", "message": "The bridge could not store the event right now; the sender should retry."}),
-            );
+            return unavailable();
         }
         for event in events {
             tracing::info!(event_id = %event.event_id, kind = %event.kind, source = %event.source.key(), contact = %event.contact.email.short_hash(), "accepted");
@@ -174,4 +334,12 @@ impl Ingest {
             _ => IngestResponse::new(200, json!({"status": "accepted", "event_id": ids.first(), "event_ids": ids})),
         }
     }
+}
+
+/// 503: the sender retries (ids are stable, so a retry cannot duplicate anything).
+fn unavailable() -> IngestResponse {
+    IngestResponse::new(
+        503,
+        json!({"error": "queue_unavailable", "message": "The bridge could not store the event right now; the sender should retry."}),
+    )
 }

@@ -605,16 +605,36 @@ mod sources_zoom {
 
     #[test]
     fn zoom_webinar_ended_is_recorded_with_its_occurrence() {
-        let reason = ignored_reason(&zoom(&fixture("zoom/webinar_ended.json")));
-        assert!(reason.contains("85012345678") && reason.contains("Qm9vbXNlc3Npb24xMjM="), "{reason}");
+        match handle(&zoom(&fixture("zoom/webinar_ended.json"))).unwrap() {
+            SourceOutcome::ZoomEnded(ended) => {
+                assert_eq!((ended.webinar_id.as_str(), ended.uuid.as_str()), ("85012345678", "Qm9vbXNlc3Npb24xMjM="));
+                assert_eq!(ended.ended_at, time("2026-01-15T18:05:00Z"));
+            }
+            other => panic!("expected an ended occurrence, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn zoom_participant_without_e_mail_but_with_a_registrant_id_is_left_to_matching() {
+        let body = String::from_utf8(fixture("zoom/participant_joined.json"))
+            .unwrap()
+            .replace(r#""email":"erika@example.com""#, r#""email":"""#);
+        assert!(body.contains(r#""email":"""#));
+        match handle(&zoom(body.as_bytes())).unwrap() {
+            SourceOutcome::ZoomUnidentifiedParticipant { registrant_id } => assert_eq!(registrant_id, "reg_AbC123"),
+            other => panic!("expected an unidentified participant, got {other:?}"),
+        }
+        let email = webinar_bridge::domain::Email::parse("erika@example.com").unwrap();
+        let events = sources::zoom::participant_with_email(body.as_bytes(), time("2026-01-15T17:02:01Z"), &email)
+            .expect("a participant event");
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].kind, events[0].contact.email.as_str()), (EventKind::Attended, "erika@example.com"));
     }
 
     #[test]
     fn zoom_events_we_do_not_use_are_ignored() {
-        for name in ["webinar_started", "webinar_ended"] {
-            let outcome = handle(&zoom(&fixture(&format!("zoom/{name}.json")))).unwrap();
-            assert!(matches!(outcome, SourceOutcome::Ignored { .. }), "{name}: {outcome:?}");
-        }
+        let outcome = handle(&zoom(&fixture("zoom/webinar_started.json"))).unwrap();
+        assert!(matches!(outcome, SourceOutcome::Ignored { .. }), "webinar_started: {outcome:?}");
         let recording = zoom(br#"{"event":"recording.completed","event_ts":1,"payload":{"object":{"id":1}}}"#);
         assert!(matches!(handle(&recording).unwrap(), SourceOutcome::Ignored { .. }));
     }

@@ -1309,3 +1309,60 @@ pub async fn history_log_forgets_expired_entries_and_erased_contacts(backend: &d
     assert!(log.for_contact(&ana.group_hash(), t0).await.expect("for_contact").is_empty());
     assert_eq!(log.for_contact(&bob.group_hash(), t0).await.expect("for_contact").len(), 1, "others are kept");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Zoom ledger (ended occurrences, registrant ids, kept participants)
+
+/// The Zoom ledger's contract, run on memory, SQLite and DynamoDB (moto) alike: ended occurrences
+/// are found by end time (a repeat replaces, an expired one is gone), registrant ids resolve to
+/// their e-mail until they expire, and kept participant events are taken exactly once, in order,
+/// up to the cap.
+pub async fn zoom_ledger_suite(ledger: &dyn webinar_bridge::platforms::zoom_ledger::ZoomLedger) {
+    use webinar_bridge::platforms::zoom_ledger::{EndedOccurrence, KeptParticipant, MAX_KEPT_PER_REGISTRANT};
+    let now = ManualClock::start();
+    let retention = Duration::from_secs(30 * 86_400);
+    let ended = |uuid: &str, hours_ago: i64| EndedOccurrence {
+        webinar_id: "85012345678".into(),
+        uuid: uuid.into(),
+        occurrence_id: Some("1768496400000".into()),
+        topic: Some("Demo Webinar".into()),
+        start_time: Some(now - chrono::Duration::hours(hours_ago + 1)),
+        duration_minutes: Some(60),
+        timezone: Some("Europe/Berlin".into()),
+        ended_at: now - chrono::Duration::hours(hours_ago),
+    };
+    let (recent, older, long_ago) = (ended("recent==", 3), ended("older//x==", 30), ended("old==", 24 * 10));
+    for occurrence in [&recent, &older, &long_ago] {
+        ledger.record_ended(occurrence, retention).await.expect("record ended");
+    }
+    ledger.record_ended(&recent, retention).await.expect("a repeat replaces");
+    let week = now - chrono::Duration::days(7);
+    assert_eq!(ledger.ended_since(week, now).await.expect("ended since"), [older.clone(), recent.clone()]);
+    let short = EndedOccurrence { uuid: "short==".into(), ..ended("short==", 2) };
+    ledger.record_ended(&short, Duration::from_secs(3600)).await.expect("record ended");
+    let listed = ledger.ended_since(week, now).await.expect("ended since");
+    assert_eq!(listed, [older, recent], "an ended occurrence past its retention is gone");
+
+    let erika = Email::parse("erika@example.com").expect("an address");
+    assert_eq!(ledger.registrant_email("reg_1", now).await.expect("read"), None);
+    ledger.record_registrant("reg_1", &erika, now, retention).await.expect("record registrant");
+    assert_eq!(ledger.registrant_email("reg_1", now).await.expect("read"), Some(erika.clone()));
+    let later = now + chrono::Duration::days(31);
+    assert_eq!(ledger.registrant_email("reg_1", later).await.expect("read"), None, "expired");
+
+    let kept = |n: i64| KeptParticipant {
+        body: format!(r#"{{"event":"webinar.participant_joined","n":{n}}}"#),
+        received_at: now + chrono::Duration::seconds(n),
+    };
+    assert!(ledger.take_unmatched("reg_2", now).await.expect("take").is_empty());
+    for n in 0..3 {
+        assert!(ledger.keep_unmatched("reg_2", &kept(n), retention).await.expect("keep"));
+    }
+    assert_eq!(ledger.take_unmatched("reg_2", now).await.expect("take"), [kept(0), kept(1), kept(2)]);
+    assert!(ledger.take_unmatched("reg_2", now).await.expect("take").is_empty(), "taken once");
+    for n in 0..i64::try_from(MAX_KEPT_PER_REGISTRANT).expect("small") {
+        assert!(ledger.keep_unmatched("reg_3", &kept(n), retention).await.expect("keep"));
+    }
+    assert!(!ledger.keep_unmatched("reg_3", &kept(999), retention).await.expect("keep"), "capped");
+    assert_eq!(ledger.take_unmatched("reg_3", now).await.expect("take").len(), MAX_KEPT_PER_REGISTRANT);
+}

@@ -155,3 +155,44 @@ async fn every_new_logical_field_reaches_klicktipp_in_its_format() {
     assert_eq!(zoe.get("field114").map(String::as_str), Some("Webinars"));
     sim.shutdown().await;
 }
+
+/// `sms_number` mapped to KlickTipp's own SMS field (`smsnumber`) reaches KlickTipp as the
+/// subscriber's `smsnumber` parameter, which the simulator stores as `0049…`; a number KlickTipp
+/// refuses (error 11) is dropped while the contact and its tag are applied.
+#[tokio::test]
+async fn sms_number_mapped_to_smsnumber_reaches_klicktipps_own_sms_field() {
+    let sim = klicktipp_sim::start(SimConfig::default(), "127.0.0.1:0").await.expect("start the simulator");
+    let field_map = r#"{"first_name":"fieldFirstName","sms_number":"smsnumber"}"#;
+    let config = BridgeEnv::with_sources().set("BRIDGE_FIELD_MAP", field_map).config();
+    let pipeline = Pipeline::new(Backend::Sqlite, &sim, &config);
+    for (id, email, sms) in
+        [("msg_sms_1", "gina@example.com", "+49 171 2345678"), ("msg_sms_2", "otto@example.com", "12")]
+    {
+        let body = json!({"kind": "registered", "occurred_at": "2026-05-01T09:00:00Z",
+            "contact": {"email": email, "first_name": "Gina", "sms_number": sms},
+            "webinar": {"id": "4711", "name": "Product Tour", "starts_at": "2026-05-12T17:00:00Z"}})
+        .to_string();
+        let headers = harness::standard_webhook_headers(id, Utc::now().timestamp(), &body);
+        let reply = pipeline.ingest.handle(&request("/hooks/generic/livestorm", headers, body)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let summary = pipeline.drain().await;
+    assert_eq!((summary.applied, summary.rejected), (2, 0), "{summary:?}");
+    let contacts = sim.contacts();
+    let contact = |email: &str| contacts.iter().find(|contact| contact.email == email).expect("the contact").clone();
+    let gina = contact("gina@example.com");
+    assert_eq!(gina.sms.as_deref(), Some("00491712345678"));
+    assert_eq!(gina.fields, BTreeMap::from([("fieldFirstName".to_owned(), "Gina".to_owned())]), "not a data field");
+    let otto = contact("otto@example.com");
+    assert_eq!((otto.sms, otto.tags), (None, vec!["[livestorm] [Product Tour] Registered".to_owned()]));
+    assert_eq!(sim.count_status(406), 1, "the invalid number was refused once, then left out");
+    let bodies: Vec<serde_json::Value> = sim
+        .request_log()
+        .into_iter()
+        .filter(|request| request.endpoint == "POST /subscriber")
+        .map(|request| request.body)
+        .collect();
+    assert!(
+        bodies.iter().any(|body| body["smsnumber"] == "+49 171 2345678" && body["fields"].get("smsnumber").is_none())
+    );
+}

@@ -160,7 +160,7 @@ async fn zoom_token_is_cached_and_renewed_after_it_expires() {
     let participants = client.participants(uuid).await.expect("participants");
     assert_eq!(participants[0].registrant_id.as_deref(), Some("reg_1"));
     assert_eq!(client.absentees(uuid).await.expect("absentees")[0].email.as_deref(), Some("b@example.com"));
-    assert_eq!(client.registrants("85012345678").await.expect("registrants").len(), 1);
+    assert_eq!(client.registrants("85012345678", None).await.expect("registrants").len(), 1);
     let counts = client.call_log().snapshot();
     assert_eq!(counts.by_endpoint["POST /oauth/token"], 1, "{counts:?}");
 

@@ -436,3 +436,11 @@ async fn a_partial_batch_response_reports_the_failed_groups_later_messages() {
     assert!(!again.is_empty());
     assert!(again.iter().all(|m| m.group_id == "a" && m.receive_count == 2), "{again:?}");
 }
+
+#[tokio::test]
+async fn port_suite_zoom_ledger() {
+    let moto = Moto::start().await;
+    let table = moto.create_events_table().await;
+    let ledger = webinar_bridge::adapters::dynamodb::DynamoZoomLedger::new(moto.dynamodb(), table);
+    port_suite::zoom_ledger_suite(&ledger).await;
+}

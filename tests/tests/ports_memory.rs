@@ -46,3 +46,8 @@ async fn concurrency() {
 async fn history_log() {
     port_suite::history_log_suite(&MemoryBackend).await;
 }
+
+#[tokio::test]
+async fn zoom_ledger() {
+    port_suite::zoom_ledger_suite(&webinar_bridge::platforms::zoom_ledger::MemoryZoomLedger::default()).await;
+}

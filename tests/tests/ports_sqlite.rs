@@ -543,3 +543,11 @@ async fn a_steady_load_across_weeks_keeps_the_database_bounded() {
         );
     }
 }
+
+#[tokio::test]
+async fn zoom_ledger_on_a_file() {
+    let dir = temp_dir();
+    let ledger = webinar_bridge::platforms::zoom_ledger::SqliteZoomLedger::open(&dir.path().join("bridge.db"))
+        .expect("open the ledger");
+    port_suite::zoom_ledger_suite(&ledger).await;
+}

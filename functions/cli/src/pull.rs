@@ -191,13 +191,16 @@ pub async fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
                     "--name <topic> is required for Zoom: tags name the webinar by its topic, as webhooks do",
                 )
             })?;
+            // A recurring occurrence keys state as its webhooks do (`<id>@<occurrence>`).
+            let (start_time, occurrence_id) = puller.zoom_occurrence(&args.webinar, &uuid).await;
             let session = ZoomSession {
                 webinar_id: args.webinar.clone(),
                 uuid,
                 topic: Some(topic),
-                start_time: None,
+                start_time,
                 duration_minutes: args.duration_minutes,
                 timezone: None,
+                occurrence_id,
             };
             puller.pull_zoom(&session, pulled_at).await.map_err(explain)?
         }

@@ -9,7 +9,7 @@ use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::sync::Arc;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
-use webinar_bridge::adapters::dynamodb::DynamoReceiptLog;
+use webinar_bridge::adapters::dynamodb::{DynamoReceiptLog, DynamoZoomLedger};
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::ingest::{Ingest, IngestResponse};
@@ -27,13 +27,20 @@ impl IngestFunction {
     }
 
     /// Production wiring: the SQS FIFO queue from `EVENTS_QUEUE_URL`, ingest receipts in the
-    /// events table (`EVENTS_TABLE`, items `receipt#<event id>`) and the source secrets.
+    /// events table (`EVENTS_TABLE`, items `receipt#<event id>`), the Zoom ledger (`zoom#...`)
+    /// and the source secrets.
     pub fn from_config(sdk: &SdkConfig, config: &BridgeConfig) -> Result<Self, StartupError> {
         let queue_url = BridgeConfig::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?;
         let events_table = BridgeConfig::require(&config.events_table, "EVENTS_TABLE")?;
         let queue = Arc::new(SqsQueue::from_conf(sdk, queue_url));
         let receipts = Arc::new(DynamoReceiptLog::from_conf(sdk, events_table));
-        Ok(Self::new(Ingest::new(queue, config.secrets.clone()).with_receipts(receipts, config.retention)))
+        // Zoom's ended occurrences, registrant ids and unmatched participants: `zoom#...` items.
+        let zoom_ledger = Arc::new(DynamoZoomLedger::from_conf(sdk, events_table));
+        Ok(Self::new(
+            Ingest::new(queue, config.secrets.clone())
+                .with_receipts(receipts, config.retention)
+                .with_zoom_ledger(zoom_ledger),
+        ))
     }
 
     /// Never fails: every outcome, refusals included, is a JSON answer.

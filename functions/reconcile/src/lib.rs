@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
-use webinar_bridge::adapters::dynamodb::DynamoDoneSessions;
+use webinar_bridge::adapters::dynamodb::{DynamoDoneSessions, DynamoZoomLedger};
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::{BridgeConfig, ConfigError};
 use webinar_bridge::platforms::config::PlatformConfig;
@@ -77,7 +77,9 @@ impl ReconcileFunction {
     ) -> Result<Self, ReconcileStartupError> {
         let queue_url = BridgeConfig::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?;
         let events_table = BridgeConfig::require(&config.events_table, "EVENTS_TABLE")?;
-        let puller = Puller::from_config(platforms)?;
+        // Zoom occurrences whose `webinar.ended` ingest recorded (`zoom#ended#...` items).
+        let puller =
+            Puller::from_config(platforms)?.with_zoom_ledger(Arc::new(DynamoZoomLedger::from_conf(sdk, events_table)));
         if puller.genesis(Platform::WebinarJam).is_err()
             && puller.genesis(Platform::EverWebinar).is_err()
             && puller.zoom().is_err()

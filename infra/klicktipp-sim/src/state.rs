@@ -87,6 +87,9 @@ pub struct ContactView {
     pub tags: Vec<String>,
     /// Only non-empty fields.
     pub fields: BTreeMap<String, String>,
+    /// KlickTipp's own SMS number (`smsnumber`), stored as `0049…`; left out when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<String>,
 }
 
 /// One API request (never `/_sim/*`), in the order they were handled.
@@ -270,6 +273,7 @@ impl SimState {
                     listid: contact.listid,
                     tags,
                     fields: contact.fields.clone(),
+                    sms: contact.sms.clone(),
                 }
             })
             .collect();

@@ -172,6 +172,15 @@ pub struct ZoomAccount {
     pub webinars: Vec<ZoomWebinar>,
 }
 
+impl ZoomAccount {
+    /// The type the API reports for webinar `id`: the first explicit `type` of its occurrences,
+    /// else 9 (recurring with a fixed time) when several occurrences share the id, else 5.
+    pub fn webinar_type(&self, id: &str) -> u64 {
+        let occurrences = || self.webinars.iter().filter(|webinar| webinar.id == id);
+        occurrences().find_map(|webinar| webinar.webinar_type).unwrap_or(if occurrences().count() > 1 { 9 } else { 5 })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ZoomWebinar {
@@ -186,6 +195,14 @@ pub struct ZoomWebinar {
     pub duration: u64,
     #[serde(deserialize_with = "lenient_opt_string")]
     pub timezone: Option<String>,
+    /// Zoom's webinar type (5 single, 9 recurring with a fixed time); when absent, 9 for an id
+    /// that several occurrences share and 5 otherwise ([`ZoomAccount::webinar_type`]).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub webinar_type: Option<u64>,
+    /// Left out of `GET /users/me/webinars`, as Zoom lists scheduled webinars only: a webinar
+    /// that ran is then found through its `webinar.ended` webhook alone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unlisted: bool,
     pub registrants: Vec<ZoomRegistrant>,
     pub participants: Vec<ZoomParticipant>,
     pub absentees: Vec<ZoomRegistrant>,

@@ -286,7 +286,7 @@ fn list_webinars(state: &mut SimState, user: &str, params: &BTreeMap<String, Str
         return error(404, 1001, &format!("User does not exist: {user}."));
     }
     let mut latest: BTreeMap<&str, &ZoomWebinar> = BTreeMap::new();
-    for webinar in &state.config.data.zoom.webinars {
+    for webinar in state.config.data.zoom.webinars.iter().filter(|webinar| !webinar.unlisted) {
         let entry = latest.entry(webinar.id.as_str()).or_insert(webinar);
         if webinar.start_time > entry.start_time {
             *entry = webinar;
@@ -300,7 +300,7 @@ fn list_webinars(state: &mut SimState, user: &str, params: &BTreeMap<String, Str
                 "id": w.id.parse::<u64>().map_or_else(|_| Value::String(w.id.clone()), Value::from),
                 "host_id": "sim-host",
                 "topic": w.topic,
-                "type": 5,
+                "type": state.config.data.zoom.webinar_type(&w.id),
                 "start_time": w.start_time,
                 "duration": w.duration,
                 "timezone": w.timezone.clone().unwrap_or_else(|| "UTC".to_owned()),

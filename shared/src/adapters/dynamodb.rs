@@ -853,3 +853,212 @@ impl crate::platforms::done_store::DoneSessionStore for DynamoDoneSessions {
         self.table.put(item, None).await.map(|_| ())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Zoom ledger
+
+/// Key prefix of the Zoom ledger's items in the events table (ingest may write them; the
+/// reconcile function reads `zoom#ended#...`; IAM limits each with `dynamodb:LeadingKeys`).
+pub const ZOOM_KEY_PREFIX: &str = "zoom#";
+/// Ended occurrences are read this far back at most (the reconciler looks back 7 days).
+const ZOOM_ENDED_MAX_DAYS: i64 = 31;
+
+/// The Zoom ledger ([`crate::platforms::zoom_ledger`]) in the events table:
+/// - `zoom#ended#<YYYY-MM-DD>`: one item per day of end, one attribute `o_<hash>` (the occurrence
+///   as JSON) per ended occurrence, so a reconcile run reads a few items, never a scan;
+/// - `zoom#registrant#<id>`: the registrant's `email`;
+/// - `zoom#unmatched#<id>`: `kept`, a list of participant events waiting for that registrant.
+///
+/// Every item expires by TTL with the event retention.
+#[derive(Clone, Debug)]
+pub struct DynamoZoomLedger {
+    table: Table,
+}
+
+impl DynamoZoomLedger {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table { client, name: table_name.into(), key: EVENTS_PARTITION_KEY } }
+    }
+
+    pub fn from_conf(config: &aws_config::SdkConfig, table_name: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table_name)
+    }
+
+    fn ended_day_key(day: chrono::NaiveDate) -> String {
+        format!("{ZOOM_KEY_PREFIX}ended#{}", day.format("%Y-%m-%d"))
+    }
+}
+
+fn zoom_ended_attribute(ended: &crate::platforms::zoom_ledger::EndedOccurrence) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{}\n{}", ended.webinar_id, ended.uuid).as_bytes());
+    format!("o_{}", hex::encode(&digest[..12]))
+}
+
+#[async_trait]
+impl crate::platforms::zoom_ledger::ZoomLedger for DynamoZoomLedger {
+    async fn record_ended(
+        &self,
+        ended: &crate::platforms::zoom_ledger::EndedOccurrence,
+        retention: Duration,
+    ) -> PortResult<()> {
+        // Each occurrence carries its own expiry; the day's item lives as long as its longest.
+        let expires = epoch_seconds_ceil(later(ended.ended_at, retention));
+        let record = serde_json::json!({"expires_at": expires, "occurrence": ended}).to_string();
+        let key = Self::ended_day_key(ended.ended_at.date_naive());
+        self.table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(key.clone()))
+            .update_expression("SET #occurrence = :record, #expires = if_not_exists(#expires, :expires)")
+            .expression_attribute_names("#occurrence", zoom_ended_attribute(ended))
+            .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
+            .expression_attribute_values(":record", s(record))
+            .expression_attribute_values(":expires", n(expires))
+            .send()
+            .await
+            .map_err(|error| unavailable("UpdateItem", &error))?;
+        let extended = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(key))
+            .update_expression("SET #expires = :expires")
+            .condition_expression("#expires < :expires")
+            .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
+            .expression_attribute_values(":expires", n(expires))
+            .send()
+            .await;
+        match extended {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+
+    async fn ended_since(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<Vec<crate::platforms::zoom_ledger::EndedOccurrence>> {
+        let first = since.max(now - chrono::Duration::days(ZOOM_ENDED_MAX_DAYS)).date_naive();
+        let days: Vec<chrono::NaiveDate> = first.iter_days().take_while(|day| *day <= now.date_naive()).collect();
+        let items: Vec<Option<Item>> = stream::iter(days)
+            .map(|day| async move { self.table.get(&Self::ended_day_key(day)).await })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            expires_at: i64,
+            occurrence: crate::platforms::zoom_ledger::EndedOccurrence,
+        }
+        let mut found = Vec::new();
+        for item in items.into_iter().flatten() {
+            for (name, value) in &item {
+                let Some(record) = name.starts_with("o_").then(|| value.as_s().ok()).flatten() else {
+                    continue;
+                };
+                let stored: Stored = serde_json::from_str(record)
+                    .map_err(|error| PortError::Corrupt(format!("a stored ended Zoom occurrence: {error}")))?;
+                if stored.expires_at > now.timestamp() && stored.occurrence.ended_at >= since {
+                    found.push(stored.occurrence);
+                }
+            }
+        }
+        found.sort_by(|a, b| (a.ended_at, &a.webinar_id, &a.uuid).cmp(&(b.ended_at, &b.webinar_id, &b.uuid)));
+        Ok(found)
+    }
+
+    async fn record_registrant(
+        &self,
+        registrant_id: &str,
+        email: &Email,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> PortResult<()> {
+        let item = HashMap::from([
+            (EVENTS_PARTITION_KEY.to_owned(), s(format!("{ZOOM_KEY_PREFIX}registrant#{registrant_id}"))),
+            ("email".to_owned(), s(email.as_str())),
+            (EVENTS_TTL_ATTRIBUTE.to_owned(), n(epoch_seconds_ceil(later(now, retention)))),
+        ]);
+        self.table.put(item, None).await.map(|_| ())
+    }
+
+    async fn registrant_email(&self, registrant_id: &str, now: DateTime<Utc>) -> PortResult<Option<Email>> {
+        let Some(item) = self.table.get(&format!("{ZOOM_KEY_PREFIX}registrant#{registrant_id}")).await? else {
+            return Ok(None);
+        };
+        if number_attr::<i64>(&item, EVENTS_TTL_ATTRIBUTE).is_some_and(|expires| expires <= now.timestamp()) {
+            return Ok(None);
+        }
+        let raw = required(string_attr(&item, "email"), "Zoom registrant", "email")?;
+        Email::parse(raw).map(Some).map_err(|_| corrupt("Zoom registrant", "email"))
+    }
+
+    async fn keep_unmatched(
+        &self,
+        registrant_id: &str,
+        kept: &crate::platforms::zoom_ledger::KeptParticipant,
+        retention: Duration,
+    ) -> PortResult<bool> {
+        let record = serde_json::to_string(kept).map_err(|error| PortError::Corrupt(error.to_string()))?;
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(format!("{ZOOM_KEY_PREFIX}unmatched#{registrant_id}")))
+            .update_expression("SET #kept = list_append(if_not_exists(#kept, :empty), :one), #expires = :expires")
+            .condition_expression("attribute_not_exists(#kept) OR size(#kept) < :cap")
+            .expression_attribute_names("#kept", "kept")
+            .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":one", AttributeValue::L(vec![s(record)]))
+            .expression_attribute_values(":cap", n(crate::platforms::zoom_ledger::MAX_KEPT_PER_REGISTRANT))
+            .expression_attribute_values(":expires", n(epoch_seconds_ceil(later(kept.received_at, retention))))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(false)
+            }
+            Err(error) if is_item_too_large(&error) => Ok(false),
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+
+    async fn take_unmatched(
+        &self,
+        registrant_id: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<Vec<crate::platforms::zoom_ledger::KeptParticipant>> {
+        // One DeleteItem returning what it deleted: two takers never both get the same events.
+        let output = self
+            .table
+            .client
+            .delete_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(format!("{ZOOM_KEY_PREFIX}unmatched#{registrant_id}")))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|error| unavailable("DeleteItem", &error))?;
+        let Some(item) = output.attributes else {
+            return Ok(Vec::new());
+        };
+        if number_attr::<i64>(&item, EVENTS_TTL_ATTRIBUTE).is_some_and(|expires| expires <= now.timestamp()) {
+            return Ok(Vec::new());
+        }
+        let kept = item.get("kept").and_then(|value| value.as_l().ok()).map(Vec::as_slice).unwrap_or_default();
+        kept.iter()
+            .map(|value| {
+                let raw = value.as_s().map_err(|_| corrupt("kept Zoom participant", "kept"))?;
+                serde_json::from_str(raw).map_err(|_| corrupt("kept Zoom participant", "kept"))
+            })
+            .collect()
+    }
+}

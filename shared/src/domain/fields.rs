@@ -260,7 +260,8 @@ impl FieldMap {
             let Some(key) = key.map(|key| key.trim().to_owned()).filter(|key| !key.is_empty()) else {
                 continue;
             };
-            if !is_klicktipp_field_key(&key) {
+            let own_sms_field = field == Some(LogicalField::SmsNumber) && key == KLICKTIPP_SMS_NUMBER;
+            if !own_sms_field && !is_klicktipp_field_key(&key) {
                 return Err(FieldMapError::InvalidKey { logical, key: key.chars().take(60).collect() });
             }
             if map.values().chain(custom.values()).any(|existing| existing == &key) {
@@ -292,6 +293,11 @@ impl FieldMap {
         self.0.iter().map(|(field, key)| (*field, key.as_str()))
     }
 }
+
+/// KlickTipp's own SMS field: not a `field…` data field but the subscriber's `smsnumber`
+/// parameter (`reference/klicktipp-api.md`). Only `sms_number` may be mapped to it; the upsert
+/// sends it beside `email` ([`crate::klicktipp::UpsertSubscriber`]).
+pub const KLICKTIPP_SMS_NUMBER: &str = "smsnumber";
 
 fn is_klicktipp_field_key(key: &str) -> bool {
     key.strip_prefix("field").is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()))
@@ -332,6 +338,9 @@ mod tests {
         .unwrap();
         assert_eq!(map.key(LogicalField::SessionDate), Some("field1"));
         assert_eq!(map.key(LogicalField::SmsNumber), Some("fieldMobilePhone"));
+        let own = FieldMap::parse_json(r#"{"sms_number":"smsnumber"}"#).unwrap();
+        assert_eq!(own.key(LogicalField::SmsNumber), Some(KLICKTIPP_SMS_NUMBER));
+        assert!(matches!(FieldMap::parse_json(r#"{"first_name":"smsnumber"}"#), Err(FieldMapError::InvalidKey { .. })));
         assert_eq!(map.custom().collect::<Vec<_>>(), [("custom.companysize", "field2")]);
         assert!(matches!(
             FieldMap::parse_json(r#"{"custom.a":"field1","custom.b":"field1"}"#),

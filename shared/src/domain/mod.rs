@@ -17,6 +17,7 @@ pub use event::{
     WebinarEvent, WebinarInfo, WebinarKey,
 };
 pub use event::{EngagementLabelError, MAX_ENGAGEMENT_LABEL_CHARS, engagement_label};
+pub use fields::KLICKTIPP_SMS_NUMBER;
 pub use fields::{FieldFormat, FieldMap, FieldMapError, FieldValue, LogicalField, url_with_scheme};
 pub use fields::{custom_fact_key, custom_field_name};
 pub use plan::{Plan, Unconfirmed, Upsert, plan};

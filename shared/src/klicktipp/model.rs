@@ -36,8 +36,13 @@ impl UpsertSubscriber {
         if let Some(tagid) = self.tagid {
             body.insert("tagid".into(), json!(tagid));
         }
-        if !self.fields.is_empty() {
-            body.insert("fields".into(), json!(self.fields));
+        // `sms_number` mapped to KlickTipp's own SMS field travels as the subscriber's `smsnumber`.
+        let mut fields = self.fields.clone();
+        if let Some(sms) = fields.remove(crate::domain::KLICKTIPP_SMS_NUMBER) {
+            body.insert("smsnumber".into(), json!(sms));
+        }
+        if !fields.is_empty() {
+            body.insert("fields".into(), json!(fields));
         }
         Value::Object(body)
     }

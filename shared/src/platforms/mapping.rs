@@ -126,6 +126,20 @@ pub struct ZoomSession {
     pub start_time: Option<DateTime<Utc>>,
     pub duration_minutes: Option<u32>,
     pub timezone: Option<String>,
+    /// The occurrence id of a recurring webinar with a fixed time (type 9,
+    /// [`crate::sources::zoom::occurrence_id_at`] of its start): its events key state by
+    /// `<webinar id>@<occurrence id>`, as that occurrence's webhooks do. `None` for a single webinar.
+    pub occurrence_id: Option<String>,
+}
+
+impl ZoomSession {
+    /// The webinar id its events carry: `<id>@<occurrence id>` for a recurring occurrence.
+    pub fn state_webinar_id(&self) -> String {
+        match &self.occurrence_id {
+            Some(occurrence) => format!("{}@{occurrence}", self.webinar_id),
+            None => self.webinar_id.clone(),
+        }
+    }
 }
 
 /// A Zoom occurrence as events: approved registrants -> registered; participant rows ->
@@ -141,7 +155,7 @@ pub fn zoom_events(
     let mut mapped = Mapped::default();
     let source = Source::Zoom;
     let info = WebinarInfo {
-        id: session.webinar_id.clone(),
+        id: session.state_webinar_id(),
         name: session.topic.clone(),
         session_id: Some(session.uuid.clone()),
         starts_at: session.start_time,
@@ -402,6 +416,7 @@ mod tests {
             start_time: Some("2026-01-15T17:00:00Z".parse().unwrap()),
             duration_minutes: Some(60),
             timezone: None,
+            occurrence_id: None,
         }
     }
 
@@ -454,6 +469,27 @@ mod tests {
         assert_ne!(mapped.events[2].event_id, mapped.events[3].event_id);
         assert_eq!(mapped.events[2].webinar.id, "85012345678");
         assert_eq!(mapped.events[2].webinar.session_id.as_deref(), Some("k7Zq9XvRTn2wYb3cQp1Lmg=="));
+    }
+
+    #[test]
+    fn a_recurring_occurrence_keys_state_as_its_webhooks_do() {
+        let first = ZoomSession { occurrence_id: Some("1768496400000".into()), ..zoom_session() };
+        let second = ZoomSession {
+            uuid: "Qm9vbXNlc3Npb24xMjM=".into(),
+            start_time: Some("2026-01-22T17:00:00Z".parse().unwrap()),
+            occurrence_id: Some("1769101200000".into()),
+            ..zoom_session()
+        };
+        let registrants = [zoom_registrant("reg_1", "a@example.com")];
+        let absentees = [zoom_registrant("reg_1", "a@example.com")];
+        let one = zoom_events(&first, &registrants, &[], &absentees, pulled_at());
+        let two = zoom_events(&second, &registrants, &[], &absentees, pulled_at());
+        let webinar_ids = |mapped: &Mapped| mapped.events.iter().map(|e| e.webinar.id.clone()).collect::<Vec<_>>();
+        assert_eq!(webinar_ids(&one), ["85012345678@1768496400000"; 2]);
+        assert_eq!(webinar_ids(&two), ["85012345678@1769101200000"; 2]);
+        assert_ne!(one.events[0].event_id, two.events[0].event_id);
+        // The webhook's key for the same occurrence.
+        assert_eq!(crate::sources::zoom::occurrence_id_at("2026-01-15T17:00:00Z".parse().unwrap()), "1768496400000");
     }
 
     proptest! {

@@ -19,6 +19,7 @@ pub mod pull;
 pub mod reconcile;
 pub mod throttle;
 pub mod zoom;
+pub mod zoom_ledger;
 
 pub use error::{Platform, PlatformError};
 pub use http::{CallCounts, CallLog};

@@ -10,6 +10,7 @@ use super::http::CallLog;
 use super::mapping::{self, Mapped, ZoomSession};
 use super::throttle::FifoThrottle;
 use super::zoom::{ZoomClient, ZoomCredentials};
+use super::zoom_ledger::ZoomLedger;
 use crate::domain::{Source, WebinarEvent};
 use crate::ingest::to_message;
 use crate::ports::{EventQueue, PortError, PortResult};
@@ -26,6 +27,17 @@ pub struct Puller {
     everwebinar: Option<GenesisClient>,
     zoom: Option<ZoomClient>,
     log: CallLog,
+    ended: Option<EndedLedger>,
+}
+
+/// Where `webinar.ended` webhooks were recorded ([`Puller::with_zoom_ledger`]).
+#[derive(Clone)]
+struct EndedLedger(Arc<dyn ZoomLedger>);
+
+impl std::fmt::Debug for EndedLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ZoomLedger")
+    }
 }
 
 impl Puller {
@@ -56,7 +68,14 @@ impl Puller {
                 ZoomClient::new(&config.zoom_base_url, None, credentials, throttle, log.clone())
             })
             .transpose()?;
-        Ok(Self { webinarjam, everwebinar, zoom, log })
+        Ok(Self { webinarjam, everwebinar, zoom, log, ended: None })
+    }
+
+    /// Reconciliation also pulls the Zoom occurrences whose `webinar.ended` webhook ingest
+    /// recorded here, whether or not the API's webinar list still shows them.
+    pub fn with_zoom_ledger(mut self, ledger: Arc<dyn ZoomLedger>) -> Self {
+        self.ended = Some(EndedLedger(ledger));
+        self
     }
 
     /// Calls made by every client, by endpoint, and 429 answers.
@@ -102,10 +121,38 @@ impl Puller {
         Ok(mapping::genesis_events(&source, &webinar, &registrants, pulled_at))
     }
 
+    /// Where an ended Zoom occurrence sits, for a pull by hand (`backfill`): its start (from the
+    /// webinar's past instances) and, for a webinar recurring with a fixed time (type 9 in the
+    /// webinar list, which shows webinars with occurrences still to come), its occurrence id, so its events key state as
+    /// that occurrence's webhooks do. What the API cannot tell stays `None`.
+    pub async fn zoom_occurrence(&self, webinar_id: &str, uuid: &str) -> (Option<DateTime<Utc>>, Option<String>) {
+        let Ok(client) = self.zoom() else {
+            return (None, None);
+        };
+        let instances = client.past_instances(webinar_id).await.unwrap_or_default();
+        let start = instances
+            .iter()
+            .find(|instance| instance.uuid.as_deref() == Some(uuid))
+            .and_then(|instance| instance.start_time.as_deref())
+            .and_then(|raw| DateTime::parse_from_rfc3339(raw.trim()).ok())
+            .map(|at| at.with_timezone(&Utc));
+        let listed_type = client
+            .webinars()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|webinar| webinar.id == webinar_id)
+            .and_then(|webinar| webinar.webinar_type);
+        // Only the list's type says so: a single webinar started twice also has two instances.
+        let recurring = listed_type
+            .is_some_and(|kind| u64::try_from(kind).ok() == Some(crate::sources::zoom::RECURRING_WITH_FIXED_TIME));
+        (start, start.filter(|_| recurring).map(crate::sources::zoom::occurrence_id_at))
+    }
+
     /// One ended Zoom occurrence as events: registrants, the participants report, absentees.
     pub async fn pull_zoom(&self, session: &ZoomSession, pulled_at: DateTime<Utc>) -> Result<Mapped, PlatformError> {
         let client = self.zoom()?;
-        let registrants = client.registrants(&session.webinar_id).await?;
+        let registrants = client.registrants(&session.webinar_id, session.occurrence_id.as_deref()).await?;
         let participants = client.participants(&session.uuid).await?;
         let absentees = client.absentees(&session.uuid).await?;
         Ok(mapping::zoom_events(session, &registrants, &participants, &absentees, pulled_at))
@@ -173,6 +220,9 @@ impl Puller {
         let mut sessions = Vec::new();
         for webinar in client.webinars().await? {
             let duration = webinar.duration.and_then(|minutes| u32::try_from(minutes).ok()).filter(|m| *m > 0);
+            let recurring = webinar
+                .webinar_type
+                .is_some_and(|kind| u64::try_from(kind).ok() == Some(crate::sources::zoom::RECURRING_WITH_FIXED_TIME));
             for instance in client.past_instances(&webinar.id).await? {
                 let (Some(uuid), Some(starts_at)) = (
                     instance.uuid.clone(),
@@ -198,6 +248,7 @@ impl Puller {
                     start_time: Some(starts_at),
                     duration_minutes: duration,
                     timezone: webinar.timezone.clone(),
+                    occurrence_id: recurring.then(|| crate::sources::zoom::occurrence_id_at(starts_at)),
                 };
                 sessions.push((ended, session));
             }
@@ -279,14 +330,25 @@ impl Puller {
         reconcile_after: std::time::Duration,
         summary: &mut ReconcileSummary,
     ) {
-        let sessions = match self.zoom_sessions().await {
+        let mut sessions = match self.zoom_sessions().await {
             Ok(sessions) => sessions,
             Err(error) => {
+                // The occurrences recorded from webhooks are still pulled.
                 tracing::warn!(platform = "Zoom", %error, "cannot list sessions for reconciliation");
                 summary.failures += 1;
-                return;
+                Vec::new()
             }
         };
+        if let Some(EndedLedger(ledger)) = &self.ended {
+            let look_back = chrono::Duration::from_std(super::reconcile::LOOK_BACK).unwrap_or_default();
+            match ledger.ended_since(now - look_back, now).await {
+                Ok(recorded) => merge_recorded_ends(&mut sessions, &recorded),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the ended Zoom occurrences");
+                    summary.failures += 1;
+                }
+            }
+        }
         let candidates = super::done_store::candidate_rounds(sessions.iter().map(|(s, _)| (&s.key, s.ends_at)), now);
         let done_rounds = match done.done_among(&candidates).await {
             Ok(rounds) => rounds.into_iter().collect(),
@@ -320,6 +382,27 @@ impl Puller {
                     summary.failures += 1;
                 }
             }
+        }
+    }
+}
+
+/// Adds the occurrences `webinar.ended` recorded to those the API listed. The webhook's end time
+/// wins over the one computed from the scheduled length; an occurrence listed too keeps the
+/// listing's details and is pulled once.
+fn merge_recorded_ends(
+    sessions: &mut Vec<(super::reconcile::EndedSession, ZoomSession)>,
+    recorded: &[super::zoom_ledger::EndedOccurrence],
+) {
+    for ended in recorded {
+        let key = ended.key();
+        match sessions.iter_mut().find(|(listed, _)| listed.key == key) {
+            Some((listed, session)) => {
+                listed.ends_at = ended.ended_at;
+                if session.occurrence_id.is_none() {
+                    session.occurrence_id.clone_from(&ended.occurrence_id);
+                }
+            }
+            None => sessions.push((super::reconcile::EndedSession { key, ends_at: ended.ended_at }, ended.session())),
         }
     }
 }

@@ -116,6 +116,9 @@ pub struct ZoomWebinar {
     pub duration: Option<i64>,
     #[serde(deserialize_with = "lenient::opt_text")]
     pub timezone: Option<String>,
+    /// 5 = webinar, 6 = recurring without a fixed time, 9 = recurring with a fixed time.
+    #[serde(rename = "type", deserialize_with = "lenient::opt_integer")]
+    pub webinar_type: Option<i64>,
 }
 
 struct Token {
@@ -182,10 +185,19 @@ impl ZoomClient {
         self.all_pages("absentees", &path, &[], "registrants", webinar_uuid).await
     }
 
-    /// Approved registrants of a webinar (by id), every page.
-    pub async fn registrants(&self, webinar_id: &str) -> Result<Vec<ZoomRegistrant>, PlatformError> {
+    /// Approved registrants of a webinar (by id), every page; of one occurrence of a recurring
+    /// webinar when `occurrence_id` is given.
+    pub async fn registrants(
+        &self,
+        webinar_id: &str,
+        occurrence_id: Option<&str>,
+    ) -> Result<Vec<ZoomRegistrant>, PlatformError> {
         let path = format!("/webinars/{}/registrants", encode_uuid(webinar_id));
-        self.all_pages("registrants", &path, &[("status", "approved")], "registrants", webinar_id).await
+        let mut query = vec![("status", "approved")];
+        if let Some(occurrence) = occurrence_id {
+            query.push(("occurrence_id", occurrence));
+        }
+        self.all_pages("registrants", &path, &query, "registrants", webinar_id).await
     }
 
     /// The ended occurrences of a webinar (uuid and start time each).

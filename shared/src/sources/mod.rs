@@ -22,6 +22,11 @@ pub enum SourceOutcome {
     UrlValidation { plain_token: String, encrypted_token: String },
     /// An authentic request that carries nothing we act on (e.g. `webinar.started`).
     Ignored { reason: String },
+    /// Zoom's `webinar.ended`: ingest records it so reconciliation pulls that occurrence.
+    ZoomEnded(crate::platforms::zoom_ledger::EndedOccurrence),
+    /// A Zoom participant event without an e-mail but with a registrant id: ingest matches it
+    /// through the registration it recorded ([`zoom::participant_with_email`]), or keeps it.
+    ZoomUnidentifiedParticipant { registrant_id: String },
 }
 
 /// The per-source secrets. A source without a secret is disabled and answers 404.

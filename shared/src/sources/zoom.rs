@@ -39,9 +39,9 @@ pub fn parse(request: &RawRequest, secret: &Secret) -> Result<SourceOutcome, Rej
         "webinar.registration_cancelled" | "webinar.registration_denied" => {
             registration(EventKind::Cancelled, &envelope, request)
         }
-        "webinar.ended" => Ok(ended(&envelope)),
-        "webinar.participant_joined" => participant(Presence::Joined, &envelope, request),
-        "webinar.participant_left" => participant(Presence::Left, &envelope, request),
+        "webinar.ended" => ended(&envelope, request),
+        "webinar.participant_joined" => participant(Presence::Joined, &envelope, request, None),
+        "webinar.participant_left" => participant(Presence::Left, &envelope, request, None),
         other => Ok(SourceOutcome::Ignored {
             reason: format!("Zoom event {} is not one the bridge acts on.", printable_event_name(other)),
         }),
@@ -131,32 +131,46 @@ fn registrant_is_pending(envelope: &Map<String, Value>) -> bool {
 }
 
 /// `webinar.ended`: the occurrence is over, so its attendance report can be pulled
-/// (`reference/webinar-platforms.md` 2.5). The ingest answer and log record it; the pull side
-/// (`webinar-bridge pull`, serve's reconciler) lists ended occurrences through the API.
-fn ended(envelope: &Map<String, Value>) -> SourceOutcome {
+/// (`reference/webinar-platforms.md` 2.3). Ingest records it ([`crate::platforms::zoom_ledger`])
+/// and reconciliation pulls that occurrence `BRIDGE_RECONCILE_AFTER_MINUTES` after `end_time`.
+fn ended(envelope: &Map<String, Value>, request: &RawRequest) -> Result<SourceOutcome, Rejection> {
     let object = payload_object(envelope);
     let field_text = |key: &str| {
         object.and_then(|object| object.get(key)).and_then(fields::scalar_text).and_then(|raw| non_empty(&raw))
     };
     let id = field_text("id").filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit()));
     let uuid = field_text("uuid").filter(|uuid| uuid.len() <= 64 && uuid.bytes().all(|b| b.is_ascii_graphic()));
-    tracing::info!(
-        webinar_id = id.as_deref().unwrap_or("unknown"),
-        occurrence_uuid = uuid.as_deref().unwrap_or("unknown"),
-        "zoom webinar ended; its attendance can be pulled from the participants report"
-    );
-    SourceOutcome::Ignored {
-        reason: format!(
-            "webinar {} occurrence {} ended; attendance comes from its report (webinar-bridge pull).",
-            id.as_deref().unwrap_or("(unknown)"),
-            uuid.as_deref().unwrap_or("(unknown)")
-        ),
-    }
+    // Acknowledged either way: a refusal would only make Zoom retry and then stop delivering.
+    let (Some(id), Some(uuid)) = (id, uuid) else {
+        return Ok(SourceOutcome::Ignored {
+            reason: "webinar.ended without a numeric webinar id and an occurrence uuid; nothing to pull.".to_owned(),
+        });
+    };
+    let webinar = read_webinar(object)?;
+    let occurrence_id = occurrences(object).into_iter().next().map(|(occurrence, _)| occurrence);
+    let ended_at = field_text("end_time").and_then(|raw| rfc3339(&raw)).unwrap_or(request.received_at);
+    tracing::info!(webinar_id = %id, occurrence_uuid = %uuid, "zoom webinar ended; its report is pulled after the reconcile delay");
+    Ok(SourceOutcome::ZoomEnded(crate::platforms::zoom_ledger::EndedOccurrence {
+        webinar_id: id,
+        uuid,
+        occurrence_id,
+        topic: webinar.name,
+        start_time: webinar.starts_at,
+        duration_minutes: webinar.duration_minutes,
+        timezone: webinar.timezone,
+        ended_at,
+    }))
 }
 
-/// Zoom's webinar types 6 (recurring, no fixed time) and 9 (recurring, fixed time): each
-/// occurrence keeps its own state.
-const RECURRING_WITH_FIXED_TIME: u64 = 9;
+/// Zoom's webinar type 9 (recurring, fixed time): each occurrence keeps its own state. The pull
+/// (`platforms::pull`) keys a pulled occurrence the same way.
+pub const RECURRING_WITH_FIXED_TIME: u64 = 9;
+
+/// Zoom's occurrence id of an occurrence starting at `start` (its start in epoch milliseconds):
+/// the `@<occurrence>` suffix of a recurring webinar's state key, for webhooks and pulls alike.
+pub fn occurrence_id_at(start: DateTime<Utc>) -> String {
+    start.timestamp_millis().to_string()
+}
 
 /// The occurrences an event belongs to, as (occurrence id, start). A registration for a
 /// recurring webinar lists them in `occurrences`; a participant event of a recurring webinar with
@@ -173,7 +187,7 @@ fn occurrences(object: Option<&Map<String, Value>>) -> Vec<(String, Option<DateT
                     let start = text(occurrence, "start_time").and_then(|raw| rfc3339(&raw));
                     let id = text(occurrence, "occurrence_id")
                         .filter(|id| id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
-                        .or_else(|| start.map(|start| start.timestamp_millis().to_string()))?;
+                        .or_else(|| start.map(occurrence_id_at))?;
                     Some((id, start))
                 })
                 .collect()
@@ -186,7 +200,7 @@ fn occurrences(object: Option<&Map<String, Value>>) -> Vec<(String, Option<DateT
         object.and_then(|object| object.get("type")).and_then(Value::as_u64) == Some(RECURRING_WITH_FIXED_TIME);
     let start = object.and_then(|object| object.get("start_time")).and_then(Value::as_str).and_then(rfc3339);
     match (recurring, start) {
-        (true, Some(start)) => vec![(start.timestamp_millis().to_string(), Some(start))],
+        (true, Some(start)) => vec![(occurrence_id_at(start), Some(start))],
         _ => Vec::new(),
     }
 }
@@ -263,6 +277,7 @@ fn participant(
     presence: Presence,
     envelope: &Map<String, Value>,
     request: &RawRequest,
+    matched_email: Option<&Email>,
 ) -> Result<SourceOutcome, Rejection> {
     let object = payload_object(envelope);
     let participant = object.and_then(|object| object.get("participant"));
@@ -274,17 +289,34 @@ fn participant(
         });
     }
     // Zoom must get a 2xx or it retries and then stops delivering, so a participant we cannot
-    // identify (a guest without e-mail) is acknowledged and ignored, never refused.
-    let Some(raw_email) = participant.and_then(|participant| text(participant, "email")) else {
-        return Ok(SourceOutcome::Ignored {
-            reason: "participant has no e-mail; Zoom only sends one for registrants and signed-in users.".to_owned(),
-        });
-    };
-    let Ok(email) = Email::parse(&raw_email) else {
-        return Ok(SourceOutcome::Ignored {
-            reason: "participant e-mail is not a valid address; the attendance cannot be matched to a contact."
-                .to_owned(),
-        });
+    // identify (a guest without e-mail) is acknowledged and ignored, never refused. One with a
+    // registrant id is matched by ingest through the registration it recorded.
+    let raw_email = participant.and_then(|participant| text(participant, "email"));
+    let email = match (matched_email, raw_email) {
+        (Some(email), _) => email.clone(),
+        (None, Some(raw_email)) => match Email::parse(&raw_email) {
+            Ok(email) => email,
+            Err(_) => {
+                return Ok(SourceOutcome::Ignored {
+                    reason: "participant e-mail is not a valid address; the attendance cannot be matched to a contact."
+                        .to_owned(),
+                });
+            }
+        },
+        (None, None) => {
+            return Ok(
+                match participant
+                    .and_then(|participant| text(participant, "registrant_id"))
+                    .filter(|id| usable_registrant_id(id))
+                {
+                    Some(registrant_id) => SourceOutcome::ZoomUnidentifiedParticipant { registrant_id },
+                    None => SourceOutcome::Ignored {
+                        reason: "participant has no e-mail; Zoom only sends one for registrants and signed-in users."
+                            .to_owned(),
+                    },
+                },
+            );
+        }
     };
     let webinar = read_webinar(object)?;
     let occurred_at = occurred_at(envelope, request);
@@ -296,6 +328,40 @@ fn participant(
     // No names from `user_name`: it is a display name and would overwrite the registration's.
     let contact = ContactInfo::new(email);
     Ok(per_occurrence(build_event(EventKind::Attended, contact, webinar, facts, envelope, request), object, request))
+}
+
+/// A registrant id the ledger can key on: short, printable, no separators.
+fn usable_registrant_id(id: &str) -> bool {
+    id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A participant event (`webinar.participant_joined/left`) that arrived without an e-mail, read
+/// again with the e-mail its registrant id was matched to. The body was authenticated when it
+/// arrived (kept ones were stored only after their signature checked); the events get the same
+/// ids as if the e-mail had been in the body's first delivery.
+pub fn participant_with_email(
+    body: &[u8],
+    received_at: DateTime<Utc>,
+    email: &Email,
+) -> Result<Vec<WebinarEvent>, Rejection> {
+    let request = RawRequest {
+        method: "POST".to_owned(),
+        path: "/hooks/zoom".to_owned(),
+        query: None,
+        headers: Vec::new(),
+        body: body.to_vec().into(),
+        received_at,
+    };
+    let (event, envelope) = read_envelope(&request.body)?;
+    let presence = match event.as_str() {
+        "webinar.participant_joined" => Presence::Joined,
+        "webinar.participant_left" => Presence::Left,
+        _ => return Err(Rejection::malformed("Only Zoom participant events are matched by registrant id.")),
+    };
+    match participant(presence, &envelope, &request, Some(email))? {
+        SourceOutcome::Events(events) => Ok(events),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// Roles Zoom gives the people who run a webinar (`participant.role`, where the app sends it).

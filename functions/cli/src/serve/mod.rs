@@ -127,6 +127,8 @@ struct Pipeline {
     /// Where reconciliation remembers its done sessions (the same database file).
     db_path: std::path::PathBuf,
     platforms: webinar_bridge::platforms::config::PlatformConfig,
+    /// Zoom's ended occurrences (ingest records, reconciliation reads; a record wakes it).
+    zoom_ledger: Arc<reconcile::WakingZoomLedger>,
     /// The web console's parts when `BRIDGE_CONSOLE_TOKEN` is set.
     console: Option<crate::console::ConsoleParts>,
 }
@@ -159,6 +161,10 @@ impl Pipeline {
             });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
+        let zoom_ledger = Arc::new(reconcile::open_zoom_ledger(&config.db_path).map_err(|error| {
+            exit::unusable(format!("BRIDGE_DB: cannot open the database {}: {error}", config.db_path.display()))
+        })?);
+        let ingest = ingest.with_zoom_ledger(zoom_ledger.clone());
         let consumer = Arc::new(consumer);
         let console = console.map(|parts| parts.with_consumer(Arc::clone(&consumer)));
         let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
@@ -175,6 +181,7 @@ impl Pipeline {
             dedup_window: queue_settings.dedup_window,
             db_path: config.db_path.clone(),
             platforms,
+            zoom_ledger,
             console,
         })
     }
@@ -190,8 +197,9 @@ impl Pipeline {
         let (stop, stopped) = watch::channel(false);
         let stop = Arc::new(stop);
         let purger = tokio::spawn(purge(self.db, self.retention, self.dedup_window, stopped.clone()));
-        let reconciler = reconcile::spawn(&self.platforms, &self.db_path, self.queue.clone(), stopped.clone())
-            .context("cannot start automatic reconciliation")?;
+        let reconciler =
+            reconcile::spawn(&self.platforms, &self.db_path, self.queue.clone(), self.zoom_ledger, stopped.clone())
+                .context("cannot start automatic reconciliation")?;
         let worker = tokio::spawn(consume(self.queue, self.consumer, stopped, self.wake));
         let stop_on_signal = {
             let stop = Arc::clone(&stop);

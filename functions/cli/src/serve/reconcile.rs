@@ -11,6 +11,7 @@ use webinar_bridge::platforms::Platform;
 use webinar_bridge::platforms::config::PlatformConfig;
 use webinar_bridge::platforms::done_sessions::DoneSessions;
 use webinar_bridge::platforms::pull::Puller;
+use webinar_bridge::platforms::zoom_ledger::{SqliteZoomLedger, WakeOnEnded};
 use webinar_bridge::ports::EventQueue;
 
 /// How often the platforms are asked which sessions have ended.
@@ -22,9 +23,11 @@ pub fn spawn(
     config: &PlatformConfig,
     db_path: &Path,
     queue: Arc<dyn EventQueue>,
+    zoom_ledger: Arc<WakingZoomLedger>,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
-    let puller = Puller::from_config(config)?;
+    let ended = zoom_ledger.notifier();
+    let puller = Puller::from_config(config)?.with_zoom_ledger(zoom_ledger);
     if puller.genesis(Platform::WebinarJam).is_err()
         && puller.genesis(Platform::EverWebinar).is_err()
         && puller.zoom().is_err()
@@ -47,8 +50,18 @@ pub fn spawn(
             }
             tokio::select! {
                 _ = tokio::time::sleep(PASS_INTERVAL) => {}
+                // A `webinar.ended` just recorded: its occurrence may already be due.
+                _ = ended.notified() => {}
                 _ = stopped.wait_for(|stop| *stop) => return,
             }
         }
     })))
+}
+
+/// The Zoom ledger in the database file, waking the reconciliation loop whenever ingest records
+/// a `webinar.ended`, so an occurrence that is already due is pulled at once.
+pub type WakingZoomLedger = WakeOnEnded<SqliteZoomLedger>;
+
+pub fn open_zoom_ledger(db_path: &Path) -> webinar_bridge::ports::PortResult<WakingZoomLedger> {
+    Ok(WakeOnEnded::new(SqliteZoomLedger::open(db_path)?))
 }

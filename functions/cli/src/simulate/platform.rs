@@ -89,15 +89,20 @@ impl PlatformSide {
             }
         }
         for webinar in &self.data.zoom.webinars {
+            let start_time =
+                chrono::DateTime::parse_from_rfc3339(&webinar.start_time).ok().map(|at| at.with_timezone(&chrono::Utc));
+            // As the reconciler learns it from the webinar list: recurring (type 9) occurrences
+            // keep their own state.
+            let recurring =
+                self.data.zoom.webinar_type(&webinar.id) == webinar_bridge::sources::zoom::RECURRING_WITH_FIXED_TIME;
             let session = ZoomSession {
                 webinar_id: webinar.id.clone(),
                 uuid: webinar.uuid.clone(),
                 topic: Some(webinar.topic.clone()).filter(|topic| !topic.is_empty()),
-                start_time: chrono::DateTime::parse_from_rfc3339(&webinar.start_time)
-                    .ok()
-                    .map(|at| at.with_timezone(&chrono::Utc)),
+                start_time,
                 duration_minutes: u32::try_from(webinar.duration).ok().filter(|minutes| *minutes > 0),
                 timezone: webinar.timezone.clone(),
+                occurrence_id: start_time.filter(|_| recurring).map(webinar_bridge::sources::zoom::occurrence_id_at),
             };
             let mapped = self
                 .puller

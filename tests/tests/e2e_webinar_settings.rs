@@ -124,6 +124,36 @@ async fn tags_ensure_refuses_bad_input_in_one_line() {
     assert!(refused.stderr.contains("BRIDGE_WEBINAR_SETTINGS: webinars[0].listid"), "{}", refused.stderr);
 }
 
+#[tokio::test]
+async fn check_config_shows_the_webinar_settings_and_checks_them_against_the_account() {
+    let simulator = harness::start_simulator().await;
+    let existing = harness::simulator_client(&simulator).create_tag("VIP angemeldet", None).await.expect("create");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = BridgeEnv::for_simulator(&simulator.url(), &dir.path().join("bridge.db"));
+    let good = json!([{"source": "zoom", "webinar": "811", "listid": SINGLE_OPTIN_LISTID,
+        "tags": {"Registered": {"id": existing, "name": "VIP angemeldet"}}}]);
+    let ok =
+        harness::run_bridge_async(&env.clone().set("BRIDGE_WEBINAR_SETTINGS", &good.to_string()), &["check-config"])
+            .await;
+    assert_eq!(ok.code, Some(0), "{}{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains("Tags ahead (BRIDGE_TAGS_AHEAD): off"), "{}", ok.stdout);
+    let shown = format!("Webinar settings zoom/811: Registered -> tag {existing} \"VIP angemeldet\", listid 2");
+    assert!(ok.stdout.contains(&shown), "{}", ok.stdout);
+
+    let wrong = json!([{"source": "zoom", "webinar": "811", "listid": 999,
+        "tags": {"Registered": {"id": existing + 100, "name": "VIP angemeldet"}}}]);
+    let problems =
+        harness::run_bridge_async(&env.set("BRIDGE_WEBINAR_SETTINGS", &wrong.to_string()), &["check-config"]).await;
+    assert_eq!(problems.code, Some(1), "{}", problems.stdout);
+    let lines: Vec<&str> = problems.stdout.lines().collect();
+    assert!(
+        lines.iter().any(|line| line.starts_with("BRIDGE_WEBINAR_SETTINGS: zoom/811 maps Registered to tag")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|line| line.starts_with("BRIDGE_WEBINAR_SETTINGS: zoom/811 has listid 999")), "{lines:?}");
+    simulator.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The consumer with per-webinar settings
 

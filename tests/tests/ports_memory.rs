@@ -51,3 +51,8 @@ async fn history_log() {
 async fn zoom_ledger() {
     port_suite::zoom_ledger_suite(&webinar_bridge::platforms::zoom_ledger::MemoryZoomLedger::default()).await;
 }
+
+#[tokio::test]
+async fn webinar_settings() {
+    port_suite::webinar_settings_suite(&MemoryBackend).await;
+}

@@ -15,6 +15,9 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let (tags, tag_problems) = tag_preview(&config.settings.tag_template);
     println!("Tag names of a webinar, for example: {}", tags.join(" | "));
     problems.extend(tag_problems);
+    for line in webinar_settings_lines(&config) {
+        println!("{line}");
+    }
     if config.klicktipp.mode() == KlickTippMode::Listbuilding {
         println!(
             "Listbuilding mode: registrations are signed in with KLICKTIPP_LISTBUILDING_APIKEY; data fields and opt-in processes can only be checked with Management API credentials."
@@ -81,6 +84,71 @@ async fn account_problems(client: &KlickTippClient, config: &BridgeConfig) -> Ve
                 "KLICKTIPP_LISTID: {listid} is not an opt-in process of this account (see `webinar-bridge klicktipp optins`)"
             )),
             Err(error) => problems.push(format!("KLICKTIPP_LISTID: cannot list the opt-in processes: {error}")),
+        }
+    }
+    problems.extend(webinar_settings_problems(client, config).await);
+    problems
+}
+
+/// What `BRIDGE_WEBINAR_SETTINGS` and `BRIDGE_TAGS_AHEAD` set, one line each.
+fn webinar_settings_lines(config: &BridgeConfig) -> Vec<String> {
+    let ahead = if config.tags_ahead { "on" } else { "off" };
+    let mut lines = vec![format!("Tags ahead (BRIDGE_TAGS_AHEAD): {ahead}")];
+    for entry in &config.webinar_settings_seed {
+        let mut parts = Vec::new();
+        for (state, tag) in &entry.tags {
+            parts.push(format!("{} -> tag {} {:?}", state.as_str(), tag.id, tag.name));
+        }
+        if let Some(listid) = entry.listid {
+            parts.push(format!("listid {listid}"));
+        }
+        if let Some(include) = entry.include {
+            parts.push(if include { "included".to_owned() } else { "excluded".to_owned() });
+        }
+        let settings = if parts.is_empty() { "(nothing set)".to_owned() } else { parts.join(", ") };
+        lines.push(format!("Webinar settings {}/{}: {settings}", entry.source, entry.webinar));
+    }
+    lines
+}
+
+/// Every mapped tag and listid of `BRIDGE_WEBINAR_SETTINGS` exists in the account.
+async fn webinar_settings_problems(client: &KlickTippClient, config: &BridgeConfig) -> Vec<String> {
+    let seed = &config.webinar_settings_seed;
+    let mut problems = Vec::new();
+    if seed.iter().any(|entry| !entry.tags.is_empty()) {
+        match client.list_tags().await {
+            Ok(tags) => {
+                for entry in seed {
+                    for (state, tag) in &entry.tags {
+                        if tags.get(&tag.id) != Some(&tag.name) {
+                            problems.push(format!(
+                                "BRIDGE_WEBINAR_SETTINGS: {}/{} maps {} to tag {} {:?}, which this KlickTipp account does not have under that id and name (see `webinar-bridge klicktipp tags`)",
+                                entry.source,
+                                entry.webinar,
+                                state.as_str(),
+                                tag.id,
+                                tag.name
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(error) => problems.push(format!("BRIDGE_WEBINAR_SETTINGS: cannot list the tags: {error}")),
+        }
+    }
+    if seed.iter().any(|entry| entry.listid.is_some()) {
+        match client.list_optins().await {
+            Ok(processes) => {
+                for entry in seed {
+                    if let Some(listid) = entry.listid.filter(|listid| !processes.contains_key(listid)) {
+                        problems.push(format!(
+                            "BRIDGE_WEBINAR_SETTINGS: {}/{} has listid {listid}, which is not an opt-in process of this account (see `webinar-bridge klicktipp optins`)",
+                            entry.source, entry.webinar
+                        ));
+                    }
+                }
+            }
+            Err(error) => problems.push(format!("BRIDGE_WEBINAR_SETTINGS: cannot list the opt-in processes: {error}")),
         }
     }
     problems

@@ -156,6 +156,8 @@ impl Pipeline {
                 queue_settings,
                 klicktipp: target.client.clone(),
                 consumer: None,
+                tag_template: config.settings.tag_template.clone(),
+                settings: None,
             });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));

@@ -1,0 +1,553 @@
+//! The settings page (issue 15): per webinar, or for all webinars, which KlickTipp tag each
+//! state writes (an existing tag of the account, or the generated name), a "Create tag" action
+//! for a generated name the account lacks, a preview of the tag names as they will be written,
+//! the opt-in process, and whether the webinar's events are applied at all.
+//!
+//! Server-rendered forms, no script: "Create tag" is a second submit button of the same form
+//! (`formaction`), so the choices made so far survive it. Webinars are addressed by a hash of
+//! their key, never by anything a person typed.
+
+use super::{Console, Shared, WithStatus as _, plain, redirect};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use webinar_bridge::domain::{StateLabel, WebinarKey, session_date};
+use webinar_bridge::ports::PortResult;
+
+/// The scope of the defaults that apply to every webinar without its own choice.
+pub const ALL_WEBINARS: &str = "all";
+
+/// An existing KlickTipp tag chosen for a state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedTag {
+    pub id: u64,
+    pub name: String,
+}
+
+/// What the settings store holds for one webinar, or for all (`None` scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebinarChoice {
+    /// States written to an existing tag instead of the generated name.
+    pub tags: BTreeMap<StateLabel, MappedTag>,
+    /// The opt-in process for new contacts; `None` keeps the bridge's default.
+    pub listid: Option<u64>,
+    /// Excluded webinars' events are recorded as skipped and cost no KlickTipp call.
+    pub included: bool,
+}
+
+impl Default for WebinarChoice {
+    fn default() -> Self {
+        Self { tags: BTreeMap::new(), listid: None, included: true }
+    }
+}
+
+/// The bridge's per-webinar settings, as the console reads and writes them. `None` is the
+/// `*` scope: the defaults for all webinars.
+pub trait SettingsStore: Send + Sync {
+    fn load(&self, scope: Option<WebinarKey>) -> BoxFuture<'_, PortResult<Option<WebinarChoice>>>;
+    fn save(&self, scope: Option<WebinarKey>, choice: WebinarChoice) -> BoxFuture<'_, PortResult<()>>;
+    /// Webinars the store has settings (or a first sighting) for.
+    fn webinars(&self) -> BoxFuture<'_, PortResult<Vec<WebinarKey>>>;
+}
+
+/// A webinar's address in console URLs: 12 hex characters of a hash of its key.
+pub fn webinar_slug(key: &WebinarKey) -> String {
+    let digest = Sha256::digest(format!("{}\n{}", key.source.key(), key.webinar_id).as_bytes());
+    hex::encode(&digest[..6])
+}
+
+/// The form field of a state's tag choice (`tag_DidNotAttend`).
+fn tag_field(label: StateLabel) -> String {
+    format!("tag_{label:?}")
+}
+
+/// A webinar the page can show: its key and what events told about it.
+#[derive(Debug, Clone)]
+struct Webinar {
+    key: WebinarKey,
+    name: Option<String>,
+    latest_start: Option<String>,
+    timezone: Option<String>,
+    contacts: u64,
+}
+
+impl Webinar {
+    fn title(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.key.webinar_id.clone())
+    }
+}
+
+#[derive(Serialize)]
+struct WebinarRow {
+    slug: String,
+    tool: String,
+    name: String,
+    id: String,
+    contacts: u64,
+    included: bool,
+    mapped: usize,
+    listid: Option<u64>,
+}
+
+#[derive(Serialize, Clone)]
+struct Choice {
+    id: u64,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct StateRow {
+    state: &'static str,
+    /// The state's name in forms (`DidNotAttend`).
+    key: String,
+    field: String,
+    /// The name the template generates for this webinar and state.
+    generated: String,
+    /// What the next event of this state writes.
+    effective: String,
+    /// Where `effective` comes from: "this webinar", "all webinars" or "generated".
+    origin: &'static str,
+    selected: Option<u64>,
+    /// The generated name's tag id in the account, if it exists.
+    generated_id: Option<u64>,
+    /// Offer "Create tag": a webinar page, and the account lacks the generated name.
+    create: bool,
+}
+
+/// The form's choices, checked against the account's tags and opt-in processes.
+struct FormChoice {
+    choice: WebinarChoice,
+}
+
+impl FormChoice {
+    fn parse(
+        form: &HashMap<String, String>,
+        tags: &BTreeMap<u64, String>,
+        lists: &BTreeMap<u64, String>,
+    ) -> Result<Self, String> {
+        let mut choice = WebinarChoice { included: form.contains_key("included"), ..WebinarChoice::default() };
+        for label in StateLabel::ALL {
+            let raw = form.get(&tag_field(label)).map_or("", |value| value.trim());
+            if raw.is_empty() {
+                continue;
+            }
+            let id = raw.parse::<u64>().ok().filter(|id| tags.contains_key(id)).ok_or_else(|| {
+                format!(
+                    "The tag chosen for {} is not in the KlickTipp account (any more); reload the page and choose again.",
+                    label.as_str()
+                )
+            })?;
+            let name = tags.get(&id).cloned().unwrap_or_default();
+            choice.tags.insert(label, MappedTag { id, name });
+        }
+        let raw = form.get("listid").map_or("", |value| value.trim());
+        if !raw.is_empty() {
+            let id = raw.parse::<u64>().ok().filter(|id| lists.contains_key(id)).ok_or_else(|| {
+                "The opt-in process chosen is not in the KlickTipp account (any more); reload the page and choose again."
+                    .to_owned()
+            })?;
+            choice.listid = Some(id);
+        }
+        Ok(Self { choice })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+/// `GET /console/settings`: the defaults and every known webinar.
+pub(super) async fn index(State(console): State<Shared>, request: Request) -> Response {
+    let Some(session) = console.session_of(&request) else {
+        return redirect("/console");
+    };
+    let Some(store) = console.settings.clone() else {
+        return console.settings_unavailable(&session);
+    };
+    let webinars = match console.webinars().await {
+        Ok(webinars) => webinars,
+        Err(error) => return console.failure(&session, &error),
+    };
+    let mut rows = Vec::new();
+    for webinar in &webinars {
+        let choice = match store.load(Some(webinar.key.clone())).await {
+            Ok(choice) => choice.unwrap_or_default(),
+            Err(error) => return console.failure(&session, &error),
+        };
+        rows.push(WebinarRow {
+            slug: webinar_slug(&webinar.key),
+            tool: webinar.key.source.tool_name().to_owned(),
+            name: webinar.title(),
+            id: webinar.key.webinar_id.clone(),
+            contacts: webinar.contacts,
+            included: choice.included,
+            mapped: choice.tags.len(),
+            listid: choice.listid,
+        });
+    }
+    let defaults = match store.load(None).await {
+        Ok(choice) => choice.unwrap_or_default(),
+        Err(error) => return console.failure(&session, &error),
+    };
+    console.page(
+        &session,
+        "settings.html",
+        minijinja::context! {
+            webinars => rows,
+            all => ALL_WEBINARS,
+            defaults_included => defaults.included,
+            defaults_mapped => defaults.tags.len(),
+            defaults_listid => defaults.listid,
+        },
+        None,
+    )
+}
+
+/// `GET /console/settings/{webinar}`: one webinar's (or all webinars') choices.
+pub(super) async fn webinar(State(console): State<Shared>, Path(slug): Path<String>, request: Request) -> Response {
+    let Some(session) = console.session_of(&request) else {
+        return redirect("/console");
+    };
+    let saved = request.uri().query().is_some_and(|query| query.split('&').any(|pair| pair == "saved=1"));
+    let notice = saved.then(|| "Saved. The next events use these settings.".to_owned());
+    console.settings_page(&session, &slug, None, notice).await
+}
+
+/// `POST /console/settings/{webinar}`: Save.
+pub(super) async fn save(State(console): State<Shared>, Path(slug): Path<String>, request: Request) -> Response {
+    let (session, form) = match console.checked_post(request).await {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let Some(store) = console.settings.clone() else {
+        return console.settings_unavailable(&session);
+    };
+    let scope = match console.scope_of(&slug).await {
+        Ok(Some(scope)) => scope,
+        Ok(None) => return console.no_such_webinar(&session),
+        Err(error) => return console.failure(&session, &error),
+    };
+    let (tags, lists) = match console.account_choices().await {
+        Ok(choices) => choices,
+        Err(message) => return console.klicktipp_failure(&session, &message),
+    };
+    let parsed = match FormChoice::parse(&form, &tags, &lists) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            return console
+                .settings_page(&session, &slug, Some(&form), Some(message))
+                .await
+                .with_status(StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    };
+    let key = scope.as_ref().map(|webinar| webinar.key.clone());
+    if let Err(error) = store.save(key, parsed.choice.clone()).await {
+        return console.failure(&session, &error);
+    }
+    tracing::info!(
+        webinar = %slug,
+        mapped = parsed.choice.tags.len(),
+        included = parsed.choice.included,
+        "console: webinar settings saved"
+    );
+    redirect(&format!("/console/settings/{slug}?saved=1"))
+}
+
+/// `POST /console/settings/{webinar}/create-tag`: creates a state's generated tag name through
+/// the tag resolver (single writer, idempotent), then shows the page with the form's choices kept.
+pub(super) async fn create_tag(State(console): State<Shared>, Path(slug): Path<String>, request: Request) -> Response {
+    let (session, form) = match console.checked_post(request).await {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let scope = match console.scope_of(&slug).await {
+        Ok(Some(Some(webinar))) => webinar,
+        Ok(Some(None)) => {
+            return plain(StatusCode::BAD_REQUEST, "Tags are created per webinar; open a webinar's settings.");
+        }
+        Ok(None) => return console.no_such_webinar(&session),
+        Err(error) => return console.failure(&session, &error),
+    };
+    let Some(label) = StateLabel::ALL
+        .into_iter()
+        .find(|label| form.get("create").is_some_and(|wanted| *wanted == format!("{label:?}")))
+    else {
+        return plain(StatusCode::BAD_REQUEST, "The form did not say which state's tag to create; reload the page.");
+    };
+    let name = console.generated_name(&scope, label);
+    let notice = match console.resolver.resolve(&name).await {
+        Ok((id, true)) => {
+            tracing::info!(tag_id = id, webinar = %slug, "console: tag created");
+            format!("Created the tag \u{201c}{name}\u{201d} (id {id}). Save to keep your other choices.")
+        }
+        Ok((id, false)) => format!("The tag \u{201c}{name}\u{201d} already exists (id {id})."),
+        Err(error) => {
+            tracing::warn!(%error, "console: creating a tag failed");
+            return console.klicktipp_failure(&session, &format!("KlickTipp did not create the tag: {error}"));
+        }
+    };
+    console.settings_page(&session, &slug, Some(&form), Some(notice)).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pieces
+
+impl Console {
+    /// The webinars the stored contacts have state for, and those the settings store knows.
+    async fn webinars(&self) -> PortResult<Vec<Webinar>> {
+        let mut webinars: Vec<Webinar> = self
+            .db
+            .known_webinars()
+            .await?
+            .into_iter()
+            .map(|known| Webinar {
+                key: known.key,
+                name: known.name,
+                latest_start: known.latest_start,
+                timezone: known.timezone,
+                contacts: known.contacts,
+            })
+            .collect();
+        if let Some(store) = &self.settings {
+            for key in store.webinars().await? {
+                if !webinars.iter().any(|known| known.key == key) {
+                    webinars.push(Webinar { key, name: None, latest_start: None, timezone: None, contacts: 0 });
+                }
+            }
+        }
+        webinars.sort_by(|a, b| (a.key.source.tool_name(), a.title()).cmp(&(b.key.source.tool_name(), b.title())));
+        Ok(webinars)
+    }
+
+    /// `Some(None)` for all webinars, `Some(Some(webinar))` for one, `None` when unknown.
+    async fn scope_of(&self, slug: &str) -> PortResult<Option<Option<Webinar>>> {
+        if slug == ALL_WEBINARS {
+            return Ok(Some(None));
+        }
+        Ok(self.webinars().await?.into_iter().find(|webinar| webinar_slug(&webinar.key) == slug).map(Some))
+    }
+
+    fn generated_name(&self, webinar: &Webinar, label: StateLabel) -> String {
+        let date = if self.tag_template.uses_date() {
+            session_date(webinar.latest_start.as_deref(), webinar.timezone.as_deref())
+        } else {
+            None
+        };
+        self.tag_template.render_session(webinar.key.source.tool_name(), &webinar.title(), date, label)
+    }
+
+    /// The account's tags and opt-in processes, asked live (`GET /tag`, `GET /list`).
+    async fn account_choices(&self) -> Result<(BTreeMap<u64, String>, BTreeMap<u64, String>), String> {
+        let tags = self
+            .klicktipp
+            .list_tags()
+            .await
+            .map_err(|error| format!("KlickTipp did not list the account's tags: {error}"))?;
+        let lists = self
+            .klicktipp
+            .list_optins()
+            .await
+            .map_err(|error| format!("KlickTipp did not list the opt-in processes: {error}"))?;
+        Ok((tags, lists))
+    }
+
+    /// The settings page of one scope; `form` (after "Create tag", or a refused save) keeps the
+    /// choices the person made over the stored ones.
+    async fn settings_page(
+        &self,
+        session: &super::Session,
+        slug: &str,
+        form: Option<&HashMap<String, String>>,
+        notice: Option<String>,
+    ) -> Response {
+        let Some(store) = self.settings.clone() else {
+            return self.settings_unavailable(session);
+        };
+        let scope = match self.scope_of(slug).await {
+            Ok(Some(scope)) => scope,
+            Ok(None) => return self.no_such_webinar(session),
+            Err(error) => return self.failure(session, &error),
+        };
+        let (tags, lists) = match self.account_choices().await {
+            Ok(choices) => choices,
+            Err(message) => return self.klicktipp_failure(session, &message),
+        };
+        let key = scope.as_ref().map(|webinar| webinar.key.clone());
+        let stored = match store.load(key.clone()).await {
+            Ok(choice) => choice.unwrap_or_default(),
+            Err(error) => return self.failure(session, &error),
+        };
+        let defaults = if key.is_some() {
+            match store.load(None).await {
+                Ok(choice) => choice.unwrap_or_default(),
+                Err(error) => return self.failure(session, &error),
+            }
+        } else {
+            WebinarChoice::default()
+        };
+        // The form's choices where it has them (ids it names that are gone are simply dropped).
+        let shown = match form {
+            Some(form) => WebinarChoice {
+                tags: StateLabel::ALL
+                    .into_iter()
+                    .filter_map(|label| {
+                        let id = form.get(&tag_field(label))?.trim().parse::<u64>().ok()?;
+                        Some((label, MappedTag { id, name: tags.get(&id)?.clone() }))
+                    })
+                    .collect(),
+                listid: form.get("listid").and_then(|raw| raw.trim().parse().ok()),
+                included: form.contains_key("included"),
+            },
+            None => stored,
+        };
+        let by_name: HashMap<&str, u64> = tags.iter().map(|(id, name)| (name.as_str(), *id)).collect();
+        let rows: Vec<StateRow> = StateLabel::ALL
+            .into_iter()
+            .map(|label| {
+                let generated = match &scope {
+                    Some(webinar) => self.generated_name(webinar, label),
+                    None => self.tag_template.render("{tool}", "{webinar}", label),
+                };
+                let generated_id = by_name.get(generated.as_str()).copied();
+                let (effective, origin) = match (shown.tags.get(&label), defaults.tags.get(&label)) {
+                    (Some(mapped), _) => {
+                        (mapped.name.clone(), if scope.is_some() { "this webinar" } else { "all webinars" })
+                    }
+                    (None, Some(inherited)) => (inherited.name.clone(), "all webinars"),
+                    (None, None) => (generated.clone(), "generated"),
+                };
+                StateRow {
+                    state: label.as_str(),
+                    key: format!("{label:?}"),
+                    field: tag_field(label),
+                    create: scope.is_some() && generated_id.is_none(),
+                    selected: shown.tags.get(&label).map(|mapped| mapped.id),
+                    generated,
+                    generated_id,
+                    effective,
+                    origin,
+                }
+            })
+            .collect();
+        let mut account_tags: Vec<Choice> =
+            tags.iter().map(|(id, name)| Choice { id: *id, name: name.clone() }).collect();
+        account_tags.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.id.cmp(&b.id)));
+        let optins: Vec<Choice> = lists
+            .iter()
+            .map(|(id, name)| Choice {
+                id: *id,
+                name: if name.is_empty() { "Default double opt-in".to_owned() } else { name.clone() },
+            })
+            .collect();
+        let (title, tool, webinar_id, session_date) = match &scope {
+            Some(webinar) => (
+                webinar.title(),
+                webinar.key.source.tool_name().to_owned(),
+                webinar.key.webinar_id.clone(),
+                self.tag_template
+                    .uses_date()
+                    .then(|| session_date(webinar.latest_start.as_deref(), webinar.timezone.as_deref()))
+                    .flatten()
+                    .map(|date| date.format("%Y-%m-%d").to_string()),
+            ),
+            None => ("All webinars".to_owned(), String::new(), String::new(), None),
+        };
+        self.page(
+            session,
+            "settings_webinar.html",
+            minijinja::context! {
+                slug,
+                all => scope.is_none(),
+                title,
+                tool,
+                webinar_id,
+                session_date,
+                rows,
+                account_tags,
+                optins,
+                listid => shown.listid,
+                included => shown.included,
+            },
+            notice,
+        )
+    }
+
+    fn settings_unavailable(&self, session: &super::Session) -> Response {
+        self.page(
+            session,
+            "message.html",
+            minijinja::context! {},
+            Some("Per-webinar settings are not available in this build.".to_owned()),
+        )
+        .with_status(StatusCode::NOT_FOUND)
+    }
+
+    fn no_such_webinar(&self, session: &super::Session) -> Response {
+        self.page(
+            session,
+            "message.html",
+            minijinja::context! {},
+            Some("The bridge knows no webinar with that id; open it from the settings list.".to_owned()),
+        )
+        .with_status(StatusCode::NOT_FOUND)
+    }
+
+    fn klicktipp_failure(&self, session: &super::Session, message: &str) -> Response {
+        tracing::warn!(reason = message, "console: KlickTipp could not be asked");
+        self.page(
+            session,
+            "message.html",
+            minijinja::context! {},
+            Some(format!("{message}. Check the KlickTipp credentials and try again.")),
+        )
+        .with_status(StatusCode::BAD_GATEWAY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webinar_bridge::domain::Source;
+
+    fn tags() -> BTreeMap<u64, String> {
+        BTreeMap::from([(7, "Webinar attendees".to_owned()), (9, "[Zoom] [Demo] Registered".to_owned())])
+    }
+
+    #[test]
+    fn a_form_becomes_a_choice_of_existing_tags_only() {
+        let lists = BTreeMap::from([(0, String::new()), (44, "Webinar leads".to_owned())]);
+        let form: HashMap<String, String> =
+            [("tag_Attended", "7"), ("tag_Buyer", ""), ("listid", "44"), ("included", "on")]
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect();
+        let parsed = FormChoice::parse(&form, &tags(), &lists).expect("a valid form").choice;
+        assert_eq!(
+            parsed.tags,
+            BTreeMap::from([(StateLabel::Attended, MappedTag { id: 7, name: "Webinar attendees".to_owned() })])
+        );
+        assert_eq!((parsed.listid, parsed.included), (Some(44), true));
+
+        let excluded: HashMap<String, String> = HashMap::new();
+        assert!(!FormChoice::parse(&excluded, &tags(), &lists).expect("valid").choice.included);
+        let gone: HashMap<String, String> = HashMap::from([("tag_Attended".to_owned(), "8".to_owned())]);
+        let error = FormChoice::parse(&gone, &tags(), &lists).err().expect("an unknown tag");
+        assert!(error.contains("Attended") && error.contains("reload"), "{error}");
+        let bad_list: HashMap<String, String> = HashMap::from([("listid".to_owned(), "x".to_owned())]);
+        assert!(FormChoice::parse(&bad_list, &tags(), &lists).is_err());
+    }
+
+    #[test]
+    fn a_webinar_slug_is_stable_and_carries_no_name() {
+        let key = WebinarKey { source: Source::Zoom, webinar_id: "8123".to_owned() };
+        let slug = webinar_slug(&key);
+        assert_eq!(slug.len(), 12);
+        assert!(slug.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_eq!(slug, webinar_slug(&key.clone()));
+        assert_ne!(slug, webinar_slug(&WebinarKey { source: Source::Webinarjam, webinar_id: "8123".to_owned() }));
+        assert_ne!(slug, ALL_WEBINARS);
+    }
+}

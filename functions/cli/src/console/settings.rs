@@ -551,3 +551,170 @@ mod tests {
         assert_ne!(slug, ALL_WEBINARS);
     }
 }
+
+/// The settings page through the console's router: a SQLite database with one contact, the
+/// KlickTipp simulator over HTTP, and an in-memory stand-in for the settings port.
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+    use crate::console::{ConsoleParts, router};
+    use axum::body::Body;
+    use axum::http::{Request as HttpRequest, header};
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt as _;
+    use webinar_bridge::adapters::memory::QueueSettings;
+    use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb};
+    use webinar_bridge::domain::{ContactRecord, TagTemplate};
+    use webinar_bridge::ports::ContactStore as _;
+
+    const TOKEN: &str = "settings-page-test-token";
+
+    #[derive(Default)]
+    struct Held(Mutex<BTreeMap<Option<WebinarKey>, WebinarChoice>>);
+
+    impl SettingsStore for Held {
+        fn load(&self, scope: Option<WebinarKey>) -> BoxFuture<'_, PortResult<Option<WebinarChoice>>> {
+            let found = self.0.lock().expect("not poisoned").get(&scope).cloned();
+            Box::pin(async move { Ok(found) })
+        }
+        fn save(&self, scope: Option<WebinarKey>, choice: WebinarChoice) -> BoxFuture<'_, PortResult<()>> {
+            self.0.lock().expect("not poisoned").insert(scope, choice);
+            Box::pin(async { Ok(()) })
+        }
+        fn webinars(&self) -> BoxFuture<'_, PortResult<Vec<WebinarKey>>> {
+            let keys = self.0.lock().expect("not poisoned").keys().flatten().cloned().collect();
+            Box::pin(async move { Ok(keys) })
+        }
+    }
+
+    async fn send(app: &axum::Router, request: HttpRequest<Body>) -> (StatusCode, String, Option<String>) {
+        let response = app.clone().oneshot(request).await.expect("an answer");
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get(header::SET_COOKIE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(str::to_owned);
+        let location =
+            response.headers().get(header::LOCATION).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("a body");
+        (status, String::from_utf8_lossy(&body).into_owned(), cookie.or(location))
+    }
+
+    fn post(path: &str, cookie: &str, body: String) -> HttpRequest<Body> {
+        HttpRequest::post(path)
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("a request")
+    }
+
+    fn get(path: &str, cookie: &str) -> HttpRequest<Body> {
+        HttpRequest::get(path).header(header::COOKIE, cookie).body(Body::empty()).expect("a request")
+    }
+
+    fn csrf_of(html: &str) -> String {
+        let marker = r#"name="csrf" value=""#;
+        let start = html.find(marker).expect("a CSRF field") + marker.len();
+        html[start..].split('"').next().expect("a value").to_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_person_maps_a_state_creates_a_tag_and_saves() {
+        let simulator =
+            klicktipp_sim::start(klicktipp_sim::SimConfig::default(), "127.0.0.1:0").await.expect("a simulator");
+        let client = crate::wiring::client(crate::wiring::simulator_client_config(&simulator, 0.0)).expect("a client");
+        let existing = client.create_tag("Webinar attendees", None).await.expect("an existing tag");
+        let db = SqliteDb::open_in_memory().expect("a database");
+        let record: ContactRecord = serde_json::from_value(serde_json::json!({
+            "email": "erika@example.com",
+            "webinars": [{"webinar": {"source": {"platform": "webinarjam"}, "webinar_id": "321"}, "state": {
+                "registration": {"stamp": {"at": "2026-12-05T02:04:11Z", "event_id": "webinarjam:abc"}, "value": "registered"},
+                "fields": {"webinar_name": {"stamp": {"at": "2026-12-05T02:04:11Z", "event_id": "webinarjam:abc"}, "value": "Spring Launch"}},
+            }}],
+        }))
+        .expect("a record");
+        SqliteContactStore::new(db.clone()).save(&record, None).await.expect("saved");
+        let store = Arc::new(Held::default());
+        let app = router(ConsoleParts {
+            token: TOKEN.to_owned(),
+            db,
+            queue_settings: QueueSettings::default(),
+            klicktipp: client,
+            consumer: None,
+            tag_template: TagTemplate::default(),
+            settings: Some(store.clone()),
+        });
+        let sign_in = HttpRequest::post("/console/sign-in")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("token={TOKEN}")))
+            .expect("a request");
+        let (status, _, cookie) = send(&app, sign_in).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let cookie = cookie.expect("a session cookie");
+
+        let (status, html, _) = send(&app, get("/console/settings", &cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let key = WebinarKey { source: webinar_bridge::domain::Source::Webinarjam, webinar_id: "321".to_owned() };
+        let slug = webinar_slug(&key);
+        assert!(html.contains(&format!(r#"href="/console/settings/{slug}">Spring Launch</a>"#)), "{html}");
+
+        let page = format!("/console/settings/{slug}");
+        let (status, html, _) = send(&app, get(&page, &cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("Generated: [WebinarJam] [Spring Launch] Attended"), "{html}");
+        assert!(html.contains(&format!(r#"<option value="{existing}">Webinar attendees</option>"#)), "{html}");
+        assert!(html.contains(r#"value="Registered">Create tag</button>"#), "{html}");
+        let csrf = csrf_of(&html);
+
+        // Create tag keeps the choice made so far on the page.
+        let form = format!("csrf={csrf}&tag_Attended={existing}&included=on&create=Registered");
+        let (status, html, _) = send(&app, post(&format!("{page}/create-tag"), &cookie, form)).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("Created the tag \u{201c}[WebinarJam] [Spring Launch] Registered\u{201d}"), "{html}");
+        let created = simulator
+            .tags()
+            .into_iter()
+            .find(|(_, name)| name == "[WebinarJam] [Spring Launch] Registered")
+            .map(|(id, _)| id)
+            .expect("the tag was created in KlickTipp");
+        assert!(html.contains(&format!(r#"<option value="{existing}" selected>"#)), "{html}");
+        assert!(html.contains(&format!("exists (id {created})")), "{html}");
+        assert!(store.0.lock().expect("not poisoned").is_empty(), "nothing saved before Save");
+        // A second click creates nothing new.
+        let form = format!("csrf={csrf}&create=Registered");
+        let (_, html, _) = send(&app, post(&format!("{page}/create-tag"), &cookie, form)).await;
+        assert!(html.contains("already exists"), "{html}");
+        assert_eq!(simulator.tags().values().filter(|name| name.contains("Registered")).count(), 1);
+
+        // Save; a refused save (no CSRF, or a tag the account lacks) stores nothing.
+        let form = format!("tag_Attended={existing}&included=on");
+        assert_eq!(send(&app, post(&page, &cookie, form)).await.0, StatusCode::FORBIDDEN);
+        let form = format!("csrf={csrf}&tag_Attended=999999&included=on");
+        let (status, html, _) = send(&app, post(&page, &cookie, form)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(html.contains("reload the page"), "{html}");
+        assert!(store.0.lock().expect("not poisoned").is_empty());
+        let form = format!("csrf={csrf}&tag_Attended={existing}&listid=&included=on");
+        let (status, _, location) = send(&app, post(&page, &cookie, form)).await;
+        assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some(format!("{page}?saved=1").as_str())));
+        let saved = store.0.lock().expect("not poisoned").get(&Some(key.clone())).cloned().expect("saved");
+        let attendees = MappedTag { id: existing, name: "Webinar attendees".to_owned() };
+        assert_eq!(
+            saved,
+            WebinarChoice { tags: BTreeMap::from([(StateLabel::Attended, attendees)]), listid: None, included: true }
+        );
+        let (_, html, _) = send(&app, get(&format!("{page}?saved=1"), &cookie)).await;
+        assert!(html.contains("Saved."), "{html}");
+        assert!(html.contains("<code>Webinar attendees</code> <small>this webinar</small>"), "{html}");
+
+        // The defaults page previews placeholders and offers no creation.
+        let (status, html, _) = send(&app, get("/console/settings/all", &cookie)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("[{tool}] [{webinar}] Attended") && !html.contains("Create tag"), "{html}");
+        let (status, _, _) = send(&app, get("/console/settings/000000000000", &cookie)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        simulator.shutdown().await;
+    }
+}

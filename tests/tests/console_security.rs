@@ -52,7 +52,7 @@ async fn without_a_token_the_console_does_not_exist() {
         let answer = http
             .post(serve.url(path))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body("included=on")
+            .body("include=yes")
             .send()
             .await
             .expect("serve answers");
@@ -161,14 +161,14 @@ async fn sign_in_sessions_csrf_and_no_address_in_urls_or_logs() {
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body)
         };
-        let missing = settings_form("included=on&tag_Attended=1".to_owned()).send().await.expect("answer");
+        let missing = settings_form("include=yes&tag_Attended=1".to_owned()).send().await.expect("answer");
         assert_eq!(missing.status(), StatusCode::FORBIDDEN, "{path} without CSRF");
-        let forged = settings_form("csrf=forged&included=on".to_owned()).send().await.expect("answer");
+        let forged = settings_form("csrf=forged&include=yes".to_owned()).send().await.expect("answer");
         assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{path} with a forged CSRF token");
         let anonymous = http
             .post(serve.url(path))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("csrf={csrf}&included=on"))
+            .body(format!("csrf={csrf}&include=yes"))
             .send()
             .await
             .expect("answer");

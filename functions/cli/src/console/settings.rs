@@ -29,20 +29,15 @@ pub struct MappedTag {
 }
 
 /// What the settings store holds for one webinar, or for all (`None` scope).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebinarChoice {
     /// States written to an existing tag instead of the generated name.
     pub tags: BTreeMap<StateLabel, MappedTag>,
     /// The opt-in process for new contacts; `None` keeps the bridge's default.
     pub listid: Option<u64>,
-    /// Excluded webinars' events are recorded as skipped and cost no KlickTipp call.
-    pub included: bool,
-}
-
-impl Default for WebinarChoice {
-    fn default() -> Self {
-        Self { tags: BTreeMap::new(), listid: None, included: true }
-    }
+    /// `Some(false)`: the webinar's events are recorded as skipped and cost no KlickTipp call.
+    /// `None` inherits (from the defaults for all webinars; included when nothing says otherwise).
+    pub include: Option<bool>,
 }
 
 /// The bridge's per-webinar settings, as the console reads and writes them. `None` is the
@@ -129,7 +124,7 @@ impl FormChoice {
         tags: &BTreeMap<u64, String>,
         lists: &BTreeMap<u64, String>,
     ) -> Result<Self, String> {
-        let mut choice = WebinarChoice { included: form.contains_key("included"), ..WebinarChoice::default() };
+        let mut choice = WebinarChoice { include: parse_include(form)?, ..WebinarChoice::default() };
         for label in StateLabel::ALL {
             let raw = form.get(&tag_field(label)).map_or("", |value| value.trim());
             if raw.is_empty() {
@@ -156,6 +151,16 @@ impl FormChoice {
     }
 }
 
+/// The form's `include`: empty inherits, `yes` applies the events, `no` skips them.
+fn parse_include(form: &HashMap<String, String>) -> Result<Option<bool>, String> {
+    match form.get("include").map_or("", |value| value.trim()) {
+        "" => Ok(None),
+        "yes" => Ok(Some(true)),
+        "no" => Ok(Some(false)),
+        _ => Err("Choose whether the events are applied (inherit, yes or no); reload the page.".to_owned()),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
@@ -171,6 +176,10 @@ pub(super) async fn index(State(console): State<Shared>, request: Request) -> Re
         Ok(webinars) => webinars,
         Err(error) => return console.failure(&session, &error),
     };
+    let defaults = match store.load(None).await {
+        Ok(choice) => choice.unwrap_or_default(),
+        Err(error) => return console.failure(&session, &error),
+    };
     let mut rows = Vec::new();
     for webinar in &webinars {
         let choice = match store.load(Some(webinar.key.clone())).await {
@@ -183,22 +192,18 @@ pub(super) async fn index(State(console): State<Shared>, request: Request) -> Re
             name: webinar.title(),
             id: webinar.key.webinar_id.clone(),
             contacts: webinar.contacts,
-            included: choice.included,
+            included: choice.include.or(defaults.include).unwrap_or(true),
             mapped: choice.tags.len(),
             listid: choice.listid,
         });
     }
-    let defaults = match store.load(None).await {
-        Ok(choice) => choice.unwrap_or_default(),
-        Err(error) => return console.failure(&session, &error),
-    };
     console.page(
         &session,
         "settings.html",
         minijinja::context! {
             webinars => rows,
             all => ALL_WEBINARS,
-            defaults_included => defaults.included,
+            defaults_included => defaults.include.unwrap_or(true),
             defaults_mapped => defaults.tags.len(),
             defaults_listid => defaults.listid,
         },
@@ -250,7 +255,7 @@ pub(super) async fn save(State(console): State<Shared>, Path(slug): Path<String>
     tracing::info!(
         webinar = %slug,
         mapped = parsed.choice.tags.len(),
-        included = parsed.choice.included,
+        include = ?parsed.choice.include,
         "console: webinar settings saved"
     );
     redirect(&format!("/console/settings/{slug}?saved=1"))
@@ -399,7 +404,7 @@ impl Console {
                     })
                     .collect(),
                 listid: form.get("listid").and_then(|raw| raw.trim().parse().ok()),
-                included: form.contains_key("included"),
+                include: parse_include(form).unwrap_or(None),
             },
             None => stored,
         };
@@ -469,7 +474,12 @@ impl Console {
                 account_tags,
                 optins,
                 listid => shown.listid,
-                included => shown.included,
+                include_choice => match shown.include {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "",
+                },
+                inherited_include => defaults.include.unwrap_or(true),
             },
             notice,
         )
@@ -520,7 +530,7 @@ mod tests {
     fn a_form_becomes_a_choice_of_existing_tags_only() {
         let lists = BTreeMap::from([(0, String::new()), (44, "Webinar leads".to_owned())]);
         let form: HashMap<String, String> =
-            [("tag_Attended", "7"), ("tag_Buyer", ""), ("listid", "44"), ("included", "on")]
+            [("tag_Attended", "7"), ("tag_Buyer", ""), ("listid", "44"), ("include", "yes")]
                 .into_iter()
                 .map(|(name, value)| (name.to_owned(), value.to_owned()))
                 .collect();
@@ -529,10 +539,14 @@ mod tests {
             parsed.tags,
             BTreeMap::from([(StateLabel::Attended, MappedTag { id: 7, name: "Webinar attendees".to_owned() })])
         );
-        assert_eq!((parsed.listid, parsed.included), (Some(44), true));
+        assert_eq!((parsed.listid, parsed.include), (Some(44), Some(true)));
 
-        let excluded: HashMap<String, String> = HashMap::new();
-        assert!(!FormChoice::parse(&excluded, &tags(), &lists).expect("valid").choice.included);
+        let inherit: HashMap<String, String> = HashMap::new();
+        assert_eq!(FormChoice::parse(&inherit, &tags(), &lists).expect("valid").choice.include, None);
+        let excluded: HashMap<String, String> = HashMap::from([("include".to_owned(), "no".to_owned())]);
+        assert_eq!(FormChoice::parse(&excluded, &tags(), &lists).expect("valid").choice.include, Some(false));
+        let odd: HashMap<String, String> = HashMap::from([("include".to_owned(), "maybe".to_owned())]);
+        assert!(FormChoice::parse(&odd, &tags(), &lists).is_err());
         let gone: HashMap<String, String> = HashMap::from([("tag_Attended".to_owned(), "8".to_owned())]);
         let error = FormChoice::parse(&gone, &tags(), &lists).err().expect("an unknown tag");
         assert!(error.contains("Attended") && error.contains("reload"), "{error}");
@@ -669,7 +683,7 @@ mod page_tests {
         let csrf = csrf_of(&html);
 
         // Create tag keeps the choice made so far on the page.
-        let form = format!("csrf={csrf}&tag_Attended={existing}&included=on&create=Registered");
+        let form = format!("csrf={csrf}&tag_Attended={existing}&include=yes&create=Registered");
         let (status, html, _) = send(&app, post(&format!("{page}/create-tag"), &cookie, form)).await;
         assert_eq!(status, StatusCode::OK, "{html}");
         assert!(html.contains("Created the tag \u{201c}[WebinarJam] [Spring Launch] Registered\u{201d}"), "{html}");
@@ -689,25 +703,30 @@ mod page_tests {
         assert_eq!(simulator.tags().values().filter(|name| name.contains("Registered")).count(), 1);
 
         // Save; a refused save (no CSRF, or a tag the account lacks) stores nothing.
-        let form = format!("tag_Attended={existing}&included=on");
+        let form = format!("tag_Attended={existing}&include=yes");
         assert_eq!(send(&app, post(&page, &cookie, form)).await.0, StatusCode::FORBIDDEN);
-        let form = format!("csrf={csrf}&tag_Attended=999999&included=on");
+        let form = format!("csrf={csrf}&tag_Attended=999999&include=yes");
         let (status, html, _) = send(&app, post(&page, &cookie, form)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(html.contains("reload the page"), "{html}");
         assert!(store.0.lock().expect("not poisoned").is_empty());
-        let form = format!("csrf={csrf}&tag_Attended={existing}&listid=&included=on");
+        let form = format!("csrf={csrf}&tag_Attended={existing}&listid=&include=yes");
         let (status, _, location) = send(&app, post(&page, &cookie, form)).await;
         assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some(format!("{page}?saved=1").as_str())));
         let saved = store.0.lock().expect("not poisoned").get(&Some(key.clone())).cloned().expect("saved");
         let attendees = MappedTag { id: existing, name: "Webinar attendees".to_owned() };
         assert_eq!(
             saved,
-            WebinarChoice { tags: BTreeMap::from([(StateLabel::Attended, attendees)]), listid: None, included: true }
+            WebinarChoice {
+                tags: BTreeMap::from([(StateLabel::Attended, attendees)]),
+                listid: None,
+                include: Some(true)
+            }
         );
         let (_, html, _) = send(&app, get(&format!("{page}?saved=1"), &cookie)).await;
         assert!(html.contains("Saved."), "{html}");
         assert!(html.contains("<code>Webinar attendees</code> <small>this webinar</small>"), "{html}");
+        assert!(html.contains(r#"<option value="yes" selected>Yes</option>"#), "{html}");
 
         // The defaults page previews placeholders and offers no creation.
         let (status, html, _) = send(&app, get("/console/settings/all", &cookie)).await;

@@ -3,6 +3,7 @@
 
 use crate::Secret;
 use crate::domain::{DEFAULT_FULL_ATTENDANCE_PERCENT, FieldMap, Language, Settings, StateNames, TagTemplate};
+use crate::domain::{WebinarSetting, parse_seed};
 use crate::klicktipp::{DEFAULT_BASE_URL, DEFAULT_RATE_PER_SECOND, KlickTippAuth, KlickTippConfig};
 use crate::sources::SourceSecrets;
 use std::collections::{BTreeMap, HashMap};
@@ -78,6 +79,11 @@ pub struct BridgeConfig {
     pub consumer_concurrency: u32,
     /// The events queue's dead-letter queue: where the consumer puts messages it cannot read.
     pub dead_letter_queue_url: Option<String>,
+    /// Per-webinar settings from `BRIDGE_WEBINAR_SETTINGS` (inline JSON or a file path), written
+    /// to the settings store at start: each entry replaces the stored one of its key.
+    pub webinar_settings_seed: Vec<WebinarSetting>,
+    /// `BRIDGE_TAGS_AHEAD` (`on` default, `off`): create a webinar's state tags when it is first seen.
+    pub tags_ahead: bool,
 }
 
 /// The process environment as read by [`BridgeConfig::from_vars`]: empty values count as unset.
@@ -131,6 +137,14 @@ impl BridgeConfig {
                 |raw| raw.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
             )?,
             dead_letter_queue_url: vars.get("DEAD_LETTER_QUEUE_URL"),
+            webinar_settings_seed: webinar_settings_seed(&vars)?,
+            tags_ahead: vars.parsed("BRIDGE_TAGS_AHEAD", true, "must be on or off", |raw| {
+                match raw.to_ascii_lowercase().as_str() {
+                    "on" | "true" | "1" | "yes" => Some(true),
+                    "off" | "false" | "0" | "no" => Some(false),
+                    _ => None,
+                }
+            })?,
         })
     }
 
@@ -138,6 +152,21 @@ impl BridgeConfig {
     pub fn require<'a>(value: &'a Option<String>, variable: &'static str) -> Result<&'a str, ConfigError> {
         value.as_deref().ok_or_else(|| problem(variable, "is required when running on AWS (the SAM template sets it)"))
     }
+}
+
+/// `BRIDGE_WEBINAR_SETTINGS`: the JSON itself (starting with `{` or `[`) or the path of a file
+/// holding it; see [`crate::domain::parse_seed`] for the format.
+fn webinar_settings_seed(vars: &Vars<'_>) -> Result<Vec<WebinarSetting>, ConfigError> {
+    const VARIABLE: &str = "BRIDGE_WEBINAR_SETTINGS";
+    let Some(raw) = vars.get(VARIABLE) else { return Ok(Vec::new()) };
+    let json = if raw.starts_with('{') || raw.starts_with('[') {
+        raw
+    } else {
+        std::fs::read_to_string(&raw).map_err(|error| {
+            problem(VARIABLE, format!("cannot read the file {raw:?} ({error}); give a path or the JSON itself"))
+        })?
+    };
+    parse_seed(&json).map_err(|error| problem(VARIABLE, error.to_string()))
 }
 
 /// `BRIDGE_LANGUAGE` (`en` default, `de`) and `BRIDGE_STATE_NAMES` (JSON: English state name ->
@@ -347,6 +376,9 @@ mod tests {
             (vec![("BRIDGE_GENERIC_SECRET", "whsec_!!")], "BRIDGE_GENERIC_SECRET"),
             (vec![("BRIDGE_GENERIC_SECRET", "short")], "BRIDGE_GENERIC_SECRET"),
             (vec![("BRIDGE_CONSUMER_CONCURRENCY", "0")], "BRIDGE_CONSUMER_CONCURRENCY"),
+            (vec![("BRIDGE_TAGS_AHEAD", "sometimes")], "BRIDGE_TAGS_AHEAD"),
+            (vec![("BRIDGE_WEBINAR_SETTINGS", "[{\"source\":\"zoom\"}]")], "BRIDGE_WEBINAR_SETTINGS"),
+            (vec![("BRIDGE_WEBINAR_SETTINGS", "/nonexistent/settings.json")], "BRIDGE_WEBINAR_SETTINGS"),
             (vec![("BRIDGE_LANGUAGE", "fr")], "BRIDGE_LANGUAGE"),
             (vec![("BRIDGE_STATE_NAMES", "[\"Kunde\"]")], "BRIDGE_STATE_NAMES"),
             (vec![("BRIDGE_STATE_NAMES", "{\"Bought]\":\"Kunde\"}")], "BRIDGE_STATE_NAMES"),
@@ -398,5 +430,36 @@ mod tests {
     fn the_rate_is_split_across_consumer_instances() {
         let config = BridgeConfig::from_vars(&vars(&[("BRIDGE_KLICKTIPP_RPS", "20")])).unwrap();
         assert_eq!(config.klicktipp.client_config(4).rate_per_second, 5.0);
+    }
+
+    #[test]
+    fn webinar_settings_seed_inline_or_from_a_file_and_tags_ahead_default_on() {
+        let config = BridgeConfig::from_vars(&vars(&[])).unwrap();
+        assert!(config.tags_ahead);
+        assert!(config.webinar_settings_seed.is_empty());
+        let inline = r#"{"webinars":[{"source":"zoom","webinar":"811","listid":3}]}"#;
+        let config =
+            BridgeConfig::from_vars(&vars(&[("BRIDGE_WEBINAR_SETTINGS", inline), ("BRIDGE_TAGS_AHEAD", "off")]))
+                .unwrap();
+        assert!(!config.tags_ahead);
+        assert_eq!(config.webinar_settings_seed.len(), 1);
+        let dir = std::env::temp_dir().join(format!("wb-seed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("settings.json");
+        std::fs::write(&file, r#"[{"source":"*","webinar":"*","include":false}]"#).unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let config = BridgeConfig::from_vars(&vars(&[("BRIDGE_WEBINAR_SETTINGS", &path)])).unwrap();
+        assert_eq!(config.webinar_settings_seed[0].include, Some(false));
+        let _ = std::fs::remove_dir_all(&dir);
+        let error = BridgeConfig::from_vars(&vars(&[(
+            "BRIDGE_WEBINAR_SETTINGS",
+            r#"[{"source":"zoom","webinar":"1","tags":{"Buyer":{"id":0,"name":"K"}}}]"#,
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "BRIDGE_WEBINAR_SETTINGS: webinars[0].tags.Buyer.id: must be the id of an existing KlickTipp tag (see `webinar-bridge klicktipp tags`)"
+        );
     }
 }

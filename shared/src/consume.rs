@@ -9,12 +9,15 @@ use crate::domain::{
     AppliedView, ContactRecord, EVENT_SCHEMA_VERSION, Email, EventId, EventKind, FieldProblem, FieldProblems,
     FieldValue, Plan, Settings, WebinarEvent, plan, value_fingerprint, withhold_refused,
 };
+use crate::domain::{DesiredContact, FieldSlot, WebinarSettingsSet};
 use crate::klicktipp::{ErrorClass, KlickTippClient, KlickTippError, UPSERT_SUBSCRIBER, UpsertSubscriber, deadline};
+use crate::ports::WebinarSettings;
 use crate::ports::{
     Claim, ClaimToken, Clock, ContactStore, EventLog, FinalOutcome, HistoryEntry, HistoryLog, HistoryOutcome,
     HistoryStep, PortError, QueuedMessage, RejectionReason,
 };
 use crate::tag_resolver::{TagResolveError, TagResolver};
+use crate::tags_ahead::{WebinarRef, ensure_webinar_tags};
 use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -205,6 +208,13 @@ pub struct Consumer {
     clock: Arc<dyn Clock>,
     crash_hook: Option<CrashHook>,
     history: Option<Arc<dyn HistoryLog>>,
+    /// Per-webinar settings (issue 15): read once per batch into `webinars`.
+    webinar_settings: Option<Arc<dyn WebinarSettings>>,
+    webinars: std::sync::RwLock<Arc<WebinarSettingsSet>>,
+    /// Create a webinar's state tags when it is first seen (`BRIDGE_TAGS_AHEAD`).
+    tags_ahead: bool,
+    /// Webinars this process already knows as seen (saves a store read per event).
+    seen: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Consumer {
@@ -217,7 +227,107 @@ impl Consumer {
         options: ConsumerOptions,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { log, contacts, tags, klicktipp, settings, options, clock, crash_hook: None, history: None }
+        Self {
+            log,
+            contacts,
+            tags,
+            klicktipp,
+            settings,
+            options,
+            clock,
+            crash_hook: None,
+            history: None,
+            webinar_settings: None,
+            webinars: std::sync::RwLock::default(),
+            tags_ahead: false,
+            seen: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Applies the per-webinar settings in `store` (tag mapping, listid, include filter), read at
+    /// the start of every batch; with `tags_ahead`, creates a webinar's state tags the first
+    /// time one of its events arrives (remembered in `store`, so once per deployment).
+    pub fn with_webinar_settings(mut self, store: Arc<dyn WebinarSettings>, tags_ahead: bool) -> Self {
+        self.webinar_settings = Some(store);
+        self.tags_ahead = tags_ahead;
+        self
+    }
+
+    /// The per-webinar settings of the current batch.
+    fn webinars(&self) -> Arc<WebinarSettingsSet> {
+        self.webinars.read().map(|set| Arc::clone(&set)).unwrap_or_default()
+    }
+
+    /// Reads the per-webinar settings afresh; the mapped tags become known to the resolver.
+    async fn refresh_webinar_settings(&self) -> Result<(), PortError> {
+        let Some(store) = &self.webinar_settings else { return Ok(()) };
+        let set = store.all().await?;
+        self.tags.pin_known(&set.mapped_ids());
+        if let Ok(mut current) = self.webinars.write() {
+            *current = Arc::new(set);
+        }
+        Ok(())
+    }
+
+    /// What KlickTipp should show for `record`, mapped states named by their existing tags.
+    fn desired(&self, record: &ContactRecord) -> DesiredContact {
+        record.desired_with(&self.settings, &self.webinars())
+    }
+
+    /// The opt-in process for `record`: that of the webinar with its newest event, else the
+    /// configured one.
+    fn listid_for(&self, record: &ContactRecord) -> Option<u64> {
+        let latest = record
+            .webinars
+            .iter()
+            .max_by(|(key_a, a), (key_b, b)| a.last_event.cmp(&b.last_event).then_with(|| key_a.cmp(key_b)));
+        latest
+            .and_then(|(key, state)| {
+                self.webinars()
+                    .effective(&key.source.key(), &key.webinar_id, state.field(FieldSlot::WebinarName))
+                    .listid
+            })
+            .or(self.options.listid)
+    }
+
+    /// Creates the state tags of each webinar of `events` not seen before (`BRIDGE_TAGS_AHEAD`).
+    /// Best effort: a failure is logged and tried again with the webinar's next event; the
+    /// events themselves are applied either way.
+    async fn tags_ahead(&self, events: &[WebinarEvent]) {
+        let Some(store) = self.webinar_settings.as_ref().filter(|_| self.tags_ahead) else { return };
+        if self.options.mode != ApplyMode::Management {
+            return;
+        }
+        let webinars = self.webinars();
+        for event in events {
+            let webinar = WebinarRef::of_event(event);
+            let key = webinar.seen_key(&self.settings);
+            if self.seen.lock().map(|seen| seen.contains(&key)).unwrap_or(false) {
+                continue;
+            }
+            let result = match store.is_seen(&key).await {
+                Ok(true) => Ok(()),
+                Ok(false) => match ensure_webinar_tags(&self.tags, &self.settings, &webinars, &webinar).await {
+                    Ok(tags) => {
+                        let created = tags.iter().filter(|tag| tag.how == crate::tags_ahead::Ensured::Created).count();
+                        tracing::info!(webinar = %key, created, "created the webinar's tags ahead");
+                        store.mark_seen(&key, self.clock.now()).await.map_err(|error| error.to_string())
+                    }
+                    Err(error) => Err(error.to_string()),
+                },
+                Err(error) => Err(error.to_string()),
+            };
+            match result {
+                Ok(()) => {
+                    if let Ok(mut seen) = self.seen.lock() {
+                        seen.insert(key);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(webinar = %key, %error, "creating the webinar's tags ahead failed; will try again")
+                }
+            }
+        }
     }
 
     /// Records each event's outcome in `history` (DESIGN 12). A failed write is logged, never
@@ -239,6 +349,13 @@ impl Consumer {
     /// their claims and go back to the queue with a delay). Outcomes come back in the order of
     /// `messages`.
     pub async fn process_batch(&self, messages: &[QueuedMessage], deadline: Option<Instant>) -> Vec<MessageOutcome> {
+        if let Err(error) = self.refresh_webinar_settings().await {
+            // Without them an excluded webinar could be applied: hand the batch back.
+            tracing::warn!(%error, "cannot read the per-webinar settings; will retry");
+            let group: Vec<&QueuedMessage> = messages.iter().collect();
+            let reason = format!("cannot read the per-webinar settings: {error}");
+            return self.retry_group(&group, initial_outcomes(&group), None, &reason);
+        }
         let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, message) in messages.iter().enumerate() {
             groups.entry(message.group_id.as_str()).or_default().push(index);
@@ -282,6 +399,7 @@ impl Consumer {
         };
         let email = first.contact.email.clone();
         let events: Vec<WebinarEvent> = claimed.iter().map(|(_, event)| event.clone()).collect();
+        self.tags_ahead(&events).await;
         let mut field_problems = Vec::new();
         let result = self.apply_contact(&email, &events, &mut field_problems).await;
         let finished = match result {
@@ -520,6 +638,26 @@ impl Consumer {
         events: &[WebinarEvent],
         field_problems: &mut Vec<(String, FieldProblem)>,
     ) -> Result<BTreeMap<EventId, String>, ApplyError> {
+        // Events of webinars the per-webinar settings exclude: recorded as skipped, no call.
+        let webinars = self.webinars();
+        let mut excluded = BTreeMap::new();
+        let mut included = Vec::with_capacity(events.len());
+        for event in events {
+            let effective = webinars.effective(&event.source.key(), &event.webinar.id, event.webinar.name.as_deref());
+            if effective.included {
+                included.push(event.clone());
+            } else {
+                let by = effective.excluded_by.unwrap_or_default();
+                excluded.insert(
+                    event.event_id.clone(),
+                    format!("the webinar is excluded by the per-webinar settings (entry {by})"),
+                );
+            }
+        }
+        if included.is_empty() {
+            return Ok(excluded);
+        }
+        let events = included.as_slice();
         let newest_event = events.last().map(|event| &event.event_id);
         for _ in 0..self.options.max_save_attempts.max(1) {
             let loaded = self.contacts.load(email).await?;
@@ -564,7 +702,7 @@ impl Consumer {
                     .filter(|(_, problem)| events.iter().any(|event| event.event_id == problem.event_id))
                     .map(|(key, problem)| (key.clone(), problem.clone())),
             );
-            return result.map(|()| skipped);
+            return result.map(|()| skipped.into_iter().chain(excluded).collect());
         }
         Err(ApplyError::Retry { reason: "the contact record kept changing concurrently".into(), retry_after: None })
     }
@@ -584,7 +722,7 @@ impl Consumer {
             };
             let version = Some(loaded.version);
             let mut record = loaded.value;
-            let desired = record.desired(&self.settings);
+            let desired = self.desired(&record);
             let event = record.field_problems.values().next().map(|problem| problem.event_id.clone());
             record.field_problems.clear();
             record.applied.fields.clear();
@@ -615,7 +753,7 @@ impl Consumer {
         if self.options.mode != ApplyMode::Management {
             return BTreeSet::new();
         }
-        record.desired(&self.settings).tags.difference(&record.applied.tags).cloned().collect()
+        self.desired(record).tags.difference(&record.applied.tags).cloned().collect()
     }
 
     /// `unconfirmed`: [`Self::unconfirmed_tags`] of the record as loaded, before this batch.
@@ -626,7 +764,7 @@ impl Consumer {
         unconfirmed: &BTreeSet<String>,
         event: Option<&EventId>,
     ) -> Result<(), ApplyError> {
-        let mut desired = record.desired(&self.settings);
+        let mut desired = self.desired(record);
         withhold_refused(&mut desired, &record.field_problems);
         let mut plan = plan(&desired, &record.applied, |name| self.tags.is_cached(name));
         // One that is no longer wanted may be in KlickTipp all the same: remove it (untag is
@@ -638,7 +776,7 @@ impl Consumer {
         }
         tracing::debug!(contact = %record.email.short_hash(), calls = plan.call_count(), "plan");
         let email = record.email.clone();
-        let found_by = FoundBy { email: &email, event };
+        let found_by = FoundBy { email: &email, event, listid: self.listid_for(record) };
         let result = self.execute(&found_by, &plan, &mut record.applied, &mut record.field_problems).await;
         if let Err(ApplyError::Permanent(reason)) = &result
             && self.recover_stale_view(reason, &plan, &mut record.applied).await
@@ -727,7 +865,7 @@ impl Consumer {
         loop {
             let request = UpsertSubscriber {
                 email: email.as_str().to_owned(),
-                listid: self.options.listid,
+                listid: found_by.listid,
                 tagid,
                 fields: fields.clone(),
             };
@@ -779,7 +917,7 @@ impl Consumer {
         if record.applied.known || skipped.len() == events.len() {
             return (Ok(()), skipped);
         }
-        let desired = record.desired(&self.settings);
+        let desired = self.desired(record);
         let result = match self.klicktipp.signin(record.email.as_str(), &desired.fields).await {
             Ok(_) => {
                 record.applied.known = true;
@@ -796,6 +934,8 @@ impl Consumer {
 struct FoundBy<'a> {
     email: &'a Email,
     event: Option<&'a EventId>,
+    /// The opt-in process of a new contact (per webinar, else `KLICKTIPP_LISTID`).
+    listid: Option<u64>,
 }
 
 /// The data fields of a refused upsert that KlickTipp refused: on 406 error 8, the named field

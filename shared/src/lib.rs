@@ -15,6 +15,7 @@ pub mod secret;
 pub mod sources;
 pub mod story;
 pub mod tag_resolver;
+pub mod tags_ahead;
 pub mod telemetry;
 pub mod worker;
 

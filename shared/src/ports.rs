@@ -437,3 +437,23 @@ impl HistoryEntry {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-webinar settings (issue 15)
+
+/// Per-webinar settings (tag mapping, listid, include filter) and which webinars the bridge has
+/// seen, shared by the console, the command line and both Lambdas.
+#[async_trait]
+pub trait WebinarSettings: Send + Sync {
+    /// Every stored entry, the `*` defaults included.
+    async fn all(&self) -> PortResult<crate::domain::WebinarSettingsSet>;
+    /// Stores `setting`, replacing the entry of the same source and webinar.
+    async fn put(&self, setting: &crate::domain::WebinarSetting) -> PortResult<()>;
+    /// Removes the entry of `source` and `webinar`; returns whether there was one.
+    async fn remove(&self, source: &str, webinar: &str) -> PortResult<bool>;
+    /// Whether `mark_seen` was called for this key (`source#webinar[#date]`).
+    async fn is_seen(&self, key: &str) -> PortResult<bool>;
+    /// Remembers that the webinar `key` was seen (and its tags were created ahead) at `at`.
+    /// Repeating it is harmless.
+    async fn mark_seen(&self, key: &str, at: DateTime<Utc>) -> PortResult<()>;
+}

@@ -61,6 +61,14 @@ impl TagResolver {
         }
     }
 
+    /// Makes tags known by name without asking anyone: the existing tags states are mapped to in
+    /// the per-webinar settings (their ids come from the settings, not from `GET /tag`).
+    pub fn pin_known(&self, tags: &BTreeMap<String, u64>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.extend(tags.iter().map(|(name, id)| (name.clone(), *id)));
+        }
+    }
+
     /// The id of an existing tag, without ever creating one (for untagging).
     pub async fn existing(&self, name: &str) -> Result<Option<u64>, TagResolveError> {
         if let Some(id) = self.cache.lock().ok().and_then(|cache| cache.get(name).copied()) {

@@ -19,20 +19,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use webinar_bridge::adapters::memory::{
     DeadLetter, MemoryContactStore, MemoryEventLog, MemoryHistoryLog, MemoryQueue, MemoryReceiptLog,
-    MemoryTagDirectory, QueueSettings,
+    MemoryTagDirectory, MemoryWebinarSettings, QueueSettings,
 };
 use webinar_bridge::adapters::sqlite::{
     SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
+    SqliteWebinarSettings,
 };
 use webinar_bridge::domain::{
     Cents, ContactInfo, ContactRecord, Email, EventId, EventKind, Facts, FieldValue, Interval, Source, WebinarEvent,
     WebinarInfo,
 };
+use webinar_bridge::domain::{MappedTag, StateLabel, WebinarSetting};
 use webinar_bridge::ports::{
     Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage,
     PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, RejectionReason, TagClaim, TagDirectory,
 };
-use webinar_bridge::ports::{HistoryEntry, HistoryLog, HistoryOutcome, HistoryStep};
+use webinar_bridge::ports::{HistoryEntry, HistoryLog, HistoryOutcome, HistoryStep, WebinarSettings};
 
 // ---------------------------------------------------------------------------------------------
 // Time
@@ -102,6 +104,10 @@ pub trait Backend: Send + Sync {
     async fn history_log(&self) -> Option<Arc<dyn HistoryLog>> {
         None
     }
+    /// A fresh per-webinar settings store; `None` for a backend without one (its cases are skipped).
+    async fn webinar_settings(&self) -> Option<Arc<dyn WebinarSettings>> {
+        None
+    }
 
     /// Lets `duration` pass for adapters built with `clock`. A backend whose queue keeps time on
     /// a server (SQS) also sleeps here.
@@ -149,6 +155,10 @@ impl Backend for MemoryBackend {
 
     async fn history_log(&self) -> Option<Arc<dyn HistoryLog>> {
         Some(Arc::new(MemoryHistoryLog::default()))
+    }
+
+    async fn webinar_settings(&self) -> Option<Arc<dyn WebinarSettings>> {
+        Some(Arc::new(MemoryWebinarSettings::default()))
     }
 }
 
@@ -218,6 +228,10 @@ impl Backend for SqliteBackend {
     async fn history_log(&self) -> Option<Arc<dyn HistoryLog>> {
         Some(Arc::new(SqliteHistoryLog::new(self.open())))
     }
+
+    async fn webinar_settings(&self) -> Option<Arc<dyn WebinarSettings>> {
+        Some(Arc::new(SqliteWebinarSettings::new(self.open())))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,6 +258,7 @@ pub async fn full_suite(backend: &dyn Backend) {
     concurrency_suite(backend).await;
     receipt_log_suite(backend).await;
     history_log_suite(backend).await;
+    webinar_settings_suite(backend).await;
 }
 
 /// Queue behaviour that needs no time to pass.
@@ -1308,4 +1323,59 @@ pub async fn history_log_forgets_expired_entries_and_erased_contacts(backend: &d
     assert_eq!(log.forget_contact(&ana.group_hash()).await.expect("forget"), 2);
     assert!(log.for_contact(&ana.group_hash(), t0).await.expect("for_contact").is_empty());
     assert_eq!(log.for_contact(&bob.group_hash(), t0).await.expect("for_contact").len(), 1, "others are kept");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-webinar settings
+
+/// Per-webinar settings: entries round-trip, replace and remove; the `*` default applies; seen
+/// webinars are remembered.
+pub async fn webinar_settings_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        webinar_settings_round_trip_replace_and_remove,
+        webinar_settings_remember_seen_webinars,
+    );
+}
+
+pub async fn webinar_settings_round_trip_replace_and_remove(backend: &dyn Backend) {
+    let Some(store) = backend.webinar_settings().await else { return eprintln!("  (no settings store: skipped)") };
+    assert!(store.all().await.expect("all").is_empty(), "a fresh store is empty");
+    let mut global = WebinarSetting::new("*", "*");
+    global.include = Some(false);
+    global.listid = Some(11);
+    let mut demo = WebinarSetting::new("zoom", "811");
+    demo.include = Some(true);
+    demo.tags.insert(StateLabel::Registered, MappedTag { id: 42, name: "VIP angemeldet".into() });
+    demo.tags.insert(StateLabel::DidNotAttend, MappedTag { id: 43, name: "VIP verpasst".into() });
+    store.put(&global).await.expect("put *");
+    store.put(&demo).await.expect("put demo");
+    let all = store.all().await.expect("all");
+    assert_eq!(all.entries().cloned().collect::<Vec<_>>(), [global.clone(), demo.clone()]);
+    let effective = all.effective("zoom", "811", None);
+    assert!(effective.included);
+    assert_eq!(effective.listid, Some(11), "inherited from *");
+    assert_eq!(effective.tags.get(&StateLabel::DidNotAttend).map(|tag| tag.id), Some(43));
+    assert!(!all.effective("zoom", "812", None).included, "excluded by *");
+
+    demo.listid = Some(12);
+    demo.tags.remove(&StateLabel::DidNotAttend);
+    store.put(&demo).await.expect("replace demo");
+    let effective = store.all().await.expect("all").effective("zoom", "811", None);
+    assert_eq!(effective.listid, Some(12));
+    assert_eq!(effective.tags.len(), 1, "the replaced entry, not a merge");
+
+    assert!(store.remove("zoom", "811").await.expect("remove"));
+    assert!(!store.remove("zoom", "811").await.expect("remove again"));
+    assert_eq!(store.all().await.expect("all").entries().count(), 1);
+}
+
+pub async fn webinar_settings_remember_seen_webinars(backend: &dyn Backend) {
+    let Some(store) = backend.webinar_settings().await else { return eprintln!("  (no settings store: skipped)") };
+    let at = ManualClock::start();
+    assert!(!store.is_seen("zoom#811").await.expect("is_seen"));
+    store.mark_seen("zoom#811", at).await.expect("mark");
+    store.mark_seen("zoom#811", at).await.expect("mark again is harmless");
+    assert!(store.is_seen("zoom#811").await.expect("is_seen"));
+    assert!(!store.is_seen("zoom#812").await.expect("another webinar"));
+    assert!(!store.is_seen("zoom#811#2026-01-15").await.expect("another session"));
 }

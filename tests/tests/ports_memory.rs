@@ -46,3 +46,8 @@ async fn concurrency() {
 async fn history_log() {
     port_suite::history_log_suite(&MemoryBackend).await;
 }
+
+#[tokio::test]
+async fn webinar_settings() {
+    port_suite::webinar_settings_suite(&MemoryBackend).await;
+}

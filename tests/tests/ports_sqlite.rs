@@ -70,6 +70,12 @@ async fn receipt_log_on_a_file() {
 }
 
 #[tokio::test]
+async fn webinar_settings_on_a_file() {
+    let dir = temp_dir();
+    port_suite::webinar_settings_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test]
 async fn history_log_on_a_file() {
     let dir = temp_dir();
     port_suite::history_log_suite(&SqliteBackend::in_dir(dir.path())).await;

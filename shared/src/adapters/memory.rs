@@ -584,3 +584,38 @@ impl HistoryLog for MemoryHistoryLog {
         Ok(before - entries.len())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-webinar settings
+
+/// Per-webinar settings and seen webinars in memory.
+#[derive(Clone, Default)]
+pub struct MemoryWebinarSettings {
+    entries: Arc<Mutex<BTreeMap<String, crate::domain::WebinarSetting>>>,
+    seen: Arc<Mutex<BTreeMap<String, DateTime<Utc>>>>,
+}
+
+#[async_trait]
+impl crate::ports::WebinarSettings for MemoryWebinarSettings {
+    async fn all(&self) -> PortResult<crate::domain::WebinarSettingsSet> {
+        Ok(crate::domain::WebinarSettingsSet::new(lock(&self.entries).values().cloned()))
+    }
+
+    async fn put(&self, setting: &crate::domain::WebinarSetting) -> PortResult<()> {
+        lock(&self.entries).insert(setting.key(), setting.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, source: &str, webinar: &str) -> PortResult<bool> {
+        Ok(lock(&self.entries).remove(&crate::domain::setting_key(source, webinar)).is_some())
+    }
+
+    async fn is_seen(&self, key: &str) -> PortResult<bool> {
+        Ok(lock(&self.seen).contains_key(key))
+    }
+
+    async fn mark_seen(&self, key: &str, at: DateTime<Utc>) -> PortResult<()> {
+        lock(&self.seen).entry(key.to_owned()).or_insert(at);
+        Ok(())
+    }
+}

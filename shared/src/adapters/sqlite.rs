@@ -140,6 +140,18 @@ CREATE INDEX history_by_contact ON history (contact, at);
 CREATE INDEX history_by_expiry ON history (expires_at);
 CREATE INDEX history_problems ON history (at) WHERE problem = 1;
 "#,
+    r#"
+-- Per-webinar settings (issue 15): tag mapping, listid and include filter per `source#webinar`
+-- (`*` for all), and the webinars seen (their tags created ahead).
+CREATE TABLE webinar_settings (
+    key     TEXT PRIMARY KEY,                         -- source#webinar
+    setting TEXT NOT NULL                             -- WebinarSetting JSON
+) STRICT, WITHOUT ROWID;
+CREATE TABLE webinars_seen (
+    key     TEXT PRIMARY KEY,                         -- source#webinar[#date]
+    seen_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+"#,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -1590,6 +1602,87 @@ impl HistoryLog for SqliteHistoryLog {
         let contact = contact.to_owned();
         self.db
             .run(move |connection| Ok(connection.execute("DELETE FROM history WHERE contact = ?1", [contact])?))
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-webinar settings
+
+/// Per-webinar settings and seen webinars in the `webinar_settings` and `webinars_seen` tables.
+#[derive(Clone)]
+pub struct SqliteWebinarSettings {
+    db: SqliteDb,
+}
+
+impl SqliteWebinarSettings {
+    pub fn new(db: SqliteDb) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl crate::ports::WebinarSettings for SqliteWebinarSettings {
+    async fn all(&self) -> PortResult<crate::domain::WebinarSettingsSet> {
+        self.db
+            .run(move |connection| {
+                let mut statement = connection.prepare_cached("SELECT setting FROM webinar_settings ORDER BY key")?;
+                let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+                let mut entries = Vec::new();
+                for row in rows {
+                    entries.push(serde_json::from_str::<crate::domain::WebinarSetting>(&row?).map_err(corrupt)?);
+                }
+                Ok(crate::domain::WebinarSettingsSet::new(entries))
+            })
+            .await
+    }
+
+    async fn put(&self, setting: &crate::domain::WebinarSetting) -> PortResult<()> {
+        let (key, json) = (setting.key(), serde_json::to_string(setting).map_err(corrupt)?);
+        self.db
+            .run(move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO webinar_settings (key, setting) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET setting = excluded.setting",
+                    )?
+                    .execute(params![key, json])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn remove(&self, source: &str, webinar: &str) -> PortResult<bool> {
+        let key = crate::domain::setting_key(source, webinar);
+        self.db
+            .run(move |connection| Ok(connection.execute("DELETE FROM webinar_settings WHERE key = ?1", [key])? > 0))
+            .await
+    }
+
+    async fn is_seen(&self, key: &str) -> PortResult<bool> {
+        let key = key.to_owned();
+        self.db
+            .run(move |connection| {
+                Ok(connection
+                    .prepare_cached("SELECT 1 FROM webinars_seen WHERE key = ?1")?
+                    .query_row([key], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            })
+            .await
+    }
+
+    async fn mark_seen(&self, key: &str, at: DateTime<Utc>) -> PortResult<()> {
+        let (key, at) = (key.to_owned(), to_micros(at));
+        self.db
+            .run(move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO webinars_seen (key, seen_at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                    )?
+                    .execute(params![key, at])?;
+                Ok(())
+            })
             .await
     }
 }

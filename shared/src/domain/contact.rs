@@ -7,6 +7,7 @@ use super::fields::{FieldFormat, FieldMap, FieldValue, LogicalField, url_with_sc
 use super::problems::FieldProblems;
 use super::state::{ContactState, FieldSlot, Stamped};
 use super::tags::{TagTemplate, session_date, utc_offset};
+use super::webinar_settings::WebinarSettingsSet;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,12 +82,22 @@ impl ContactRecord {
     /// by last writer across webinars; webinar fields from the webinar with the newest event,
     /// so the name, start and links in KlickTipp always describe one and the same webinar.
     pub fn desired(&self, settings: &Settings) -> DesiredContact {
+        self.desired_with(settings, &WebinarSettingsSet::default())
+    }
+
+    /// [`Self::desired`] with per-webinar settings: a state mapped to an existing KlickTipp tag
+    /// wants that tag (by its name) instead of the generated one.
+    pub fn desired_with(&self, settings: &Settings, webinar_settings: &WebinarSettingsSet) -> DesiredContact {
         let mut desired = DesiredContact::default();
         for (key, state) in &self.webinars {
             let webinar_label = state.field(FieldSlot::WebinarName).unwrap_or(&key.webinar_id);
             let date = session_date(state.field(FieldSlot::WebinarStart), state.field(FieldSlot::Timezone));
+            let name = state.field(FieldSlot::WebinarName);
             for label in state.desired_labels(settings.full_attendance_percent) {
-                let tag = settings.tag_template.render_session(key.source.tool_name(), webinar_label, date, label);
+                let tag = match webinar_settings.mapped_tag(&key.source.key(), &key.webinar_id, name, label) {
+                    Some(mapped) => mapped.name,
+                    None => settings.tag_template.render_session(key.source.tool_name(), webinar_label, date, label),
+                };
                 desired.tags.insert(tag);
             }
             for label in &state.engagements {

@@ -9,6 +9,7 @@ mod plan;
 mod problems;
 mod state;
 mod tags;
+mod webinar_settings;
 
 pub use contact::{AppliedView, ContactRecord, DEFAULT_FULL_ATTENDANCE_PERCENT, DesiredContact, Settings};
 pub use email::{Email, EmailError};
@@ -25,4 +26,8 @@ pub use state::{Attendance, ContactState, FieldSlot, Registration, Stamp, Stampe
 pub use tags::{
     DEFAULT_TAG_TEMPLATE, Language, MAX_STATE_WORD_CHARS, StateNames, StateNamesError, TagTemplate, TagTemplateError,
     all_distinct, preview, session_date,
+};
+pub use webinar_settings::{
+    ALL as ALL_WEBINARS, Effective, MappedTag, WebinarSetting, WebinarSettingsError, WebinarSettingsSet, parse_seed,
+    setting_key, state_label,
 };

@@ -69,7 +69,7 @@ pub struct ConsoleParts {
     /// The tag names of the settings page's preview (language, state names, `{date}`).
     pub tag_template: webinar_bridge::domain::TagTemplate,
     /// The per-webinar settings the settings page reads and writes.
-    pub settings: Option<Arc<dyn settings::SettingsStore>>,
+    pub settings: Option<Arc<dyn webinar_bridge::ports::WebinarSettings>>,
 }
 
 impl ConsoleParts {
@@ -88,7 +88,7 @@ struct Console {
     consumer: Option<Arc<Consumer>>,
     templates: Environment<'static>,
     tag_template: webinar_bridge::domain::TagTemplate,
-    settings: Option<Arc<dyn settings::SettingsStore>>,
+    settings: Option<Arc<dyn webinar_bridge::ports::WebinarSettings>>,
     /// Creates a state's generated tag ("Create tag"), single-writer like the consumer's.
     resolver: webinar_bridge::tag_resolver::TagResolver,
 }

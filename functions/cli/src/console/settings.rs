@@ -11,24 +11,20 @@ use super::{Console, Shared, WithStatus as _, plain, redirect};
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use futures::future::BoxFuture;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use webinar_bridge::domain::{StateLabel, WebinarKey, session_date};
+use webinar_bridge::domain::{
+    Effective, MappedTag, Source, StateLabel, WebinarKey, WebinarSetting, WebinarSettingsSet, session_date,
+};
 use webinar_bridge::ports::PortResult;
 
-/// The scope of the defaults that apply to every webinar without its own choice.
+/// The console's address of the defaults that apply to every webinar without its own choice
+/// (the store's `*`/`*` entry).
 pub const ALL_WEBINARS: &str = "all";
 
-/// An existing KlickTipp tag chosen for a state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MappedTag {
-    pub id: u64,
-    pub name: String,
-}
-
-/// What the settings store holds for one webinar, or for all (`None` scope).
+/// One entry of the settings store as the page edits it: the entry of one webinar, or (`None`
+/// scope) the `*`/`*` entry for all webinars.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebinarChoice {
     /// States written to an existing tag instead of the generated name.
@@ -40,13 +36,64 @@ pub struct WebinarChoice {
     pub include: Option<bool>,
 }
 
-/// The bridge's per-webinar settings, as the console reads and writes them. `None` is the
-/// `*` scope: the defaults for all webinars.
-pub trait SettingsStore: Send + Sync {
-    fn load(&self, scope: Option<WebinarKey>) -> BoxFuture<'_, PortResult<Option<WebinarChoice>>>;
-    fn save(&self, scope: Option<WebinarKey>, choice: WebinarChoice) -> BoxFuture<'_, PortResult<()>>;
-    /// Webinars the store has settings (or a first sighting) for.
-    fn webinars(&self) -> BoxFuture<'_, PortResult<Vec<WebinarKey>>>;
+/// The store's (source, webinar) of a scope.
+fn store_key(scope: Option<&WebinarKey>) -> (String, String) {
+    match scope {
+        Some(key) => (key.source.key(), key.webinar_id.clone()),
+        None => (webinar_bridge::domain::ALL_WEBINARS.to_owned(), webinar_bridge::domain::ALL_WEBINARS.to_owned()),
+    }
+}
+
+/// The stored entry of a scope, as the page edits it.
+fn choice_in(set: &WebinarSettingsSet, scope: Option<&WebinarKey>) -> WebinarChoice {
+    let (source, webinar) = store_key(scope);
+    set.entries()
+        .find(|entry| entry.source == source && entry.webinar == webinar)
+        .map(|entry| WebinarChoice { tags: entry.tags.clone(), listid: entry.listid, include: entry.include })
+        .unwrap_or_default()
+}
+
+/// What a webinar gets from the other entries (its source's `*`, the `*`/`*` defaults) without
+/// its own; for the defaults themselves, the built-in behaviour.
+fn inherited(set: &WebinarSettingsSet, webinar: Option<&Webinar>) -> Effective {
+    let builtin = Effective { included: true, ..Effective::default() };
+    let Some(webinar) = webinar else { return builtin };
+    let (source, id) = store_key(Some(&webinar.key));
+    let others = WebinarSettingsSet::new(
+        set.entries().filter(|entry| !(entry.source == source && entry.webinar == id)).cloned(),
+    );
+    others.effective(&source, &id, webinar.name.as_deref())
+}
+
+/// Writes a scope's entry (an empty one is removed, so the scope inherits again).
+async fn store_choice(
+    store: &dyn webinar_bridge::ports::WebinarSettings,
+    scope: Option<&WebinarKey>,
+    choice: &WebinarChoice,
+) -> Result<(), String> {
+    let (source, webinar) = store_key(scope);
+    if choice.tags.is_empty() && choice.listid.is_none() && choice.include.is_none() {
+        return store.remove(&source, &webinar).await.map(|_| ()).map_err(|error| error.to_string());
+    }
+    let mut entry = WebinarSetting::new(source, webinar);
+    entry.tags = choice.tags.clone();
+    entry.listid = choice.listid;
+    entry.include = choice.include;
+    entry.validate().map_err(|error| format!("The settings were not saved: {error}"))?;
+    store.put(&entry).await.map_err(|error| error.to_string())
+}
+
+/// A `Source::key` back as its source (`generic:<tool>` included).
+fn source_of(key: &str) -> Option<Source> {
+    match key {
+        "zoom" => Some(Source::Zoom),
+        "webinarjam" => Some(Source::Webinarjam),
+        "everwebinar" => Some(Source::Everwebinar),
+        other => other
+            .strip_prefix("generic:")
+            .filter(|tool| !tool.trim().is_empty())
+            .map(|tool| Source::Generic { tool: tool.to_owned() }),
+    }
 }
 
 /// A webinar's address in console URLs: 12 hex characters of a hash of its key.
@@ -176,27 +223,27 @@ pub(super) async fn index(State(console): State<Shared>, request: Request) -> Re
         Ok(webinars) => webinars,
         Err(error) => return console.failure(&session, &error),
     };
-    let defaults = match store.load(None).await {
-        Ok(choice) => choice.unwrap_or_default(),
+    let set = match store.all().await {
+        Ok(set) => set,
         Err(error) => return console.failure(&session, &error),
     };
-    let mut rows = Vec::new();
-    for webinar in &webinars {
-        let choice = match store.load(Some(webinar.key.clone())).await {
-            Ok(choice) => choice.unwrap_or_default(),
-            Err(error) => return console.failure(&session, &error),
-        };
-        rows.push(WebinarRow {
-            slug: webinar_slug(&webinar.key),
-            tool: webinar.key.source.tool_name().to_owned(),
-            name: webinar.title(),
-            id: webinar.key.webinar_id.clone(),
-            contacts: webinar.contacts,
-            included: choice.include.or(defaults.include).unwrap_or(true),
-            mapped: choice.tags.len(),
-            listid: choice.listid,
-        });
-    }
+    let defaults = choice_in(&set, None);
+    let rows: Vec<WebinarRow> = webinars
+        .iter()
+        .map(|webinar| {
+            let effective = set.effective(&webinar.key.source.key(), &webinar.key.webinar_id, webinar.name.as_deref());
+            WebinarRow {
+                slug: webinar_slug(&webinar.key),
+                tool: webinar.key.source.tool_name().to_owned(),
+                name: webinar.title(),
+                id: webinar.key.webinar_id.clone(),
+                contacts: webinar.contacts,
+                included: effective.included,
+                mapped: effective.tags.len(),
+                listid: effective.listid,
+            }
+        })
+        .collect();
     console.page(
         &session,
         "settings.html",
@@ -249,8 +296,11 @@ pub(super) async fn save(State(console): State<Shared>, Path(slug): Path<String>
         }
     };
     let key = scope.as_ref().map(|webinar| webinar.key.clone());
-    if let Err(error) = store.save(key, parsed.choice.clone()).await {
-        return console.failure(&session, &error);
+    if let Err(message) = store_choice(store.as_ref(), key.as_ref(), &parsed.choice).await {
+        tracing::warn!(reason = %message, "console: saving webinar settings failed");
+        return console
+            .page(&session, "message.html", minijinja::context! {}, Some(message))
+            .with_status(StatusCode::SERVICE_UNAVAILABLE);
     }
     tracing::info!(
         webinar = %slug,
@@ -317,8 +367,17 @@ impl Console {
             })
             .collect();
         if let Some(store) = &self.settings {
-            for key in store.webinars().await? {
-                if !webinars.iter().any(|known| known.key == key) {
+            for entry in store.all().await?.entries() {
+                if entry.webinar == webinar_bridge::domain::ALL_WEBINARS {
+                    continue;
+                }
+                let Some(source) = source_of(&entry.source) else { continue };
+                let key = WebinarKey { source, webinar_id: entry.webinar.clone() };
+                // An entry may name the webinar by its name rather than its id.
+                let by_name = webinars.iter().any(|known| {
+                    known.key.source == key.source && known.name.as_deref() == Some(entry.webinar.as_str())
+                });
+                if !by_name && !webinars.iter().any(|known| known.key == key) {
                     webinars.push(Webinar { key, name: None, latest_start: None, timezone: None, contacts: 0 });
                 }
             }
@@ -380,19 +439,13 @@ impl Console {
             Ok(choices) => choices,
             Err(message) => return self.klicktipp_failure(session, &message),
         };
-        let key = scope.as_ref().map(|webinar| webinar.key.clone());
-        let stored = match store.load(key.clone()).await {
-            Ok(choice) => choice.unwrap_or_default(),
+        let set = match store.all().await {
+            Ok(set) => set,
             Err(error) => return self.failure(session, &error),
         };
-        let defaults = if key.is_some() {
-            match store.load(None).await {
-                Ok(choice) => choice.unwrap_or_default(),
-                Err(error) => return self.failure(session, &error),
-            }
-        } else {
-            WebinarChoice::default()
-        };
+        let key = scope.as_ref().map(|webinar| webinar.key.clone());
+        let stored = choice_in(&set, key.as_ref());
+        let defaults = inherited(&set, scope.as_ref());
         // The form's choices where it has them (ids it names that are gone are simply dropped).
         let shown = match form {
             Some(form) => WebinarChoice {
@@ -421,7 +474,7 @@ impl Console {
                     (Some(mapped), _) => {
                         (mapped.name.clone(), if scope.is_some() { "this webinar" } else { "all webinars" })
                     }
-                    (None, Some(inherited)) => (inherited.name.clone(), "all webinars"),
+                    (None, Some(inherited)) => (inherited.name.clone(), "defaults"),
                     (None, None) => (generated.clone(), "generated"),
                 };
                 StateRow {
@@ -479,7 +532,8 @@ impl Console {
                     Some(false) => "no",
                     None => "",
                 },
-                inherited_include => defaults.include.unwrap_or(true),
+                inherited_include => defaults.included,
+                inherited_listid => defaults.listid,
             },
             notice,
         )
@@ -574,32 +628,15 @@ mod page_tests {
     use crate::console::{ConsoleParts, router};
     use axum::body::Body;
     use axum::http::{Request as HttpRequest, header};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use tower::ServiceExt as _;
-    use webinar_bridge::adapters::memory::QueueSettings;
+    use webinar_bridge::adapters::memory::{MemoryWebinarSettings, QueueSettings};
     use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb};
     use webinar_bridge::domain::{ContactRecord, TagTemplate};
     use webinar_bridge::ports::ContactStore as _;
+    use webinar_bridge::ports::WebinarSettings as _;
 
     const TOKEN: &str = "settings-page-test-token";
-
-    #[derive(Default)]
-    struct Held(Mutex<BTreeMap<Option<WebinarKey>, WebinarChoice>>);
-
-    impl SettingsStore for Held {
-        fn load(&self, scope: Option<WebinarKey>) -> BoxFuture<'_, PortResult<Option<WebinarChoice>>> {
-            let found = self.0.lock().expect("not poisoned").get(&scope).cloned();
-            Box::pin(async move { Ok(found) })
-        }
-        fn save(&self, scope: Option<WebinarKey>, choice: WebinarChoice) -> BoxFuture<'_, PortResult<()>> {
-            self.0.lock().expect("not poisoned").insert(scope, choice);
-            Box::pin(async { Ok(()) })
-        }
-        fn webinars(&self) -> BoxFuture<'_, PortResult<Vec<WebinarKey>>> {
-            let keys = self.0.lock().expect("not poisoned").keys().flatten().cloned().collect();
-            Box::pin(async move { Ok(keys) })
-        }
-    }
 
     async fn send(app: &axum::Router, request: HttpRequest<Body>) -> (StatusCode, String, Option<String>) {
         let response = app.clone().oneshot(request).await.expect("an answer");
@@ -650,7 +687,7 @@ mod page_tests {
         }))
         .expect("a record");
         SqliteContactStore::new(db.clone()).save(&record, None).await.expect("saved");
-        let store = Arc::new(Held::default());
+        let store = Arc::new(MemoryWebinarSettings::default());
         let app = router(ConsoleParts {
             token: TOKEN.to_owned(),
             db,
@@ -695,7 +732,7 @@ mod page_tests {
             .expect("the tag was created in KlickTipp");
         assert!(html.contains(&format!(r#"<option value="{existing}" selected>"#)), "{html}");
         assert!(html.contains(&format!("exists (id {created})")), "{html}");
-        assert!(store.0.lock().expect("not poisoned").is_empty(), "nothing saved before Save");
+        assert!(store.all().await.expect("settings").is_empty(), "nothing saved before Save");
         // A second click creates nothing new.
         let form = format!("csrf={csrf}&create=Registered");
         let (_, html, _) = send(&app, post(&format!("{page}/create-tag"), &cookie, form)).await;
@@ -709,20 +746,18 @@ mod page_tests {
         let (status, html, _) = send(&app, post(&page, &cookie, form)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(html.contains("reload the page"), "{html}");
-        assert!(store.0.lock().expect("not poisoned").is_empty());
+        assert!(store.all().await.expect("settings").is_empty());
         let form = format!("csrf={csrf}&tag_Attended={existing}&listid=&include=yes");
         let (status, _, location) = send(&app, post(&page, &cookie, form)).await;
         assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some(format!("{page}?saved=1").as_str())));
-        let saved = store.0.lock().expect("not poisoned").get(&Some(key.clone())).cloned().expect("saved");
+        let set = store.all().await.expect("settings");
+        let saved: Vec<&WebinarSetting> = set.entries().collect();
         let attendees = MappedTag { id: existing, name: "Webinar attendees".to_owned() };
-        assert_eq!(
-            saved,
-            WebinarChoice {
-                tags: BTreeMap::from([(StateLabel::Attended, attendees)]),
-                listid: None,
-                include: Some(true)
-            }
-        );
+        let mut expected = WebinarSetting::new("webinarjam", "321");
+        expected.tags = BTreeMap::from([(StateLabel::Attended, attendees.clone())]);
+        expected.include = Some(true);
+        assert_eq!(saved, [&expected]);
+        assert_eq!(set.mapped_tag("webinarjam", "321", Some("Spring Launch"), StateLabel::Attended), Some(attendees));
         let (_, html, _) = send(&app, get(&format!("{page}?saved=1"), &cookie)).await;
         assert!(html.contains("Saved."), "{html}");
         assert!(html.contains("<code>Webinar attendees</code> <small>this webinar</small>"), "{html}");

@@ -157,7 +157,7 @@ impl Pipeline {
                 klicktipp: target.client.clone(),
                 consumer: None,
                 tag_template: config.settings.tag_template.clone(),
-                settings: None,
+                settings: Some(Arc::new(webinar_bridge::adapters::sqlite::SqliteWebinarSettings::new(db.clone()))),
             });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));

@@ -161,7 +161,9 @@ impl Pipeline {
             });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
-        let consumer = Arc::new(consumer);
+        // The per-webinar settings the console edits, read by the consumer at every batch.
+        let webinar_settings = Arc::new(webinar_bridge::adapters::sqlite::SqliteWebinarSettings::new(db.clone()));
+        let consumer = Arc::new(consumer.with_webinar_settings(webinar_settings, config.tags_ahead));
         let console = console.map(|parts| parts.with_consumer(Arc::clone(&consumer)));
         let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
             .map_err(|error| exit::unusable(error.to_string()))?;

@@ -481,7 +481,8 @@ impl Console {
                     state: label.as_str(),
                     key: format!("{label:?}"),
                     field: tag_field(label),
-                    create: scope.is_some() && generated_id.is_none(),
+                    // Not for a state written to an existing tag: its generated name is not used.
+                    create: scope.is_some() && generated_id.is_none() && !shown.tags.contains_key(&label),
                     selected: shown.tags.get(&label).map(|mapped| mapped.id),
                     generated,
                     generated_id,
@@ -731,6 +732,7 @@ mod page_tests {
             .map(|(id, _)| id)
             .expect("the tag was created in KlickTipp");
         assert!(html.contains(&format!(r#"<option value="{existing}" selected>"#)), "{html}");
+        assert!(!html.contains(r#"value="Attended">Create tag"#), "a state on an existing tag needs no new tag");
         assert!(html.contains(&format!("exists (id {created})")), "{html}");
         assert!(store.all().await.expect("settings").is_empty(), "nothing saved before Save");
         // A second click creates nothing new.

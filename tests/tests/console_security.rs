@@ -208,6 +208,25 @@ async fn sign_in_sessions_csrf_and_no_address_in_urls_or_logs() {
     for href in html.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
         assert!(!href.contains('@') && !href.contains("%40"), "an address in a link: {href}");
     }
+    // The settings pages link webinars by a hash of their key; no address anywhere in them.
+    let settings = http.get(serve.url("/console/settings")).header(COOKIE, &cookie).send().await.expect("answer");
+    assert_eq!(settings.status(), StatusCode::OK);
+    let html = settings.text().await.expect("a page");
+    assert!(html.contains("Spring Launch") && !html.contains(ERIKA), "{html}");
+    let webinar = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|href| href.starts_with("/console/settings/") && *href != "/console/settings/all")
+        .expect("a link to the webinar's settings")
+        .to_owned();
+    let page = http.get(serve.url(&webinar)).header(COOKIE, &cookie).send().await.expect("answer");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("a page");
+    assert!(html.contains("[WebinarJam] [Spring Launch] Attended") && !html.contains(ERIKA), "{html}");
+    for href in html.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
+        assert!(!href.contains('@') && !href.contains("%40"), "an address in a link: {href}");
+    }
     let unknown = http.get(serve.url("/console/contacts/000000000000")).header(COOKIE, &cookie).send().await;
     assert_eq!(unknown.expect("answer").status(), StatusCode::NOT_FOUND);
 

@@ -215,6 +215,8 @@ pub struct Consumer {
     tags_ahead: bool,
     /// Webinars this process already knows as seen (saves a store read per event).
     seen: std::sync::Mutex<BTreeSet<String>>,
+    /// Entries from `BRIDGE_WEBINAR_SETTINGS` still to be written (the Lambda seeds on its first batch).
+    seed: std::sync::Mutex<Vec<crate::domain::WebinarSetting>>,
 }
 
 impl Consumer {
@@ -241,7 +243,18 @@ impl Consumer {
             webinars: std::sync::RwLock::default(),
             tags_ahead: false,
             seen: std::sync::Mutex::default(),
+            seed: std::sync::Mutex::default(),
         }
+    }
+
+    /// Writes `entries` (from `BRIDGE_WEBINAR_SETTINGS`) to the settings store before the first
+    /// batch reads it; each replaces the stored entry of its source and webinar. For processes
+    /// without a start-up step of their own (the consumer Lambda).
+    pub fn with_settings_seed(self, entries: Vec<crate::domain::WebinarSetting>) -> Self {
+        if let Ok(mut seed) = self.seed.lock() {
+            *seed = entries;
+        }
+        self
     }
 
     /// Applies the per-webinar settings in `store` (tag mapping, listid, include filter), read at
@@ -261,6 +274,13 @@ impl Consumer {
     /// Reads the per-webinar settings afresh; the mapped tags become known to the resolver.
     async fn refresh_webinar_settings(&self) -> Result<(), PortError> {
         let Some(store) = &self.webinar_settings else { return Ok(()) };
+        let pending = self.seed.lock().map(|seed| seed.clone()).unwrap_or_default();
+        if !pending.is_empty() {
+            crate::tags_ahead::seed_webinar_settings(store.as_ref(), &pending).await?;
+            if let Ok(mut seed) = self.seed.lock() {
+                seed.clear();
+            }
+        }
         let set = store.all().await?;
         self.tags.pin_known(&set.mapped_ids());
         if let Ok(mut current) = self.webinars.write() {

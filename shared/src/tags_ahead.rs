@@ -117,3 +117,18 @@ pub async fn ensure_webinar_tags(
     }
     Ok(ensured)
 }
+
+/// Writes the entries of a seed (`BRIDGE_WEBINAR_SETTINGS`) to the settings store; each
+/// replaces the stored entry of its source and webinar, other stored entries stay.
+pub async fn seed_webinar_settings(
+    store: &dyn crate::ports::WebinarSettings,
+    entries: &[crate::domain::WebinarSetting],
+) -> Result<(), crate::ports::PortError> {
+    for entry in entries {
+        store.put(entry).await?;
+    }
+    if !entries.is_empty() {
+        tracing::info!(entries = entries.len(), "per-webinar settings seeded from BRIDGE_WEBINAR_SETTINGS");
+    }
+    Ok(())
+}

@@ -86,6 +86,7 @@ impl Rig {
             ("KLICKTIPP_USERNAME", SIM_USERNAME),
             ("BRIDGE_FIELD_MAP", harness::FIELD_MAP),
             ("BRIDGE_KLICKTIPP_RPS", "1000"),
+            ("BRIDGE_TAGS_AHEAD", "off"),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))

@@ -24,12 +24,13 @@ use std::time::Duration;
 use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use webinar_bridge::adapters::dynamodb::{
     CONTACTS_PARTITION_KEY, DYNAMODB_ITEM_LIMIT, DynamoContactStore, DynamoEventLog, DynamoReceiptLog,
-    DynamoTagDirectory, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE, contact_key, item_size,
+    DynamoTagDirectory, DynamoWebinarSettings, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE, contact_key, item_size,
 };
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use webinar_bridge::consume::{Disposition, MessageOutcome, MessageResult};
 use webinar_bridge::domain::EventId;
+use webinar_bridge::ports::WebinarSettings;
 use webinar_bridge::ports::{
     Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, ReceiptLog,
     TagDirectory,
@@ -78,6 +79,10 @@ impl Backend for MotoBackend {
         Arc::new(DynamoReceiptLog::new(self.moto.dynamodb(), self.moto.create_events_table().await))
     }
 
+    async fn webinar_settings(&self) -> Option<Arc<dyn WebinarSettings>> {
+        Some(Arc::new(DynamoWebinarSettings::new(self.moto.dynamodb(), self.moto.create_contacts_table().await)))
+    }
+
     /// SQS keeps visibility on moto's own clock: real time has to pass too.
     async fn let_time_pass(&self, clock: &ManualClock, duration: Duration) {
         clock.advance(duration);
@@ -119,6 +124,11 @@ async fn port_suite_queue_retry_delay_on_the_server_clock() {
 #[tokio::test]
 async fn port_suite_event_log() {
     port_suite::event_log_suite(&MotoBackend::start().await).await;
+}
+
+#[tokio::test]
+async fn port_suite_webinar_settings() {
+    port_suite::webinar_settings_suite(&MotoBackend::start().await).await;
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod http;
 mod pull;
 mod serve;
 mod simulate;
+mod tags;
 mod wiring;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +54,9 @@ enum Command {
     /// List rejected events, field problems, dead letters and refused webhooks with the fix.
     /// Exit 1 when there are any.
     Problems(history::ProblemsArgs),
+    /// Prepare a webinar's KlickTipp tags before it opens (`tags ensure`).
+    #[command(subcommand)]
+    Tags(tags::TagsCommand),
 }
 
 impl Command {
@@ -67,7 +71,8 @@ impl Command {
             | Command::Webinars(_)
             | Command::Backfill(_)
             | Command::Contact(_)
-            | Command::Problems(_) => "warn",
+            | Command::Problems(_)
+            | Command::Tags(_) => "warn",
         }
     }
 }
@@ -96,5 +101,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backfill(args) => pull::backfill(args).await,
         Command::Contact(args) => history::contact(args).await,
         Command::Problems(args) => history::problems(args).await,
+        Command::Tags(command) => tags::run(command).await,
     }
 }

@@ -9,16 +9,18 @@ use std::time::Duration;
 use webinar_bridge::Secret;
 use webinar_bridge::adapters::memory::{
     MemoryContactStore, MemoryEventLog, MemoryHistoryLog, MemoryQueue, MemoryReceiptLog, MemoryTagDirectory,
-    QueueSettings,
+    MemoryWebinarSettings, QueueSettings,
 };
 use webinar_bridge::adapters::sqlite::{
     SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
+    SqliteWebinarSettings,
 };
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};
 use webinar_bridge::domain::{FieldFormat, LogicalField, Settings};
 use webinar_bridge::ingest::Ingest;
 use webinar_bridge::klicktipp::{KlickTippAuth, KlickTippClient, KlickTippConfig};
+use webinar_bridge::ports::WebinarSettings;
 use webinar_bridge::ports::{Clock, ContactStore, EventLog, EventQueue, HistoryLog, ReceiptLog, TagDirectory};
 use webinar_bridge::tag_resolver::TagResolver;
 
@@ -39,6 +41,8 @@ pub struct Ports {
     pub receipts: Arc<dyn ReceiptLog>,
     /// Each event's story: received by ingest, its outcome by the consumer (DESIGN 12).
     pub history: Arc<dyn HistoryLog>,
+    /// Per-webinar settings (tag mapping, listid, include filter) and seen webinars.
+    pub webinar_settings: Arc<dyn WebinarSettings>,
 }
 
 /// All ports on one SQLite file (`serve`).
@@ -50,6 +54,7 @@ pub fn sqlite_ports(db: &SqliteDb, queue_settings: QueueSettings) -> Ports {
         tags: Arc::new(SqliteTagDirectory::new(db.clone())),
         receipts: Arc::new(SqliteReceiptLog::new(db.clone())),
         history: Arc::new(SqliteHistoryLog::new(db.clone())),
+        webinar_settings: Arc::new(SqliteWebinarSettings::new(db.clone())),
     }
 }
 
@@ -64,6 +69,7 @@ pub fn memory_ports(queue_settings: QueueSettings, clock: Arc<dyn Clock>) -> (Po
         tags: Arc::new(MemoryTagDirectory::default()),
         receipts: Arc::new(MemoryReceiptLog::default()),
         history: Arc::new(MemoryHistoryLog::default()),
+        webinar_settings: Arc::new(MemoryWebinarSettings::default()),
     };
     (ports, queue)
 }
@@ -89,7 +95,8 @@ pub fn assemble(
         options,
         clock,
     )
-    .with_history(Arc::clone(&ports.history));
+    .with_history(Arc::clone(&ports.history))
+    .with_webinar_settings(Arc::clone(&ports.webinar_settings), config.tags_ahead);
     (ingest, consumer)
 }
 

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
-use webinar_bridge::adapters::dynamodb::{DynamoContactStore, DynamoEventLog, DynamoTagDirectory};
+use webinar_bridge::adapters::dynamodb::{
+    DynamoContactStore, DynamoEventLog, DynamoTagDirectory, DynamoWebinarSettings,
+};
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::{BridgeConfig, ConfigError, KlickTippMode, KlickTippSettings};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions, Disposition, MessageOutcome, MessageResult};
@@ -193,7 +195,9 @@ impl ConsumerFunction {
             config.settings.clone(),
             options,
             clock,
-        );
+        )
+        .with_webinar_settings(Arc::new(DynamoWebinarSettings::from_conf(sdk, contacts_table)), config.tags_ahead)
+        .with_settings_seed(config.webinar_settings_seed.clone());
         let mut queue = SqsQueue::from_conf(sdk, queue_url);
         match &config.dead_letter_queue_url {
             Some(url) => queue = queue.with_dead_letter_queue(url),

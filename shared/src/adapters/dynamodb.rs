@@ -15,6 +15,9 @@
 //!   [`ContactRecord`], zstd-compressed; older items have `record` (S, the plain JSON), read as
 //!   well) and `version` (N); tags `tag#<name>` with `tag_id` (N) once known, or
 //!   `creating_until` (N, epoch ms) while one consumer creates it.
+//! - contacts table, per-webinar settings (issue 15): one item `settings#webinars` with
+//!   `settings` (S, the JSON list of every `WebinarSetting`) and `version` (N, each write is
+//!   conditional on it); seen webinars `seen#<source>#<webinar>[#<date>]` with `seen_at` (S).
 //! - events table, ingest receipts under key `receipt#<event_id>` (never a consumer claim's key,
 //!   since event ids start with their source): `fingerprint` (S), `first_seen` (S, RFC 3339),
 //!   `expires_at` (N, the TTL), `rejected_reuses` (N), `last_rejected_at` (S) and
@@ -851,5 +854,105 @@ impl crate::platforms::done_store::DoneSessionStore for DynamoDoneSessions {
             (EVENTS_TTL_ATTRIBUTE.to_owned(), n(epoch_seconds_ceil(later(at, RECONCILED_KEEP)))),
         ]);
         self.table.put(item, None).await.map(|_| ())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-webinar settings
+
+/// Key of the one item holding every per-webinar setting (contacts table).
+pub const WEBINAR_SETTINGS_KEY: &str = "settings#webinars";
+/// Key prefix of seen webinars (contacts table).
+pub const SEEN_KEY_PREFIX: &str = "seen#";
+/// Read-modify-write rounds of a settings change against concurrent writers.
+const SETTINGS_ROUNDS: usize = 8;
+
+/// Per-webinar settings in the contacts table: every entry in one item (a few KB even for
+/// hundreds of webinars), so the consumer reads them with one `GetItem` per batch; writes are
+/// conditional on the item's version. Uses only the item actions the template already grants.
+#[derive(Clone, Debug)]
+pub struct DynamoWebinarSettings {
+    table: Table,
+}
+
+impl DynamoWebinarSettings {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table { client, name: table_name.into(), key: CONTACTS_PARTITION_KEY } }
+    }
+
+    pub fn from_conf(config: &aws_config::SdkConfig, table_name: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table_name)
+    }
+
+    /// The stored entries by key and the item's version (0 = no item yet).
+    async fn load(&self) -> PortResult<(BTreeMap<String, crate::domain::WebinarSetting>, u64)> {
+        const WHAT: &str = "webinar settings";
+        let Some(item) = self.table.get(WEBINAR_SETTINGS_KEY).await? else { return Ok((BTreeMap::new(), 0)) };
+        let version = required(number_attr::<u64>(&item, "version"), WHAT, "version")?;
+        let json = required(string_attr(&item, "settings"), WHAT, "settings")?;
+        let entries: Vec<crate::domain::WebinarSetting> =
+            serde_json::from_str(json).map_err(|error| PortError::Corrupt(format!("{WHAT}: {error}")))?;
+        Ok((entries.into_iter().map(|entry| (entry.key(), entry)).collect(), version))
+    }
+
+    /// Applies `change` to the stored entries and writes them back if nobody wrote in between.
+    async fn update<T>(
+        &self,
+        change: impl Fn(&mut BTreeMap<String, crate::domain::WebinarSetting>) -> T,
+    ) -> PortResult<T> {
+        for _ in 0..SETTINGS_ROUNDS {
+            let (mut entries, version) = self.load().await?;
+            let result = change(&mut entries);
+            let list: Vec<&crate::domain::WebinarSetting> = entries.values().collect();
+            let json = serde_json::to_string(&list).map_err(|error| PortError::Corrupt(error.to_string()))?;
+            let item = HashMap::from([
+                (CONTACTS_PARTITION_KEY.to_owned(), s(WEBINAR_SETTINGS_KEY)),
+                ("settings".to_owned(), s(json)),
+                ("version".to_owned(), n(version + 1)),
+            ]);
+            let condition = if version == 0 {
+                Condition::new("attribute_not_exists(#pk)", &[("#pk", CONTACTS_PARTITION_KEY)])
+            } else {
+                Condition::new("#version = :version", &[("#version", "version")]).value(":version", n(version))
+            };
+            if self.table.put(item, Some(condition)).await? == Written::Yes {
+                return Ok(result);
+            }
+        }
+        Err(PortError::VersionConflict)
+    }
+}
+
+fn seen_key(key: &str) -> String {
+    format!("{SEEN_KEY_PREFIX}{key}")
+}
+
+#[async_trait]
+impl crate::ports::WebinarSettings for DynamoWebinarSettings {
+    async fn all(&self) -> PortResult<crate::domain::WebinarSettingsSet> {
+        Ok(crate::domain::WebinarSettingsSet::new(self.load().await?.0.into_values()))
+    }
+
+    async fn put(&self, setting: &crate::domain::WebinarSetting) -> PortResult<()> {
+        self.update(|entries| {
+            entries.insert(setting.key(), setting.clone());
+        })
+        .await
+    }
+
+    async fn remove(&self, source: &str, webinar: &str) -> PortResult<bool> {
+        let key = crate::domain::setting_key(source, webinar);
+        self.update(|entries| entries.remove(&key).is_some()).await
+    }
+
+    async fn is_seen(&self, key: &str) -> PortResult<bool> {
+        Ok(self.table.get(&seen_key(key)).await?.is_some())
+    }
+
+    async fn mark_seen(&self, key: &str, at: DateTime<Utc>) -> PortResult<()> {
+        let item =
+            HashMap::from([(CONTACTS_PARTITION_KEY.to_owned(), s(seen_key(key))), ("seen_at".to_owned(), rfc3339(at))]);
+        let condition = Condition::new("attribute_not_exists(#pk)", &[("#pk", CONTACTS_PARTITION_KEY)]);
+        self.table.put(item, Some(condition)).await.map(|_| ())
     }
 }

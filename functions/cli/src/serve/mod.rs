@@ -147,6 +147,12 @@ impl Pipeline {
             ..QueueSettings::default()
         };
         let mut ports = wiring::sqlite_ports(&db, queue_settings);
+        webinar_bridge::tags_ahead::seed_webinar_settings(
+            ports.webinar_settings.as_ref(),
+            &config.webinar_settings_seed,
+        )
+        .await
+        .context("cannot write BRIDGE_WEBINAR_SETTINGS to the database")?;
         let wake = Arc::new(Notify::new());
         ports.queue = Arc::new(worker::WakingQueue::new(ports.queue, Arc::clone(&wake)));
         let console =

@@ -103,6 +103,11 @@ async fn replay(
     let (ports, queue) = wiring::memory_ports(queue_settings, clock.clone());
     let (ingest, consumer) =
         wiring::assemble(&ports, simulated_client(config, simulator)?, config, replay_options(config), clock.clone());
+    // The mapping, listid and filter of BRIDGE_WEBINAR_SETTINGS shape the replay; tags ahead do
+    // not: simulate shows what each event costs, not a one-off set-up step.
+    let consumer = consumer.with_webinar_settings(Arc::clone(&ports.webinar_settings), false);
+    webinar_bridge::tags_ahead::seed_webinar_settings(ports.webinar_settings.as_ref(), &config.webinar_settings_seed)
+        .await?;
 
     let fed = feed(&ingest, &queue, &clock, requests).await;
     let last_arrival = requests.iter().map(|recorded| recorded.request.received_at).max().unwrap_or_default();

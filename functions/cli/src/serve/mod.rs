@@ -163,13 +163,12 @@ impl Pipeline {
                 klicktipp: target.client.clone(),
                 consumer: None,
                 tag_template: config.settings.tag_template.clone(),
-                settings: Some(Arc::new(webinar_bridge::adapters::sqlite::SqliteWebinarSettings::new(db.clone()))),
+                // The store the consumer reads at every batch (wiring::assemble).
+                settings: Some(Arc::clone(&ports.webinar_settings)),
             });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
-        // The per-webinar settings the console edits, read by the consumer at every batch.
-        let webinar_settings = Arc::new(webinar_bridge::adapters::sqlite::SqliteWebinarSettings::new(db.clone()));
-        let consumer = Arc::new(consumer.with_webinar_settings(webinar_settings, config.tags_ahead));
+        let consumer = Arc::new(consumer);
         let console = console.map(|parts| parts.with_consumer(Arc::clone(&consumer)));
         let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
             .map_err(|error| exit::unusable(error.to_string()))?;

@@ -6,6 +6,9 @@ Run by tests/tests/console_browser.rs, which starts the simulator and serve betw
   phase "fix":     (serve restarted with a text-field mapping and a dead letter waiting) sign in,
                    resync the contact from the problems list, see the problem gone, screenshot
                    the timeline, redrive the dead letter.
+  phase "settings": open the settings, pick the webinar, choose an existing tag for Attended,
+                   create the missing tag of another state, save, see it saved; screenshot the
+                   settings page (desktop and phone).
 Exits non-zero with a message on the first expectation that fails.
 """
 
@@ -63,14 +66,48 @@ def phase_fix(page, args):
     expect(page.locator("#dead-letter-list")).to_contain_text("No dead letters.")
 
 
+def phase_settings(page, args):
+    sign_in(page, args.url, args.token)
+    page.click("nav >> text=Settings")
+    expect(page.locator("h1")).to_have_text("Settings")
+    page.click(f"#webinar-list a:text-is('{args.webinar}')")
+    expect(page.locator("h1")).to_have_text(args.webinar)
+    assert "@" not in page.url, f"an address in the URL: {page.url}"
+    attended = page.locator("#tag_Attended")
+    expect(attended.locator("option").first).to_contain_text(f"Generated: {args.generated_prefix}")
+    attended.select_option(label=args.existing_tag)
+    # The missing tag of another state: its "Create tag" button sits beside its dropdown.
+    create_row = page.locator(f"#state-tag_{args.create_state}")
+    expect(create_row.locator("button", has_text="Create tag")).to_have_count(1)
+    create_row.locator("button", has_text="Create tag").click()
+    expect(page.locator(".notice")).to_contain_text("Created the tag")
+    expect(page.locator(f"#state-tag_{args.create_state}")).to_contain_text("exists (id ")
+    expect(page.locator(f"#state-tag_{args.create_state} button")).to_have_count(0)
+    # The choice made before "Create tag" is still there; Save keeps it.
+    expect(page.locator("#tag_Attended option:checked")).to_have_text(args.existing_tag)
+    page.click("#save")
+    expect(page.locator(".notice")).to_contain_text("Saved.")
+    expect(page.locator("#state-tag_Attended .preview")).to_contain_text(args.existing_tag)
+    expect(page.locator("#state-tag_Attended .preview")).to_contain_text("this webinar")
+    expect(page.locator("#tag_Attended option:checked")).to_have_text(args.existing_tag)
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.screenshot(path=os.path.join(args.screenshots, "settings.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=os.path.join(args.screenshots, "settings-phone.png"), full_page=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("phase", choices=["problem", "fix"])
+    parser.add_argument("phase", choices=["problem", "fix", "settings"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--email", required=True)
-    parser.add_argument("--contact-hash", required=True)
-    parser.add_argument("--field", required=True)
+    parser.add_argument("--contact-hash", default="")
+    parser.add_argument("--field", default="")
+    parser.add_argument("--webinar", default="")
+    parser.add_argument("--generated-prefix", default="")
+    parser.add_argument("--existing-tag", default="")
+    parser.add_argument("--create-state", default="")
     parser.add_argument("--screenshots", required=True)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
@@ -79,7 +116,7 @@ def main():
         browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page()
-            {"problem": phase_problem, "fix": phase_fix}[args.phase](page, args)
+            {"problem": phase_problem, "fix": phase_fix, "settings": phase_settings}[args.phase](page, args)
         finally:
             browser.close()
     print(f"browser phase {args.phase}: ok")

@@ -8,7 +8,10 @@
 //! 3. serve restarts mapping `webinar_name` to `field102`, a text field. The browser resyncs the
 //!    contact from the problems list and sees the problem gone, then redrives the dead letter.
 //!
-//! Exact KlickTipp calls are asserted for the resync and the redrive. Screenshots go to
+//! A second test (issue 15) drives the settings page: an existing tag for `Attended`, "Create tag"
+//! for a missing one, Save; the next attended event lands on the existing tag.
+//!
+//! Exact KlickTipp calls are asserted for the resync, the redrive and the mapped event. Screenshots go to
 //! `target/screenshots/`; with `UPDATE_SCREENSHOTS=1` they replace the README illustrations in
 //! `functions/cli/screenshots/` (so a test run leaves the work tree as it was).
 //!
@@ -42,6 +45,10 @@ fn registration(email: &str) -> Value {
 }
 
 fn browser(phase: &str, serve: &ServeProcess, email: &str) {
+    browser_with(phase, serve, email, &["--field", "field101"]);
+}
+
+fn browser_with(phase: &str, serve: &ServeProcess, email: &str, extra: &[&str]) {
     let root = harness::workspace_root();
     let python = root.join(".tools/bin/python");
     assert!(
@@ -52,7 +59,8 @@ fn browser(phase: &str, serve: &ServeProcess, email: &str) {
     let output = Command::new(python)
         .arg(root.join("tests/browser/console.py"))
         .args([phase, "--url", serve.url("").trim_end_matches('/'), "--token", TOKEN, "--email", email])
-        .args(["--contact-hash", &hash, "--field", "field101"])
+        .args(["--contact-hash", &hash])
+        .args(extra)
         .arg("--screenshots")
         .arg(screenshot_folder(&root))
         .output()
@@ -78,8 +86,12 @@ fn screenshot_folder(root: &std::path::Path) -> std::path::PathBuf {
 }
 
 async fn post_registration(serve: &ServeProcess, email: &str) {
+    post_event(serve, "registered", email).await;
+}
+
+async fn post_event(serve: &ServeProcess, kind: &str, email: &str) {
     let answer = reqwest::Client::new()
-        .post(serve.url("/hooks/webinarjam/registered"))
+        .post(serve.url(&format!("/hooks/webinarjam/{kind}")))
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {WEBINARJAM_SECRET}"))
         .body(registration(email).to_string())
@@ -158,6 +170,63 @@ async fn a_person_finds_fixes_and_redrives_in_the_browser() {
     assert!(queue.dead_letters().await.expect("dead letters").is_empty());
     let output = format!("{}\n{}", serve.stdout_text(), serve.stderr_text());
     assert!(!output.contains(ERIKA) && !output.contains(MAX), "an address in serve's output");
+    serve.terminate().await;
+}
+
+/// Issue 15's settings page in the browser: the person maps `Attended` of a webinar to a tag the
+/// account already has, creates the missing tag of another state, and saves; the next attended
+/// event lands on the existing tag (checked through KlickTipp's API over HTTP), and no tag with
+/// the generated name is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_maps_a_state_to_an_existing_tag_in_the_browser() {
+    const EXISTING: &str = "Webinar attendees (all)";
+    const GENERATED_ATTENDED: &str = "[WebinarJam] [Spring Launch] Attended";
+    const CREATED: &str = "[WebinarJam] [Spring Launch] Replay Watched";
+    let simulator = klicktipp_sim::start(SimConfig::default(), "127.0.0.1:0").await.expect("start the simulator");
+    let klicktipp = harness::simulator_client(&simulator);
+    let existing = klicktipp.create_tag(EXISTING, None).await.expect("the account's own tag");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("bridge.db");
+    let env = BridgeEnv::for_simulator(&simulator.url(), &db_path)
+        .set("BRIDGE_CONSOLE_TOKEN", TOKEN)
+        .set("BRIDGE_KLICKTIPP_RPS", "50")
+        // Tags are created as events need them, so the page offers "Create tag" for the rest.
+        .set("BRIDGE_TAGS_AHEAD", "off");
+    let db = harness::open_db(&db_path);
+    let serve = ServeProcess::start(&env, &[]).await;
+    post_registration(&serve, ERIKA).await;
+    harness::wait_until_drained(&db, Duration::from_secs(45)).await;
+
+    let extra = [
+        "--webinar",
+        "Spring Launch",
+        "--generated-prefix",
+        "[WebinarJam] [Spring Launch]",
+        "--existing-tag",
+        EXISTING,
+        "--create-state",
+        "ReplayWatched",
+    ];
+    tokio::task::block_in_place(|| browser_with("settings", &serve, ERIKA, &extra));
+    let tags = simulator.tags();
+    assert_eq!(tags.values().filter(|name| name.as_str() == CREATED).count(), 1, "Create tag made it once: {tags:?}");
+
+    // The next attended event: only a tag changes, so one tag call with the existing tag's id;
+    // no tag created or looked up.
+    let before = simulator.calls_by_endpoint();
+    post_event(&serve, "attended", ERIKA).await;
+    harness::wait_until_drained(&db, Duration::from_secs(45)).await;
+    assert_eq!(
+        calls_since(&simulator, &before),
+        calls(&[("POST /subscriber/tag", 1)]),
+        "KlickTipp calls for the event"
+    );
+    assert!(!simulator.tags().values().any(|name| name == GENERATED_ATTENDED), "no generated Attended tag");
+    let id = klicktipp.search_subscriber(ERIKA).await.expect("search").expect("erika is a contact");
+    let contact = klicktipp.get_subscriber(&id).await.expect("the contact over HTTP");
+    assert!(contact.tags.contains(&existing), "the chosen tag {existing} on the contact: {:?}", contact.tags);
+    let output = format!("{}\n{}", serve.stdout_text(), serve.stderr_text());
+    assert!(!output.contains(ERIKA), "an address in serve's output");
     serve.terminate().await;
 }
 

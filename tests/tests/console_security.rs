@@ -1,5 +1,6 @@
 //! The web console of `serve` (issue 14) through serve's own port: off (404) without
-//! `BRIDGE_CONSOLE_TOKEN`; a wrong token gets 401 and, after a few, 429; a POST without the
+//! `BRIDGE_CONSOLE_TOKEN`; a wrong token gets 401 and, after a few, 429 for that client address
+//! (another address still signs in); a POST (redrive, search, settings) without the
 //! session's CSRF token gets 403; the cookie is HttpOnly and SameSite=Strict; and no e-mail
 //! address appears in any URL or log line, though the contact's page shows it.
 //!
@@ -42,11 +43,21 @@ async fn without_a_token_the_console_does_not_exist() {
     let env = BridgeEnv::for_simulator(&simulator.url(), &dir.path().join("bridge.db"));
     let serve = ServeProcess::start(&env, &[]).await;
     let http = client();
-    for path in ["/console", "/console/problems"] {
+    for path in ["/console", "/console/problems", "/console/settings", "/console/settings/all"] {
         let answer = http.get(serve.url(path)).send().await.expect("serve answers");
         assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
     }
     assert_eq!(sign_in(&http, &serve, TOKEN).await.status(), StatusCode::NOT_FOUND);
+    for path in ["/console/settings/all", "/console/settings/all/create-tag"] {
+        let answer = http
+            .post(serve.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("include=yes")
+            .send()
+            .await
+            .expect("serve answers");
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+    }
     serve.terminate().await;
 }
 
@@ -115,6 +126,13 @@ async fn sign_in_sessions_csrf_and_no_address_in_urls_or_logs() {
     let limited = sign_in(&http, &serve, TOKEN).await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers().contains_key("retry-after"));
+    // The limit is per client address: another address still signs in.
+    let elsewhere = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("a client");
+    assert_eq!(sign_in(&elsewhere, &serve, TOKEN).await.status(), StatusCode::SEE_OTHER, "another address");
 
     // State changes need the session's CSRF token.
     let form = |body: String| {
@@ -135,6 +153,29 @@ async fn sign_in_sessions_csrf_and_no_address_in_urls_or_logs() {
     assert_eq!(no_session.status(), StatusCode::UNAUTHORIZED);
     let redriven = form(format!("csrf={csrf}")).send().await.expect("answer");
     assert_eq!(redriven.status(), StatusCode::SEE_OTHER);
+    // The settings page's state changes too: Save and Create tag need the CSRF token and a session.
+    for path in ["/console/settings/all", "/console/settings/all/create-tag"] {
+        let settings_form = |body: String| {
+            http.post(serve.url(path))
+                .header(COOKIE, &cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+        };
+        let missing = settings_form("include=yes&tag_Attended=1".to_owned()).send().await.expect("answer");
+        assert_eq!(missing.status(), StatusCode::FORBIDDEN, "{path} without CSRF");
+        let forged = settings_form("csrf=forged&include=yes".to_owned()).send().await.expect("answer");
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{path} with a forged CSRF token");
+        let anonymous = http
+            .post(serve.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}&include=yes"))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{path} without a session");
+    }
+    let settings_signed_out = http.get(serve.url("/console/settings")).send().await.expect("answer");
+    assert_eq!(settings_signed_out.status(), StatusCode::SEE_OTHER);
     let search_without_csrf = http
         .post(serve.url("/console/search"))
         .header(COOKIE, &cookie)
@@ -164,6 +205,25 @@ async fn sign_in_sessions_csrf_and_no_address_in_urls_or_logs() {
     assert!(html.contains(ERIKA), "the person asked for this contact: the page shows the address");
     assert!(html.contains("Spring Launch"), "the tags the bridge set: {html}");
     assert!(html.contains(r#"<ol class="timeline">"#), "the timeline: {html}");
+    for href in html.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
+        assert!(!href.contains('@') && !href.contains("%40"), "an address in a link: {href}");
+    }
+    // The settings pages link webinars by a hash of their key; no address anywhere in them.
+    let settings = http.get(serve.url("/console/settings")).header(COOKIE, &cookie).send().await.expect("answer");
+    assert_eq!(settings.status(), StatusCode::OK);
+    let html = settings.text().await.expect("a page");
+    assert!(html.contains("Spring Launch") && !html.contains(ERIKA), "{html}");
+    let webinar = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|href| href.starts_with("/console/settings/") && *href != "/console/settings/all")
+        .expect("a link to the webinar's settings")
+        .to_owned();
+    let page = http.get(serve.url(&webinar)).header(COOKIE, &cookie).send().await.expect("answer");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("a page");
+    assert!(html.contains("[WebinarJam] [Spring Launch] Attended") && !html.contains(ERIKA), "{html}");
     for href in html.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
         assert!(!href.contains('@') && !href.contains("%40"), "an address in a link: {href}");
     }

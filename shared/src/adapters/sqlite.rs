@@ -538,6 +538,61 @@ impl SqliteDb {
     }
 }
 
+/// A webinar some stored contact has state for, as the console's settings page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownWebinar {
+    pub key: crate::domain::WebinarKey,
+    /// The name an event gave it, if any.
+    pub name: Option<String>,
+    /// The latest session start (RFC 3339) and its time zone, for a `{date}` preview.
+    pub latest_start: Option<String>,
+    pub timezone: Option<String>,
+    /// Contacts with state for it.
+    pub contacts: u64,
+}
+
+impl SqliteDb {
+    /// Every webinar the stored contacts have state for, with its name and contact count.
+    pub async fn known_webinars(&self) -> PortResult<Vec<KnownWebinar>> {
+        self.run(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT json_extract(w.value, '$.webinar'),
+                        MAX(json_extract(w.value, '$.state.fields.webinar_name.value')),
+                        MAX(json_extract(w.value, '$.state.fields.webinar_start.value')),
+                        MAX(json_extract(w.value, '$.state.fields.timezone.value')),
+                        COUNT(*)
+                 FROM contacts, json_each(contacts.record, '$.webinars') AS w
+                 GROUP BY 1",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            })?;
+            let mut found: Vec<KnownWebinar> = Vec::new();
+            for row in rows {
+                let (key, name, latest_start, timezone, contacts) = row?;
+                let key: crate::domain::WebinarKey = serde_json::from_str(&key).map_err(corrupt)?;
+                let contacts = loaded_id(contacts, "count")?;
+                // The same key written in two spellings (field order) is one webinar.
+                if let Some(known) = found.iter_mut().find(|known| known.key == key) {
+                    known.contacts += contacts;
+                    known.name = known.name.take().or(name);
+                    continue;
+                }
+                found.push(KnownWebinar { key, name, latest_start, timezone, contacts });
+            }
+            found.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(found)
+        })
+        .await
+    }
+}
+
 impl fmt::Debug for SqliteDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteDb").field("path", &self.path).finish_non_exhaustive()

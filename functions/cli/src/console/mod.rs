@@ -8,6 +8,7 @@
 
 mod charts;
 mod security;
+pub mod settings;
 
 use axum::Router;
 use axum::body::Body;
@@ -65,6 +66,10 @@ pub struct ConsoleParts {
     pub klicktipp: KlickTippClient,
     /// The consumer of `serve`: resync re-applies through it, exactly as the queue would.
     pub consumer: Option<Arc<Consumer>>,
+    /// The tag names of the settings page's preview (language, state names, `{date}`).
+    pub tag_template: webinar_bridge::domain::TagTemplate,
+    /// The per-webinar settings the settings page reads and writes.
+    pub settings: Option<Arc<dyn webinar_bridge::ports::WebinarSettings>>,
 }
 
 impl ConsoleParts {
@@ -82,12 +87,21 @@ struct Console {
     klicktipp: KlickTippClient,
     consumer: Option<Arc<Consumer>>,
     templates: Environment<'static>,
+    tag_template: webinar_bridge::domain::TagTemplate,
+    settings: Option<Arc<dyn webinar_bridge::ports::WebinarSettings>>,
+    /// Creates a state's generated tag ("Create tag"), single-writer like the consumer's.
+    resolver: webinar_bridge::tag_resolver::TagResolver,
 }
 
 type Shared = Arc<Console>;
 
 /// The console's routes, all under `/console`.
 pub fn router(parts: ConsoleParts) -> Router {
+    let resolver = webinar_bridge::tag_resolver::TagResolver::new(
+        Arc::new(webinar_bridge::adapters::sqlite::SqliteTagDirectory::new(parts.db.clone())),
+        parts.klicktipp.clone(),
+        Arc::new(webinar_bridge::ports::SystemClock),
+    );
     let console = Console {
         guard: Guard::new(&parts.token),
         queue: SqliteQueue::new(parts.db.clone(), parts.queue_settings),
@@ -96,6 +110,9 @@ pub fn router(parts: ConsoleParts) -> Router {
         klicktipp: parts.klicktipp,
         consumer: parts.consumer,
         templates: templates(),
+        tag_template: parts.tag_template,
+        settings: parts.settings,
+        resolver,
     };
     Router::new()
         .route("/console", get(overview))
@@ -107,6 +124,9 @@ pub fn router(parts: ConsoleParts) -> Router {
         .route("/console/problems", get(problems))
         .route("/console/redrive", post(redrive))
         .route("/console/resync", post(resync))
+        .route("/console/settings", get(settings::index))
+        .route("/console/settings/{webinar}", get(settings::webinar).post(settings::save))
+        .route("/console/settings/{webinar}/create-tag", post(settings::create_tag))
         .with_state(Arc::new(console))
 }
 
@@ -119,6 +139,8 @@ fn templates() -> Environment<'static> {
         ("contact.html", include_str!("templates/contact.html")),
         ("problems.html", include_str!("templates/problems.html")),
         ("message.html", include_str!("templates/message.html")),
+        ("settings.html", include_str!("templates/settings.html")),
+        ("settings_webinar.html", include_str!("templates/settings_webinar.html")),
     ] {
         // The templates are part of the binary and covered by the tests: a syntax error is a bug.
         if let Err(error) = env.add_template(name, source) {
@@ -191,12 +213,17 @@ async fn overview(State(console): State<Shared>, request: Request) -> Response {
 }
 
 async fn sign_in(State(console): State<Shared>, request: Request) -> Response {
+    // The connection's peer (serve's edge records it); behind a proxy every client shares it.
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), |info| info.0.ip());
     let form = match read_form(request).await {
         Ok(form) => form,
         Err(response) => return response,
     };
     let offered = form.get("token").map_or("", String::as_str);
-    match console.guard.sign_in(offered, Instant::now()) {
+    match console.guard.sign_in(offered, client, Instant::now()) {
         SignIn::Accepted(session) => {
             tracing::info!("console: signed in");
             let mut response = redirect("/console");
@@ -759,7 +786,16 @@ mod tests {
     #[test]
     fn every_template_parses_and_the_css_stays_small() {
         let env = templates();
-        for name in ["base.html", "sign_in.html", "overview.html", "contact.html", "problems.html", "message.html"] {
+        for name in [
+            "base.html",
+            "sign_in.html",
+            "overview.html",
+            "contact.html",
+            "problems.html",
+            "message.html",
+            "settings.html",
+            "settings_webinar.html",
+        ] {
             assert!(env.get_template(name).is_ok(), "{name}");
         }
         assert!(CSS.len() < 6 * 1024, "a few KB of CSS, not {}", CSS.len());

@@ -2,6 +2,7 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq as _;
@@ -10,8 +11,12 @@ use subtle::ConstantTimeEq as _;
 pub const COOKIE: &str = "wb_console";
 /// A session lasts this long after sign-in.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Wrong tokens allowed per window; the next sign-in in the window gets 429.
+/// Wrong tokens allowed per client address and window; its next sign-in in the window gets 429.
 pub const MAX_FAILURES: usize = 5;
+/// Wrong tokens from all addresses together per window before every sign-in gets 429: a backstop
+/// against guessing from many addresses (the token has at least 16 characters). It also bounds
+/// the map of addresses: each remembered address holds at least one of these wrong tokens.
+pub const MAX_FAILURES_ALL_CLIENTS: usize = 100;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Sessions kept at most (the oldest is dropped beyond it).
 const MAX_SESSIONS: usize = 256;
@@ -38,7 +43,47 @@ pub struct Session {
 pub struct Guard {
     token_digest: [u8; 32],
     sessions: Mutex<HashMap<String, Session>>,
-    failures: Mutex<VecDeque<Instant>>,
+    failures: Mutex<Failures>,
+}
+
+/// Recent wrong tokens, per client address and in total.
+#[derive(Default)]
+struct Failures {
+    by_client: HashMap<IpAddr, VecDeque<Instant>>,
+    all: VecDeque<Instant>,
+}
+
+impl Failures {
+    fn expire(&mut self, now: Instant) {
+        let expired = |at: &Instant| now.duration_since(*at) >= FAILURE_WINDOW;
+        while self.all.front().is_some_and(expired) {
+            self.all.pop_front();
+        }
+        self.by_client.retain(|_, times| {
+            while times.front().is_some_and(expired) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+    }
+
+    /// How long `client` must wait, if it is limited.
+    fn limited(&self, client: IpAddr, now: Instant) -> Option<Duration> {
+        let wait = |times: &VecDeque<Instant>, max: usize| {
+            (times.len() >= max).then(|| {
+                let oldest = times.front().copied().unwrap_or(now);
+                FAILURE_WINDOW.saturating_sub(now.duration_since(oldest))
+            })
+        };
+        let own = self.by_client.get(&client).and_then(|times| wait(times, MAX_FAILURES));
+        own.or_else(|| wait(&self.all, MAX_FAILURES_ALL_CLIENTS))
+    }
+
+    /// Only called when not limited, so at most [`MAX_FAILURES_ALL_CLIENTS`] live entries exist.
+    fn record(&mut self, client: IpAddr, now: Instant) {
+        self.by_client.entry(client).or_default().push_back(now);
+        self.all.push_back(now);
+    }
 }
 
 impl Guard {
@@ -46,22 +91,21 @@ impl Guard {
         Self {
             token_digest: Sha256::digest(token.as_bytes()).into(),
             sessions: Mutex::new(HashMap::new()),
-            failures: Mutex::new(VecDeque::new()),
+            failures: Mutex::new(Failures::default()),
         }
     }
 
-    pub fn sign_in(&self, offered: &str, now: Instant) -> SignIn {
+    /// A sign-in from `client` (the connection's peer address). Wrong tokens are limited per
+    /// address, so one client guessing does not lock everyone else out.
+    pub fn sign_in(&self, offered: &str, client: IpAddr, now: Instant) -> SignIn {
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        while failures.front().is_some_and(|at| now.duration_since(*at) >= FAILURE_WINDOW) {
-            failures.pop_front();
-        }
-        if failures.len() >= MAX_FAILURES {
-            let oldest = failures.front().copied().unwrap_or(now);
-            return SignIn::Limited(FAILURE_WINDOW.saturating_sub(now.duration_since(oldest)));
+        failures.expire(now);
+        if let Some(wait) = failures.limited(client, now) {
+            return SignIn::Limited(wait);
         }
         let offered: [u8; 32] = Sha256::digest(offered.as_bytes()).into();
         if !bool::from(offered.ct_eq(&self.token_digest)) {
-            failures.push_back(now);
+            failures.record(client, now);
             return SignIn::Wrong;
         }
         drop(failures);
@@ -122,16 +166,22 @@ pub fn clear_cookie() -> String {
 mod tests {
     use super::*;
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn client(n: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
     #[test]
     fn wrong_tokens_are_limited_per_window_and_the_right_one_opens_a_session() {
         let guard = Guard::new("a-long-enough-console-token");
         let start = Instant::now();
         for _ in 0..MAX_FAILURES {
-            assert_eq!(guard.sign_in("nope", start), SignIn::Wrong);
+            assert_eq!(guard.sign_in("nope", HERE, start), SignIn::Wrong);
         }
-        assert!(matches!(guard.sign_in("a-long-enough-console-token", start), SignIn::Limited(_)));
+        assert!(matches!(guard.sign_in("a-long-enough-console-token", HERE, start), SignIn::Limited(_)));
         let later = start + FAILURE_WINDOW;
-        let SignIn::Accepted(session) = guard.sign_in("a-long-enough-console-token", later) else {
+        let SignIn::Accepted(session) = guard.sign_in("a-long-enough-console-token", HERE, later) else {
             panic!("the window has passed")
         };
         assert_eq!(guard.session(&session.id, later), Some(session.clone()));
@@ -140,6 +190,38 @@ mod tests {
         assert_eq!(guard.session(&session.id, later + SESSION_LIFETIME), None);
         guard.sign_out(&session.id);
         assert_eq!(guard.session(&session.id, later), None);
+    }
+
+    #[test]
+    fn one_client_guessing_does_not_lock_out_another() {
+        let guard = Guard::new("a-long-enough-console-token");
+        let now = Instant::now();
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(guard.sign_in("nope", client(1), now), SignIn::Wrong);
+        }
+        assert!(matches!(guard.sign_in("nope", client(1), now), SignIn::Limited(_)));
+        assert!(matches!(guard.sign_in("a-long-enough-console-token", client(2), now), SignIn::Accepted(_)));
+        assert_eq!(guard.sign_in("nope", client(2), now), SignIn::Wrong);
+    }
+
+    #[test]
+    fn many_clients_together_are_limited_and_the_map_stays_bounded() {
+        let guard = Guard::new("a-long-enough-console-token");
+        let now = Instant::now();
+        let mut wrong = 0;
+        for n in 0..(MAX_FAILURES_ALL_CLIENTS as u32 + 50) {
+            match guard.sign_in("nope", client(n), now) {
+                SignIn::Wrong => wrong += 1,
+                SignIn::Limited(_) => break,
+                SignIn::Accepted(_) => panic!("a wrong token opened a session"),
+            }
+        }
+        assert_eq!(wrong, MAX_FAILURES_ALL_CLIENTS, "the backstop across all addresses");
+        assert!(guard.failures.lock().expect("not poisoned").by_client.len() <= MAX_FAILURES_ALL_CLIENTS);
+        // Past the window every address may try again, and the expired addresses are dropped.
+        let later = now + FAILURE_WINDOW;
+        assert!(matches!(guard.sign_in("a-long-enough-console-token", client(3), later), SignIn::Accepted(_)));
+        assert!(guard.failures.lock().expect("not poisoned").by_client.is_empty());
     }
 
     #[test]

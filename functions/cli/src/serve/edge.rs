@@ -118,7 +118,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         };
         while tasks.try_join_next().is_some() {}
         match accepted {
-            Ok((stream, _peer)) => server.admit(stream, &mut tasks),
+            Ok((stream, peer)) => server.admit(stream, peer, &mut tasks),
             Err(error) => server.accept_failed(&error).await,
         }
     }
@@ -150,7 +150,7 @@ struct Server {
 impl Server {
     /// Serves a new connection, making room at the cap by closing the longest-idle one; refuses it
     /// with a 503 only when every connection has a request in flight.
-    fn admit(self: &Arc<Self>, stream: TcpStream, tasks: &mut JoinSet<()>) {
+    fn admit(self: &Arc<Self>, stream: TcpStream, peer: std::net::SocketAddr, tasks: &mut JoinSet<()>) {
         let cap = self.limits.max_connections;
         match self.registry.admit(cap) {
             Admission::Admitted { connection, evicted } => {
@@ -158,7 +158,7 @@ impl Server {
                     self.log_shed(Shed::ClosedLongestIdle);
                 }
                 let server = Arc::clone(self);
-                tasks.spawn(async move { server.serve_connection(stream, connection).await });
+                tasks.spawn(async move { server.serve_connection(stream, peer, connection).await });
             }
             Admission::Full => match Arc::clone(&self.refusal_slots).try_acquire_owned() {
                 Ok(permit) => {
@@ -211,7 +211,7 @@ impl Server {
         }
     }
 
-    async fn serve_connection(&self, stream: TcpStream, connection: Arc<Connection>) {
+    async fn serve_connection(&self, stream: TcpStream, peer: std::net::SocketAddr, connection: Arc<Connection>) {
         let io = TokioIo::new(Tracked { stream, connection: Arc::clone(&connection) });
         let service = {
             let router = self.router.clone();
@@ -222,7 +222,10 @@ impl Server {
                 let connection = Arc::clone(&connection);
                 // Boxed, so the connection is `Unpin` and can hand its socket back afterwards.
                 let answer: BoxedAnswer = Box::pin(async move {
-                    let response = router.oneshot(request.map(Body::new)).await;
+                    // The peer address, for per-client limits (the console's sign-in).
+                    let mut request = request.map(Body::new);
+                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    let response = router.oneshot(request).await;
                     if let Ok(response) = &response
                         && response.extensions().get::<BodyLeftUnread>().is_some()
                     {

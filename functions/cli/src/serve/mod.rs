@@ -164,6 +164,9 @@ impl Pipeline {
                 queue_settings,
                 klicktipp: target.client.clone(),
                 consumer: None,
+                tag_template: config.settings.tag_template.clone(),
+                // The store the consumer reads at every batch (wiring::assemble).
+                settings: Some(Arc::clone(&ports.webinar_settings)),
             });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));

@@ -19,7 +19,7 @@ use crate::ports::{
 use crate::tag_resolver::{TagResolveError, TagResolver};
 use crate::tags_ahead::{WebinarRef, ensure_webinar_tags};
 use futures::stream::{self, StreamExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;

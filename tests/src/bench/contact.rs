@@ -52,7 +52,7 @@ fn step_received(contact: &str, id: &EventId, at: DateTime<Utc>, webinar: usize)
         at,
         step: HistoryStep::Received(ReceivedEvent {
             source: "zoom".into(),
-            kind: if webinar % 2 == 0 { "registered" } else { "attended" }.into(),
+            kind: if webinar.is_multiple_of(2) { "registered" } else { "attended" }.into(),
             webinar_id: format!("8123456{:04}", webinar % 10_000),
             webinar_name: Some(format!("Webinar {}", webinar % 50)),
             session_id: None,
@@ -63,7 +63,7 @@ fn step_received(contact: &str, id: &EventId, at: DateTime<Utc>, webinar: usize)
 }
 
 fn step_outcome(contact: &str, id: &EventId, at: DateTime<Utc>, n: usize) -> HistoryEntry {
-    let outcome = if n % 25 == 0 {
+    let outcome = if n.is_multiple_of(25) {
         HistoryOutcome::FieldProblem { field: "field101".into(), error_number: Some(8), reason: "not a number".into() }
     } else {
         HistoryOutcome::Applied

@@ -30,7 +30,7 @@ use webinar_bridge::adapters::dynamodb::{CONTACTS_PARTITION_KEY, EVENTS_PARTITIO
 use webinar_bridge::adapters::memory::{DeadLetter, QueueSettings};
 use webinar_bridge::adapters::sqs::aws_sdk_sqs;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use webinar_bridge::adapters::sqs::{DEAD_LETTER_REASON_ATTRIBUTE, SqsQueue};
+use webinar_bridge::adapters::sqs::{DEAD_LETTER_REASON_ATTRIBUTE, SqsDeadLetters, SqsQueue};
 use webinar_bridge::ports::{EventQueue, OutgoingMessage, PortError, PortResult, QueuedMessage};
 
 pub const REGION: &str = "eu-central-1";
@@ -305,6 +305,11 @@ pub struct MotoQueue {
 impl MotoQueue {
     pub fn url(&self) -> &str {
         self.queue.queue_url()
+    }
+
+    /// The dead-letter port on this queue and its dead-letter queue.
+    pub fn dead_letter_port(&self) -> SqsDeadLetters {
+        SqsDeadLetters::new(self.sqs.clone(), self.url(), &self.dlq_url)
     }
 
     /// Raw SDK messages from the main queue, with every system attribute, as Lambda's event

@@ -278,8 +278,12 @@ async fn redrive_moves_a_dead_letter_back_for_the_consumer(stack: &Stack, simula
 
 /// `forget --klicktipp`: the KlickTipp contact is deleted (search + DELETE) and the address is
 /// nowhere in the stores afterwards; another contact stays; the erasure is recorded.
-async fn forget_erases_a_contact_everywhere(stack: &Stack, simulator: &Simulator) -> (String, String) {
-    let email = "Forget.Me@Example.COM";
+const FORGET_EMAIL: &str = "Forget.Me@Example.COM";
+const FORGET_NEEDLES: [&str; 3] = [FORGET_EMAIL, "forget.me@example.com", "Forget.Me"];
+
+/// The contact to forget, with a pending message and a dead letter, and another contact.
+async fn prepare_forget(stack: &Stack, simulator: &Simulator) {
+    let email = FORGET_EMAIL;
     let other = "stays@example.com";
     stack.webinarjam("registered", email).await;
     stack.webinarjam("attended", email).await;
@@ -289,7 +293,10 @@ async fn forget_erases_a_contact_everywhere(stack: &Stack, simulator: &Simulator
     stack.webinarjam_body("registered", &webinar("forget.me@example.com", "124", "Second Class")).await;
     stack.dead_letter_next().await;
     assert!(harness::tags_by_email(simulator).contains_key("forget.me@example.com"));
+}
 
+async fn forget_erases_a_contact_everywhere(stack: &Stack, simulator: &Simulator) {
+    let (email, other) = (FORGET_EMAIL, "stays@example.com");
     let before = simulator.calls_by_endpoint();
     let run = stack.run(&["forget", email, "--klicktipp"]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -319,7 +326,6 @@ async fn forget_erases_a_contact_everywhere(stack: &Stack, simulator: &Simulator
     let run = stack.run(&["forget", email]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(run.stdout.contains("0 stored item(s) erased"), "{}", run.stdout);
-    (email.to_owned(), email.to_ascii_lowercase())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -390,9 +396,13 @@ async fn sqlite_redrive_moves_a_dead_letter_back() {
 async fn sqlite_forget_leaves_no_trace_in_any_table_or_byte() {
     let simulator = harness::start_simulator().await;
     let stack = sqlite_stack(&simulator);
-    let (email, lower) = forget_erases_a_contact_everywhere(&stack, &simulator).await;
     let path = stack.sqlite_path.clone().expect("a file");
-    let needles = [email.as_str(), lower.as_str(), "Forget.Me", "forget.me"];
+    let needles = FORGET_NEEDLES;
+    prepare_forget(&stack, &simulator).await;
+    let held = sqlite_holds(&path, &needles);
+    assert!(held.iter().any(|place| place.starts_with("contacts")), "the search finds the address: {held:?}");
+    assert!(held.iter().any(|place| place.starts_with("dead_letters")), "{held:?}");
+    forget_erases_a_contact_everywhere(&stack, &simulator).await;
     // The erasure is recorded, without the address.
     let connection = rusqlite::Connection::open(&path).expect("open");
     let erasures: i64 = connection

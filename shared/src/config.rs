@@ -78,6 +78,8 @@ pub struct BridgeConfig {
     pub consumer_concurrency: u32,
     /// The events queue's dead-letter queue: where the consumer puts messages it cannot read.
     pub dead_letter_queue_url: Option<String>,
+    /// The DynamoDB table of contact histories (DESIGN 12); unset, the AWS functions keep none.
+    pub history_table: Option<String>,
 }
 
 /// The process environment as read by [`BridgeConfig::from_vars`]: empty values count as unset.
@@ -131,6 +133,7 @@ impl BridgeConfig {
                 |raw| raw.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
             )?,
             dead_letter_queue_url: vars.get("DEAD_LETTER_QUEUE_URL"),
+            history_table: vars.get("HISTORY_TABLE"),
         })
     }
 

@@ -1341,7 +1341,11 @@ impl SqliteReceiptLog {
 impl SqliteReceiptLog {
     /// Live receipts with refused reuses whose last refusal was at or after `since` (the
     /// `problems` command's refused webhooks), oldest first.
-    pub async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+    pub async fn refused_receipts_since(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<Vec<ReceiptRecord>> {
         let (since, now) = (to_micros(since), to_micros(now));
         self.db
             .run(move |connection| {
@@ -1444,6 +1448,10 @@ impl ReceiptLog for SqliteReceiptLog {
         self.db
             .run(move |connection| Ok(stored_receipt(connection, &event_id)?.filter(|record| record.expires_at > now)))
             .await
+    }
+
+    async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+        self.refused_receipts_since(since, now).await
     }
 }
 

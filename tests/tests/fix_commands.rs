@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb::types::AttributeValue;
+use webinar_bridge::adapters::dynamodb::{DynamoContactStore, DynamoEventLog, DynamoReceiptLog, DynamoTagDirectory};
+use webinar_bridge::adapters::dynamodb_history::DynamoHistoryLog;
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::{
     SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
@@ -26,6 +29,7 @@ use webinar_bridge::sources::RawRequest;
 use webinar_bridge::tag_resolver::TagResolver;
 use webinar_bridge::worker;
 use webinar_bridge_tests::harness::{self, BridgeEnv, WEBINARJAM_SECRET, calls_since};
+use webinar_bridge_tests::moto::{Moto, MotoQueue};
 
 const REGISTERED: &str = "[WebinarJam] [Masterclass] Registered";
 const ATTENDED: &str = "[WebinarJam] [Masterclass] Attended";
@@ -63,6 +67,109 @@ struct Stack {
     env: BridgeEnv,
     sqlite_path: Option<PathBuf>,
     _dir: tempfile::TempDir,
+}
+
+/// The AWS resources on moto: what the binary reaches through the Lambdas' variables.
+struct MotoResources {
+    moto: Moto,
+    queue: MotoQueue,
+    tables: Vec<String>,
+}
+
+async fn moto_stack(simulator: &Simulator) -> (Stack, MotoResources) {
+    let moto = Moto::start().await;
+    let queue = moto.create_queue(QueueSettings::default()).await;
+    let events = moto.create_events_table().await;
+    let contacts = moto.create_contacts_table().await;
+    let history = moto.create_history_table().await;
+    let dynamodb = moto.dynamodb();
+    let ports = Ports {
+        queue: Arc::new(queue.queue.clone()),
+        dead_letters: Arc::new(queue.dead_letter_port()),
+        log: Arc::new(DynamoEventLog::new(dynamodb.clone(), &events)),
+        contacts: Arc::new(DynamoContactStore::new(dynamodb.clone(), &contacts)),
+        tags: Arc::new(DynamoTagDirectory::new(dynamodb.clone(), &contacts)),
+        receipts: Arc::new(DynamoReceiptLog::new(dynamodb.clone(), &events)),
+        history: Arc::new(DynamoHistoryLog::new(dynamodb, &history)),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = BridgeEnv::for_simulator(&simulator.url(), &dir.path().join("unused.db"))
+        .set("BRIDGE_KLICKTIPP_RPS", "50")
+        .set("EVENTS_QUEUE_URL", queue.url())
+        .set("DEAD_LETTER_QUEUE_URL", &queue.dlq_url)
+        .set("EVENTS_TABLE", &events)
+        .set("CONTACTS_TABLE", &contacts)
+        .set("HISTORY_TABLE", &history);
+    for (name, value) in moto.aws_env() {
+        env = env.set(name, &value);
+    }
+    let stack = Stack { name: "moto", ports, env, sqlite_path: None, _dir: dir };
+    (stack, MotoResources { moto, queue, tables: vec![events, contacts, history] })
+}
+
+impl MotoResources {
+    /// Where the needles occur: every item of every table (compressed records unpacked) and
+    /// every message in both queues (taken off them: this is the last look).
+    async fn holding(&self, needles: &[&str]) -> Vec<String> {
+        let mut found = Vec::new();
+        let dynamodb = self.moto.dynamodb();
+        for table in &self.tables {
+            let mut start = None;
+            loop {
+                let page =
+                    dynamodb.scan().table_name(table).set_exclusive_start_key(start.take()).send().await.expect("scan");
+                for item in page.items() {
+                    let mut text = format!("{item:?}");
+                    for value in item.values() {
+                        if let AttributeValue::B(blob) = value
+                            && let Ok(unpacked) = zstd::decode_all(blob.as_ref())
+                        {
+                            text.push_str(&String::from_utf8_lossy(&unpacked));
+                        }
+                    }
+                    for needle in needles {
+                        if text.contains(needle) {
+                            found.push(format!("{table}: {needle}"));
+                        }
+                    }
+                }
+                match page.last_evaluated_key() {
+                    Some(key) if !key.is_empty() => start = Some(key.clone()),
+                    _ => break,
+                }
+            }
+        }
+        let sqs = self.moto.sqs();
+        for url in [self.queue.url(), self.queue.dlq_url.as_str()] {
+            for _ in 0..100 {
+                let output = sqs
+                    .receive_message()
+                    .queue_url(url)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(60)
+                    .message_attribute_names("All")
+                    .send()
+                    .await
+                    .expect("receive");
+                let messages = output.messages.unwrap_or_default();
+                if messages.is_empty() {
+                    break;
+                }
+                for message in &messages {
+                    let text = format!("{message:?}");
+                    for needle in needles {
+                        if text.contains(needle) {
+                            found.push(format!("{url}: {needle}"));
+                        }
+                    }
+                    if let Some(receipt) = message.receipt_handle() {
+                        sqs.delete_message().queue_url(url).receipt_handle(receipt).send().await.expect("delete");
+                    }
+                }
+            }
+        }
+        found
+    }
 }
 
 fn sqlite_stack(simulator: &Simulator) -> Stack {
@@ -413,4 +520,40 @@ async fn sqlite_forget_leaves_no_trace_in_any_table_or_byte() {
     assert_eq!(sqlite_holds(&path, &needles), Vec::<String>::new());
     drop(stack.ports);
     assert_eq!(files_hold(&path, &needles), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same cases on the AWS resources (moto)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_resync_heals_a_tag_removed_by_hand() {
+    let simulator = harness::start_simulator().await;
+    let (stack, _resources) = moto_stack(&simulator).await;
+    resync_heals_a_tag_removed_by_hand(&stack, &simulator).await;
+}
+
+/// moto has no StartMessageMoveTask: `--all` runs the receive-send-delete fallback and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_redrive_moves_a_dead_letter_back() {
+    let simulator = harness::start_simulator().await;
+    let (stack, _resources) = moto_stack(&simulator).await;
+    redrive_moves_a_dead_letter_back_for_the_consumer(&stack, &simulator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_forget_leaves_no_trace_in_any_item_or_message() {
+    let simulator = harness::start_simulator().await;
+    let (stack, resources) = moto_stack(&simulator).await;
+    prepare_forget(&stack, &simulator).await;
+    let erased_before = erasure_records(&resources).await;
+    forget_erases_a_contact_everywhere(&stack, &simulator).await;
+    assert_eq!(erasure_records(&resources).await - erased_before, 2, "one erasure record per forget run");
+    assert_eq!(resources.holding(&FORGET_NEEDLES).await, Vec::<String>::new());
+}
+
+/// History items recording an erasure.
+async fn erasure_records(resources: &MotoResources) -> usize {
+    let history = resources.tables.last().expect("the history table");
+    let page = resources.moto.dynamodb().scan().table_name(history).send().await.expect("scan");
+    page.items().iter().filter(|item| format!("{item:?}").contains("erased")).count()
 }

@@ -8,6 +8,7 @@
 //! - `forget` erases a contact everywhere the bridge stores it and records that an erasure
 //!   happened, without the address.
 
+use crate::backend::{Backend, BackendArgs, Store};
 use crate::{exit, wiring};
 use anyhow::Context as _;
 use chrono::Utc;
@@ -17,8 +18,11 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use webinar_bridge::adapters::aws_secrets::SdkConfig;
+use webinar_bridge::adapters::dynamodb::{DynamoContactStore, DynamoEventLog, DynamoReceiptLog};
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteEventLog, SqliteQueue, SqliteReceiptLog};
+use webinar_bridge::adapters::sqs::{SqsDeadLetters, aws_sdk_sqs};
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, Resynced};
 use webinar_bridge::domain::{ContactRecord, Email, EventId, FieldSlot};
@@ -29,6 +33,8 @@ use webinar_bridge::ports::{
 
 #[derive(Debug, Args)]
 pub struct RedriveArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// A dead letter's message id or the event id its body carries (`problems` lists both).
     #[arg(conflicts_with = "all", required_unless_present = "all")]
     pub id: Option<String>,
@@ -39,6 +45,8 @@ pub struct RedriveArgs {
 
 #[derive(Debug, Args)]
 pub struct ResyncArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// The contact's e-mail address.
     #[arg(conflicts_with_all = ["webinar", "all"], required_unless_present_any = ["webinar", "all"])]
     pub email: Option<String>,
@@ -52,6 +60,8 @@ pub struct ResyncArgs {
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// The contact's e-mail address.
     pub email: String,
     /// Also delete the contact in KlickTipp (search, then DELETE /subscriber/{id}).
@@ -70,17 +80,6 @@ pub struct FixPorts {
     pub sqlite: Option<SqliteDb>,
 }
 
-/// `serve`'s database; a missing file is an error, not a new empty database.
-fn open_sqlite(config: &BridgeConfig) -> anyhow::Result<SqliteDb> {
-    if !config.db_path.exists() {
-        return Err(exit::unusable(format!(
-            "BRIDGE_DB: no database at {}; point BRIDGE_DB at the file `webinar-bridge serve` uses",
-            config.db_path.display()
-        )));
-    }
-    SqliteDb::open(&config.db_path).with_context(|| format!("cannot open {}", config.db_path.display()))
-}
-
 /// Every port on `serve`'s SQLite file.
 pub fn sqlite_fix_ports(db: &SqliteDb) -> FixPorts {
     let queue = SqliteQueue::new(db.clone(), QueueSettings::default());
@@ -96,8 +95,34 @@ pub fn sqlite_fix_ports(db: &SqliteDb) -> FixPorts {
     }
 }
 
-async fn fix_ports(config: &BridgeConfig) -> anyhow::Result<FixPorts> {
-    Ok(sqlite_fix_ports(&open_sqlite(config)?))
+/// Every port on the AWS resources: the stack's tables, its queue and dead-letter queue.
+pub fn aws_fix_ports(sdk: &SdkConfig, resources: &wiring::AwsResources) -> anyhow::Result<FixPorts> {
+    let dead_letter_queue_url = resources.dead_letter_queue_url.as_ref().ok_or_else(|| {
+        exit::unusable(
+            "DEAD_LETTER_QUEUE_URL: not set; name the stack with --stack NAME, or set the dead-letter queue's URL",
+        )
+    })?;
+    Ok(FixPorts {
+        ports: wiring::aws_ports(sdk, resources),
+        dead_letters: Arc::new(SqsDeadLetters::new(
+            aws_sdk_sqs::Client::new(sdk),
+            &resources.events_queue_url,
+            dead_letter_queue_url,
+        )),
+        contact_admin: Arc::new(DynamoContactStore::from_conf(sdk, &resources.contacts_table)),
+        event_records: vec![
+            ("event records", Arc::new(DynamoEventLog::from_conf(sdk, &resources.events_table))),
+            ("ingest receipts", Arc::new(DynamoReceiptLog::from_conf(sdk, &resources.events_table))),
+        ],
+        sqlite: None,
+    })
+}
+
+fn fix_ports(backend: &Backend) -> anyhow::Result<FixPorts> {
+    match &backend.store {
+        Store::Sqlite(db) => Ok(sqlite_fix_ports(db)),
+        Store::Aws { sdk, resources } => aws_fix_ports(sdk, resources),
+    }
 }
 
 fn parse_email(raw: &str) -> anyhow::Result<Email> {
@@ -114,8 +139,8 @@ fn describe_letter(letter: &DeadLetter) -> String {
 }
 
 pub async fn redrive(args: RedriveArgs) -> anyhow::Result<ExitCode> {
-    let config = wiring::load_config()?;
-    let fix = fix_ports(&config).await?;
+    let backend = args.backend.open().await?;
+    let fix = fix_ports(&backend)?;
     let selection = match args.id {
         None => RedriveSelection::All,
         Some(id) => {
@@ -221,11 +246,12 @@ fn describe_resync(email: &Email, resynced: &Resynced) -> Option<String> {
 }
 
 pub async fn resync(args: ResyncArgs) -> anyhow::Result<ExitCode> {
-    let config = wiring::load_config()?;
+    let backend = args.backend.open().await?;
+    let config = &backend.config;
     if config.klicktipp.mode() != KlickTippMode::Management {
-        wiring::management_client(&config)?;
+        wiring::management_client(config)?;
     }
-    let fix = fix_ports(&config).await?;
+    let fix = fix_ports(&backend)?;
     let emails: Vec<Email> = match (&args.email, &args.webinar) {
         (Some(raw), _) => vec![parse_email(raw)?],
         (None, webinar) => {
@@ -248,7 +274,7 @@ pub async fn resync(args: ResyncArgs) -> anyhow::Result<ExitCode> {
             chosen
         }
     };
-    let consumer = resync_consumer(&config, &fix.ports)?;
+    let consumer = resync_consumer(config, &fix.ports)?;
     let single = args.email.is_some();
     let mut progress = (!single).then(|| Progress::new(emails.len()));
     let (mut healed, mut writes, mut failed, mut missing) = (0usize, 0usize, 0usize, 0usize);
@@ -332,10 +358,11 @@ fn event_ids_in_record(record: &ContactRecord) -> BTreeSet<String> {
 }
 
 pub async fn forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
-    let config = wiring::load_config()?;
     let email = parse_email(&args.email)?;
-    let client = if args.klicktipp { Some(wiring::management_client(&config)?) } else { None };
-    let fix = fix_ports(&config).await?;
+    let backend = args.backend.open().await?;
+    let config = &backend.config;
+    let client = if args.klicktipp { Some(wiring::management_client(config)?) } else { None };
+    let fix = fix_ports(&backend)?;
     let contact = email.group_hash();
     let now = Utc::now();
 

@@ -37,7 +37,7 @@ use webinar_bridge::adapters::dynamodb_history::{
 use webinar_bridge::adapters::memory::{DeadLetter, QueueSettings};
 use webinar_bridge::adapters::sqs::aws_sdk_sqs;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use webinar_bridge::adapters::sqs::{DEAD_LETTER_REASON_ATTRIBUTE, SqsQueue};
+use webinar_bridge::adapters::sqs::{DEAD_LETTER_REASON_ATTRIBUTE, SqsDeadLetters, SqsQueue};
 use webinar_bridge::ports::{EventQueue, OutgoingMessage, PortError, PortResult, QueuedMessage};
 
 pub const REGION: &str = "eu-central-1";
@@ -371,6 +371,11 @@ pub struct MotoQueue {
 impl MotoQueue {
     pub fn url(&self) -> &str {
         self.queue.queue_url()
+    }
+
+    /// The dead-letter port on this queue and its dead-letter queue.
+    pub fn dead_letter_port(&self) -> SqsDeadLetters {
+        SqsDeadLetters::new(self.sqs.clone(), self.url(), &self.dlq_url)
     }
 
     /// Raw SDK messages from the main queue, with every system attribute, as Lambda's event

@@ -70,6 +70,12 @@ async fn receipt_log_on_a_file() {
 }
 
 #[tokio::test]
+async fn dead_letters_on_a_file() {
+    let dir = temp_dir();
+    port_suite::dead_letters_list_redrive_and_erase(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test]
 async fn history_log_on_a_file() {
     let dir = temp_dir();
     port_suite::history_log_suite(&SqliteBackend::in_dir(dir.path())).await;

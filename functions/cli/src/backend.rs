@@ -14,13 +14,13 @@ use anyhow::Context as _;
 use aws_sdk_cloudformation::types::Stack;
 use clap::Args;
 use std::collections::HashMap;
+use std::sync::Arc;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, environment_with_secrets, load_sdk_config};
 use webinar_bridge::adapters::memory::{DeadLetter, QueueSettings};
 use webinar_bridge::adapters::sqlite::{SqliteDb, SqliteQueue};
-use webinar_bridge::adapters::sqs::DEAD_LETTER_REASON_ATTRIBUTE;
-use webinar_bridge::adapters::sqs::aws_sdk_sqs;
-use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::MessageSystemAttributeName;
+use webinar_bridge::adapters::sqs::{SqsDeadLetters, aws_sdk_sqs};
 use webinar_bridge::config::BridgeConfig;
+use webinar_bridge::ports::DeadLetters;
 
 /// Which deployment a command works on; flattened into each operator command.
 #[derive(Debug, Clone, Default, Args)]
@@ -79,18 +79,24 @@ impl Backend {
         }
     }
 
-    /// The dead letters, left where they are (on AWS a peek: each is received once and made
-    /// visible again at once).
+    /// The dead letters, left where they are (the `DeadLetters` port: serve's table, or a peek
+    /// at the DLQ that makes each message visible again at once).
     pub async fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
-        match &self.store {
-            Store::Sqlite(db) => Ok(SqliteQueue::new(db.clone(), QueueSettings::default()).dead_letters().await?),
+        let letters: Arc<dyn DeadLetters> = match &self.store {
+            Store::Sqlite(db) => Arc::new(SqliteQueue::new(db.clone(), QueueSettings::default())),
             Store::Aws { sdk, resources } => match &resources.dead_letter_queue_url {
-                Some(url) => peek_dead_letters(&aws_sdk_sqs::Client::new(sdk), url).await,
-                None => Ok(Vec::new()),
+                Some(url) => {
+                    Arc::new(SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), &resources.events_queue_url, url))
+                }
+                None => return Ok(Vec::new()),
             },
-        }
+        };
+        Ok(letters.list(DEAD_LETTERS_LISTED).await?)
     }
 }
+
+/// How many dead letters `problems` lists at most.
+const DEAD_LETTERS_LISTED: usize = 1_000;
 
 impl BackendArgs {
     /// Opens the deployment these arguments choose.
@@ -206,63 +212,6 @@ pub fn stack_vars(
         }
     }
     Ok(env)
-}
-
-/// How long a peeked dead letter stays invisible before it is made visible again (it is
-/// returned at once; this only bounds the time if the command dies in between).
-const PEEK_VISIBILITY_SECONDS: i32 = 30;
-
-/// The messages in the dead-letter queue, left in it: each is received once (so the receive
-/// count reported is the one before the peek) and made visible again. A FIFO queue hands out at
-/// most ten messages of one group per peek.
-pub async fn peek_dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<Vec<DeadLetter>> {
-    let mut peeked = Vec::new();
-    loop {
-        let output = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(PEEK_VISIBILITY_SECONDS)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .context("reading the dead-letter queue (ReceiveMessage)")?;
-        let messages = output.messages.unwrap_or_default();
-        if messages.is_empty() {
-            break;
-        }
-        peeked.extend(messages);
-    }
-    let mut dead = Vec::with_capacity(peeked.len());
-    for message in &peeked {
-        let attribute = |name: MessageSystemAttributeName| {
-            message.attributes().and_then(|attributes| attributes.get(&name)).cloned().unwrap_or_default()
-        };
-        let receives: u32 = attribute(MessageSystemAttributeName::ApproximateReceiveCount).parse().unwrap_or(1);
-        dead.push(DeadLetter {
-            message_id: message.message_id().unwrap_or_default().to_owned(),
-            group_id: attribute(MessageSystemAttributeName::MessageGroupId),
-            body: message.body().unwrap_or_default().to_owned(),
-            receive_count: receives.saturating_sub(1),
-            reason: message
-                .message_attributes()
-                .and_then(|attributes| attributes.get(DEAD_LETTER_REASON_ATTRIBUTE))
-                .and_then(|value| value.string_value())
-                .map(str::to_owned),
-        });
-        if let Some(receipt) = message.receipt_handle() {
-            // Visible again at once, where an operator (and a redrive) finds it.
-            sqs.change_message_visibility()
-                .queue_url(url)
-                .receipt_handle(receipt)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .context("returning a peeked dead letter to the queue (ChangeMessageVisibility)")?;
-        }
-    }
-    Ok(dead)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod check_config;
 mod console;
 mod discovery;
 mod exit;
+mod fixcmds;
 mod history;
 mod http;
 mod pull;
@@ -54,6 +55,15 @@ enum Command {
     /// List rejected events, field problems, dead letters and refused webhooks with the fix.
     /// Exit 1 when there are any.
     Problems(history::ProblemsArgs),
+    /// Move dead letters back to the queue (one by message or event id, or --all); the consumer
+    /// then applies them.
+    Redrive(fixcmds::RedriveArgs),
+    /// Re-plan stored contacts against what KlickTipp holds now (a live read) and write only the
+    /// drift, under the rate cap: one address, --webinar NAME or --all.
+    Resync(fixcmds::ResyncArgs),
+    /// Erase a contact: its state, history, event records, receipts and queued messages
+    /// (--klicktipp: also the KlickTipp contact). The erasure is recorded without the address.
+    Forget(fixcmds::ForgetArgs),
 }
 
 impl Command {
@@ -68,7 +78,10 @@ impl Command {
             | Command::Webinars(_)
             | Command::Backfill(_)
             | Command::Contact(_)
-            | Command::Problems(_) => "warn",
+            | Command::Problems(_)
+            | Command::Redrive(_)
+            | Command::Resync(_)
+            | Command::Forget(_) => "warn",
         }
     }
 }
@@ -97,5 +110,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backfill(args) => pull::backfill(args).await,
         Command::Contact(args) => history::contact(args).await,
         Command::Problems(args) => history::problems(args).await,
+        Command::Redrive(args) => fixcmds::redrive(args).await,
+        Command::Resync(args) => fixcmds::resync(args).await,
+        Command::Forget(args) => fixcmds::forget(args).await,
     }
 }

@@ -27,8 +27,8 @@ use super::memory::{decide_receipt, new_receipt};
 use super::sqs::unavailable;
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, ClaimToken, ContactStore, EventLog, EventRecord, EventStatus, FinalOutcome, PortError, PortResult, Receipt,
-    ReceiptLog, ReceiptRecord, TagClaim, TagDirectory, Versioned,
+    Claim, ClaimToken, ContactAdmin, ContactStore, EventErasure, EventLog, EventRecord, EventStatus, FinalOutcome,
+    PortError, PortResult, Receipt, ReceiptLog, ReceiptRecord, TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -905,5 +905,84 @@ impl crate::platforms::done_store::DoneSessionStore for DynamoDoneSessions {
             (EVENTS_TTL_ATTRIBUTE.to_owned(), n(epoch_seconds_ceil(later(at, RECONCILED_KEEP)))),
         ]);
         self.table.put(item, None).await.map(|_| ())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enumeration and erasure (DESIGN 12: resync --all, forget)
+
+impl Table {
+    /// Deletes the item under `key`; false when there was none.
+    async fn erase(&self, key: &str) -> PortResult<bool> {
+        let exists = if self.key == EVENTS_PARTITION_KEY {
+            Condition::new("attribute_exists(#k)", &[("#k", EVENTS_PARTITION_KEY)])
+        } else {
+            Condition::new("attribute_exists(#k)", &[("#k", CONTACTS_PARTITION_KEY)])
+        };
+        Ok(matches!(self.delete(key, Some(exists)).await?, Written::Yes))
+    }
+}
+
+#[async_trait]
+impl ContactAdmin for DynamoContactStore {
+    /// A paginated Scan of the contacts table reading only the keys of the contact items
+    /// (tags share the table): one read unit per 4 KB of keys scanned.
+    async fn emails(&self) -> PortResult<Vec<Email>> {
+        let mut emails = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .table
+                .client
+                .scan()
+                .table_name(&self.table.name)
+                .projection_expression("#pk")
+                .filter_expression("begins_with(#pk, :prefix)")
+                .expression_attribute_names("#pk", CONTACTS_PARTITION_KEY)
+                .expression_attribute_values(":prefix", s(CONTACT_KEY_PREFIX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|error| unavailable("Scan (contacts)", &error))?;
+            for item in output.items() {
+                let Some(AttributeValue::S(key)) = item.get(CONTACTS_PARTITION_KEY) else { continue };
+                if let Some(raw) = key.strip_prefix(CONTACT_KEY_PREFIX) {
+                    emails
+                        .push(Email::parse(raw).map_err(|error| PortError::Corrupt(format!("contact key: {error}")))?);
+                }
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        emails.sort();
+        Ok(emails)
+    }
+
+    async fn erase(&self, email: &Email) -> PortResult<bool> {
+        self.table.erase(&contact_key(email)).await
+    }
+}
+
+#[async_trait]
+impl EventErasure for DynamoEventLog {
+    async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize> {
+        let mut erased = 0;
+        for id in event_ids {
+            erased += usize::from(self.table.erase(id.as_str()).await?);
+        }
+        Ok(erased)
+    }
+}
+
+#[async_trait]
+impl EventErasure for DynamoReceiptLog {
+    async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize> {
+        let mut erased = 0;
+        for id in event_ids {
+            erased += usize::from(self.table.erase(&format!("{RECEIPT_KEY_PREFIX}{}", id.as_str())).await?);
+        }
+        Ok(erased)
     }
 }

@@ -18,9 +18,10 @@ use crate::adapters::memory::{DeadLetter, QueueSettings, decide_receipt, new_rec
 use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, HistoryEntry,
-    HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord,
-    SystemClock, TagClaim, TagDirectory, Versioned,
+    Claim, ClaimToken, Clock, ContactAdmin, ContactStore, DeadLetters, EventErasure, EventLog, EventQueue, EventRecord,
+    EventStatus, FinalOutcome, HistoryEntry, HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult,
+    QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, RedriveMethod, RedriveSelection, Redriven, SystemClock,
+    TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -607,6 +608,9 @@ fn configure(connection: &Connection, file_backed: bool) -> PortResult<()> {
     }
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
+    // Deleted content is overwritten with zeros, so an erased contact (`forget`) leaves no bytes
+    // behind in freed pages or cells.
+    connection.pragma_update(None, "secure_delete", true)?;
     Ok(())
 }
 
@@ -1573,5 +1577,165 @@ impl HistoryLog for SqliteHistoryLog {
         self.db
             .run(move |connection| Ok(connection.execute("DELETE FROM history WHERE contact = ?1", [contact])?))
             .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead letters, enumeration and erasure (DESIGN 12: redrive, resync --all, forget)
+
+#[async_trait]
+impl DeadLetters for SqliteQueue {
+    async fn list(&self, limit: usize) -> PortResult<Vec<DeadLetter>> {
+        Ok(self.dead_letters().await?.into_iter().take(limit).collect())
+    }
+
+    /// Each message goes back under its original id, so it sits at its original place in its
+    /// group (a receive walks a group by id), visible now and with a fresh receive count.
+    async fn redrive(&self, selection: &RedriveSelection) -> PortResult<Redriven> {
+        let now = to_micros(self.clock.now());
+        let selection = selection.clone();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let letters: Vec<DeadLetter> = {
+                    let mut statement = transaction.prepare_cached(
+                        "SELECT message_id, group_id, body, receive_count, reason FROM dead_letters
+                         ORDER BY dead_at, message_id",
+                    )?;
+                    let rows = statement.query_map([], |row| {
+                        Ok(DeadLetter {
+                            message_id: row.get::<_, i64>(0)?.to_string(),
+                            group_id: row.get(1)?,
+                            body: row.get(2)?,
+                            receive_count: row.get(3)?,
+                            reason: row.get(4)?,
+                        })
+                    })?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                let mut moved = Vec::new();
+                for letter in letters.into_iter().filter(|letter| selection.selects(letter)) {
+                    let id: i64 = letter.message_id.parse().map_err(corrupt)?;
+                    transaction
+                        .prepare_cached(
+                            "INSERT INTO queue_messages (id, group_id, dedup_id, body, receive_count, visible_at, receipt)
+                             SELECT message_id, group_id, dedup_id, body, 0, ?2, NULL FROM dead_letters
+                             WHERE message_id = ?1",
+                        )?
+                        .execute(params![id, now])?;
+                    transaction.prepare_cached("DELETE FROM dead_letters WHERE message_id = ?1")?.execute([id])?;
+                    moved.push(letter);
+                }
+                transaction.commit()?;
+                Ok(Redriven { method: RedriveMethod::InPlace, moved, note: None })
+            })
+            .await
+    }
+
+    async fn erase_group(&self, group_id: &str) -> PortResult<usize> {
+        let group_id = group_id.to_owned();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let queued = transaction.execute("DELETE FROM queue_messages WHERE group_id = ?1", [&group_id])?;
+                let dead = transaction.execute("DELETE FROM dead_letters WHERE group_id = ?1", [&group_id])?;
+                transaction.commit()?;
+                Ok(queued + dead)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl ContactAdmin for SqliteContactStore {
+    async fn emails(&self) -> PortResult<Vec<Email>> {
+        self.db
+            .run(|connection| {
+                let mut statement = connection.prepare_cached("SELECT email FROM contacts ORDER BY email")?;
+                let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+                let mut emails = Vec::new();
+                for email in rows {
+                    emails.push(Email::parse(&email?).map_err(corrupt)?);
+                }
+                Ok(emails)
+            })
+            .await
+    }
+
+    async fn erase(&self, email: &Email) -> PortResult<bool> {
+        let email = email.as_str().to_owned();
+        self.db
+            .run(move |connection| Ok(connection.execute("DELETE FROM contacts WHERE email = ?1", [email])? > 0))
+            .await
+    }
+}
+
+/// Event records and the queue's deduplication ids (the event id is the dedup id).
+#[async_trait]
+impl EventErasure for SqliteEventLog {
+    async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize> {
+        let ids: Vec<String> = event_ids.iter().map(|id| id.as_str().to_owned()).collect();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let mut erased = 0;
+                for id in &ids {
+                    erased += transaction.prepare_cached("DELETE FROM event_log WHERE event_id = ?1")?.execute([id])?;
+                    erased +=
+                        transaction.prepare_cached("DELETE FROM queue_dedup WHERE dedup_id = ?1")?.execute([id])?;
+                }
+                transaction.commit()?;
+                Ok(erased)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl EventErasure for SqliteReceiptLog {
+    async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize> {
+        let ids: Vec<String> = event_ids.iter().map(|id| id.as_str().to_owned()).collect();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let mut erased = 0;
+                for id in &ids {
+                    erased +=
+                        transaction.prepare_cached("DELETE FROM ingest_receipts WHERE event_id = ?1")?.execute([id])?;
+                }
+                transaction.commit()?;
+                Ok(erased)
+            })
+            .await
+    }
+}
+
+/// How often [`SqliteDb::scrub`] retries a WAL truncation another connection keeps busy.
+const SCRUB_ATTEMPTS: u32 = 20;
+
+impl SqliteDb {
+    /// After an erasure: rebuilds the file (`VACUUM`, so no free page keeps old bytes, whatever
+    /// build wrote them) and moves the WAL into it and truncates it to zero bytes, so deleted
+    /// rows are gone from the bytes on disk too. Every connection runs with `secure_delete`, so
+    /// deleted content is zeroed when it is freed. Returns false when another connection kept
+    /// the WAL busy through every attempt (its frames are then overwritten by later commits).
+    pub async fn scrub(&self) -> PortResult<bool> {
+        let file_backed = self.path.is_some();
+        self.run(move |connection| {
+            connection.execute_batch("VACUUM")?;
+            if !file_backed {
+                return Ok(true);
+            }
+            for attempt in 0..SCRUB_ATTEMPTS {
+                // (busy, WAL frames, frames checkpointed)
+                let busy: i64 = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+                if busy == 0 {
+                    return Ok(true);
+                }
+                std::thread::sleep(Duration::from_millis(50 * u64::from(attempt + 1)));
+            }
+            Ok(false)
+        })
+        .await
     }
 }

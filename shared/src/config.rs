@@ -84,6 +84,8 @@ pub struct BridgeConfig {
     pub webinar_settings_seed: Vec<WebinarSetting>,
     /// `BRIDGE_TAGS_AHEAD` (`on` default, `off`): create a webinar's state tags when it is first seen.
     pub tags_ahead: bool,
+    /// The DynamoDB table of contact histories (DESIGN 12); unset, the AWS functions keep none.
+    pub history_table: Option<String>,
 }
 
 /// The process environment as read by [`BridgeConfig::from_vars`]: empty values count as unset.
@@ -145,6 +147,7 @@ impl BridgeConfig {
                     _ => None,
                 }
             })?,
+            history_table: vars.get("HISTORY_TABLE"),
         })
     }
 

@@ -198,6 +198,23 @@ fn classify(error: KlickTippError) -> ApplyError {
     })
 }
 
+/// What [`Consumer::resync_live`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Resynced {
+    /// A contact is stored under the address (otherwise nothing was done).
+    pub stored: bool,
+    /// KlickTipp had no contact with this address: it was created again.
+    pub contact_missing: bool,
+    /// Tags the state implies that KlickTipp lacked: set again.
+    pub tags_added: Vec<String>,
+    /// Tags the bridge manages that KlickTipp held although the state no longer implies them.
+    pub tags_removed: Vec<String>,
+    /// Field keys whose value in KlickTipp differed from the state: written again.
+    pub fields_written: Vec<String>,
+    /// KlickTipp write calls planned (tag creations, upsert, tag, untag).
+    pub writes: usize,
+}
+
 pub struct Consumer {
     log: Arc<dyn EventLog>,
     contacts: Arc<dyn ContactStore>,
@@ -757,6 +774,88 @@ impl Consumer {
             tracing::info!(contact = %email.short_hash(), ok = result.is_ok(), "resynced");
             return match result {
                 Ok(()) => Ok(true),
+                Err(ApplyError::Retry { reason, .. }) => {
+                    Err(format!("KlickTipp did not answer in time ({reason}); try again"))
+                }
+                Err(ApplyError::Permanent(reason)) => Err(format!("KlickTipp refused: {}", reason.reason)),
+                Err(ApplyError::Crash) => Err("interrupted".to_owned()),
+            };
+        }
+        Err("the contact record kept changing concurrently; try again".to_owned())
+    }
+
+    /// Resync against KlickTipp's actual contact (`webinar-bridge resync`, issue 14): reads the
+    /// contact live (search + get), takes what KlickTipp really holds as the applied view, and
+    /// applies the plan from the stored state against it. Heals drift (a managed tag removed or
+    /// added by hand, a field changed by hand, a deleted contact) with only the writes that
+    /// drift needs; a contact without drift costs the two reads and no write. Values KlickTipp
+    /// refused before are offered once more (the field may have been fixed in KlickTipp).
+    pub async fn resync_live(&self, email: &Email) -> Result<Resynced, String> {
+        if self.options.mode != ApplyMode::Management {
+            return Err("resync needs the Management API (KlickTipp username and password)".to_owned());
+        }
+        for _ in 0..self.options.max_save_attempts.max(1) {
+            let Some(loaded) = self.contacts.load(email).await.map_err(|error| error.to_string())? else {
+                return Ok(Resynced::default());
+            };
+            let version = Some(loaded.version);
+            let mut record = loaded.value;
+            let id = self
+                .klicktipp
+                .search_subscriber(email.as_str())
+                .await
+                .map_err(|error| format!("KlickTipp: searching the contact: {error}"))?;
+            let live = match id {
+                Some(id) => Some(
+                    self.klicktipp
+                        .get_subscriber(&id)
+                        .await
+                        .map_err(|error| format!("KlickTipp: reading the contact: {error}"))?,
+                ),
+                None => None,
+            };
+            let event = record.field_problems.values().next().map(|problem| problem.event_id.clone());
+            record.field_problems.clear();
+            let desired = record.desired(&self.settings);
+            let mut actual = AppliedView::default();
+            if let Some(live) = &live {
+                actual.known = true;
+                for (key, value) in &desired.fields {
+                    if live.fields.get(key).is_some_and(|held| *held == value.to_string()) {
+                        actual.fields.insert(key.clone(), value.clone());
+                    }
+                }
+                for name in record.applied.tags.union(&desired.tags) {
+                    let id = self.tags.existing(name).await.map_err(|error| format!("KlickTipp tags: {error}"))?;
+                    if id.is_some_and(|id| live.tags.contains(&id)) {
+                        actual.tags.insert(name.clone());
+                    }
+                }
+            }
+            let planned = plan(&desired, &actual, |name| self.tags.is_cached(name));
+            let resynced = Resynced {
+                stored: true,
+                contact_missing: live.is_none(),
+                tags_added: desired.tags.difference(&actual.tags).cloned().collect(),
+                tags_removed: actual.tags.difference(&desired.tags).cloned().collect(),
+                fields_written: desired
+                    .fields
+                    .keys()
+                    .filter(|key| !actual.fields.contains_key(*key))
+                    .cloned()
+                    .collect(),
+                writes: planned.call_count(),
+            };
+            record.applied = actual;
+            let result = self.apply_management(&mut record, &Unconfirmed::default(), event.as_ref()).await;
+            match self.contacts.save(&record, version).await {
+                Ok(_) => {}
+                Err(PortError::VersionConflict) => continue,
+                Err(error) => return Err(error.to_string()),
+            }
+            tracing::info!(contact = %email.short_hash(), writes = resynced.writes, ok = result.is_ok(), "resynced live");
+            return match result {
+                Ok(()) => Ok(resynced),
                 Err(ApplyError::Retry { reason, .. }) => {
                     Err(format!("KlickTipp did not answer in time ({reason}); try again"))
                 }

@@ -314,6 +314,9 @@ pub trait ReceiptLog: Send + Sync {
     ) -> PortResult<Receipt>;
     /// The live record of `event_id` at `now` (an expired one is `None`).
     async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>>;
+    /// Live receipts with refused reuses whose last refusal was at or after `since`, oldest
+    /// refusal first (the `problems` command's refused webhooks).
+    async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -361,6 +364,11 @@ pub enum HistoryOutcome {
     },
     /// The event id was seen before with a different payload: flagged, never applied.
     Flagged,
+    /// A contact was erased (`forget`): written under a random key, without the address, as
+    /// the record that an erasure happened and how many stored items it deleted.
+    Erased {
+        items: usize,
+    },
 }
 
 impl HistoryOutcome {
@@ -456,4 +464,99 @@ pub trait WebinarSettings: Send + Sync {
     /// Remembers that the webinar `key` was seen (and its tags were created ahead) at `at`.
     /// Repeating it is harmless.
     async fn mark_seen(&self, key: &str, at: DateTime<Utc>) -> PortResult<()>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead letters (DESIGN 12: problems and redrive)
+
+/// A message in the dead-letter store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub group_id: String,
+    pub body: String,
+    pub receive_count: u32,
+    /// Why the consumer gave it up (an unreadable body); `None` when it used up its receives.
+    pub reason: Option<String>,
+}
+
+impl DeadLetter {
+    /// The event id the body carries, when the body is a readable event.
+    pub fn event_id(&self) -> Option<String> {
+        serde_json::from_str::<serde_json::Value>(&self.body).ok()?.get("event_id")?.as_str().map(str::to_owned)
+    }
+}
+
+/// Which dead letters to move back to the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedriveSelection {
+    All,
+    /// The dead letter with this message id.
+    Message(String),
+    /// The dead letters whose body carries this event id.
+    Event(String),
+}
+
+impl RedriveSelection {
+    pub fn selects(&self, letter: &DeadLetter) -> bool {
+        match self {
+            RedriveSelection::All => true,
+            RedriveSelection::Message(id) => letter.message_id == *id,
+            RedriveSelection::Event(id) => letter.event_id().as_deref() == Some(id.as_str()),
+        }
+    }
+}
+
+/// How a redrive moved the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedriveMethod {
+    /// Within the embedded store: each message back at its original place in its group.
+    InPlace,
+    /// SQS's message-move task from the dead-letter queue to its source queue (asynchronous).
+    MoveTask,
+    /// Received from the dead-letter queue, sent to the queue (same group, new deduplication id)
+    /// and deleted from the dead-letter queue.
+    Resend,
+}
+
+/// What a redrive did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redriven {
+    pub method: RedriveMethod,
+    /// The messages moved (for a move task: the dead letters listed when it started).
+    pub moved: Vec<DeadLetter>,
+    /// Why the move task was not used, when it was tried first.
+    pub note: Option<String>,
+}
+
+/// The dead-letter store beside the queue: list without consuming, move back, erase.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Up to `limit` dead letters, oldest first where the store knows the order; they stay.
+    async fn list(&self, limit: usize) -> PortResult<Vec<DeadLetter>>;
+    /// Moves the selected dead letters back to the queue with a fresh receive count.
+    async fn redrive(&self, selection: &RedriveSelection) -> PortResult<Redriven>;
+    /// Deletes every message of `group_id` (one contact) from the dead letters and from the
+    /// queue (erasure); returns how many were deleted.
+    async fn erase_group(&self, group_id: &str) -> PortResult<usize>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Erasure and enumeration (DESIGN 12: `forget`, `resync --all`)
+
+/// The stored contacts as a whole: enumeration for bulk resyncs, and erasure.
+#[async_trait]
+pub trait ContactAdmin: Send + Sync {
+    /// Every stored contact's address.
+    async fn emails(&self) -> PortResult<Vec<Email>>;
+    /// Deletes the contact's record; false when there was none.
+    async fn erase(&self, email: &Email) -> PortResult<bool>;
+}
+
+/// Deletes per-event records (idempotency records, ingest receipts) by event id.
+#[async_trait]
+pub trait EventErasure: Send + Sync {
+    /// Returns how many records were deleted.
+    async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize>;
 }

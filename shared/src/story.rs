@@ -49,6 +49,7 @@ pub fn outcome_name(outcome: &HistoryOutcome) -> &'static str {
         HistoryOutcome::DeadLettered { .. } => "dead_lettered",
         HistoryOutcome::Skipped { .. } => "skipped",
         HistoryOutcome::Flagged => "flagged",
+        HistoryOutcome::Erased { .. } => "erased",
     }
 }
 
@@ -422,7 +423,10 @@ impl Problem {
                     "give every distinct event its own id in the sender".to_owned(),
                 )
             },
-            HistoryOutcome::Applied | HistoryOutcome::Duplicate | HistoryOutcome::Skipped { .. } => return None,
+            HistoryOutcome::Applied
+            | HistoryOutcome::Duplicate
+            | HistoryOutcome::Skipped { .. }
+            | HistoryOutcome::Erased { .. } => return None,
         };
         Some(problem)
     }

@@ -34,6 +34,7 @@ use webinar_bridge::ports::{
     Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, FinalOutcome, OutgoingMessage,
     PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, RejectionReason, TagClaim, TagDirectory,
 };
+use webinar_bridge::ports::{DeadLetters, RedriveMethod, RedriveSelection};
 use webinar_bridge::ports::{HistoryEntry, HistoryLog, HistoryOutcome, HistoryStep, WebinarSettings};
 
 // ---------------------------------------------------------------------------------------------
@@ -100,6 +101,15 @@ pub trait Backend: Send + Sync {
     async fn contact_store(&self) -> Arc<dyn ContactStore>;
     async fn tag_directory(&self) -> Arc<dyn TagDirectory>;
     async fn receipt_log(&self) -> Arc<dyn ReceiptLog>;
+    /// A fresh queue and the dead-letter port beside it; `None` for a backend without one.
+    async fn queue_with_dead_letters(
+        &self,
+        _settings: QueueSettings,
+        _clock: Arc<dyn Clock>,
+    ) -> Option<(Arc<dyn InspectableQueue>, Arc<dyn DeadLetters>)> {
+        None
+    }
+
     /// A fresh history log; `None` for a backend without one (its cases are skipped).
     async fn history_log(&self) -> Option<Arc<dyn HistoryLog>> {
         None
@@ -159,6 +169,15 @@ impl Backend for MemoryBackend {
 
     async fn webinar_settings(&self) -> Option<Arc<dyn WebinarSettings>> {
         Some(Arc::new(MemoryWebinarSettings::default()))
+    }
+
+    async fn queue_with_dead_letters(
+        &self,
+        settings: QueueSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Option<(Arc<dyn InspectableQueue>, Arc<dyn DeadLetters>)> {
+        let queue = MemoryQueue::with_clock(settings, clock);
+        Some((Arc::new(queue.clone()), Arc::new(queue)))
     }
 }
 
@@ -232,6 +251,15 @@ impl Backend for SqliteBackend {
     async fn webinar_settings(&self) -> Option<Arc<dyn WebinarSettings>> {
         Some(Arc::new(SqliteWebinarSettings::new(self.open())))
     }
+
+    async fn queue_with_dead_letters(
+        &self,
+        settings: QueueSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Option<(Arc<dyn InspectableQueue>, Arc<dyn DeadLetters>)> {
+        let queue = SqliteQueue::with_clock(self.open(), settings, clock);
+        Some((Arc::new(queue.clone()), Arc::new(queue)))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,6 +287,7 @@ pub async fn full_suite(backend: &dyn Backend) {
     receipt_log_suite(backend).await;
     history_log_suite(backend).await;
     webinar_settings_suite(backend).await;
+    dead_letters_list_redrive_and_erase(backend).await;
 }
 
 /// Queue behaviour that needs no time to pass.
@@ -1121,7 +1150,35 @@ pub async fn receipt_log_suite(backend: &dyn Backend) {
         receipt_log_forgets_an_id_after_its_retention,
         receipt_log_keeps_scoped_ids_apart,
         receipt_log_has_one_winner_under_concurrent_deliveries,
+        receipt_log_lists_refused_reuses_since_a_time,
     );
+}
+
+/// The refused webhooks `problems` lists: receipts with a refused reuse at or after `since`,
+/// oldest refusal first; accepted-only and expired receipts are left out.
+pub async fn receipt_log_lists_refused_reuses_since_a_time(backend: &dyn Backend) {
+    let receipts = backend.receipt_log().await;
+    let now = ManualClock::start();
+    let at = |seconds: i64| now + chrono::Duration::seconds(seconds);
+    let short = Duration::from_secs(60);
+    for (raw, retention) in [("generic:a:late", RECEIPT_RETENTION), ("generic:a:early", RECEIPT_RETENTION)] {
+        receipts.record(&event_id(raw), "fp-1", now, retention).await.expect("record");
+    }
+    receipts.record(&event_id("generic:a:expiring"), "fp-1", now, short).await.expect("record");
+    receipts.record(&event_id("generic:a:fine"), "fp-1", now, RECEIPT_RETENTION).await.expect("record");
+    receipts.record(&event_id("generic:a:old"), "fp-1", now, RECEIPT_RETENTION).await.expect("record");
+    for (raw, second) in
+        [("generic:a:old", 1), ("generic:a:late", 30), ("generic:a:early", 20), ("generic:a:expiring", 25)]
+    {
+        let receipt = receipts.record(&event_id(raw), "fp-2", at(second), RECEIPT_RETENTION).await.expect("record");
+        assert!(matches!(receipt, Receipt::DifferentPayload { .. }), "{raw}: {receipt:?}");
+    }
+    let refused = receipts.refused_since(at(10), at(90)).await.expect("refused_since");
+    let ids: Vec<&str> = refused.iter().map(|record| record.event_id.as_str()).collect();
+    assert_eq!(ids, ["generic:a:early", "generic:a:late"], "only refusals since the time, live ones, oldest first");
+    assert_eq!(refused[0].last_rejected_fingerprint.as_deref(), Some("fp-2"));
+    assert_eq!(refused[0].rejected_reuses, 1);
+    assert!(receipts.refused_since(at(31), at(90)).await.expect("refused_since").is_empty());
 }
 
 const RECEIPT_RETENTION: Duration = Duration::from_secs(86_400);
@@ -1435,4 +1492,122 @@ pub async fn webinar_settings_remember_seen_webinars(backend: &dyn Backend) {
     assert!(store.is_seen("zoom#811").await.expect("is_seen"));
     assert!(!store.is_seen("zoom#812").await.expect("another webinar"));
     assert!(!store.is_seen("zoom#811#2026-01-15").await.expect("another session"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead letters (list, redrive, erase)
+
+fn event_body(event_id: &str) -> String {
+    format!("{{\"event_id\":\"{event_id}\"}}")
+}
+
+/// DESIGN 12: dead letters are listed without being consumed, moved back one by one (by message
+/// or event id) or all together, and erased with their contact's group. The embedded stores put
+/// a redriven message back at its place in its group; SQS appends it to the group.
+pub async fn dead_letters_list_redrive_and_erase(backend: &dyn Backend) {
+    eprintln!("port suite case: dead_letters_list_redrive_and_erase");
+    let clock = ManualClock::new(ManualClock::start());
+    let Some((queue, dead)) = backend.queue_with_dead_letters(timeless_settings(), clock.shared()).await else {
+        eprintln!("  (skipped: no dead-letter port)");
+        return;
+    };
+    let queue = &*queue;
+    send(
+        queue,
+        &[outgoing("a", &event_body("e-a1")), outgoing("a", &event_body("e-a2")), outgoing("b", &event_body("e-b1"))],
+    )
+    .await;
+    let a1 = receive_one(queue).await;
+    assert_eq!(a1.body, event_body("e-a1"));
+    queue.dead_letter(&a1, "unreadable a1").await.expect("dead_letter a1");
+    let mut rest = receive_some(queue, 10).await;
+    while rest.len() < 2 {
+        rest.extend(receive_some(queue, 10).await);
+    }
+    let b1 = rest.iter().find(|message| message.body == event_body("e-b1")).expect("b1 delivered").clone();
+    let a2 = rest.iter().find(|message| message.body == event_body("e-a2")).expect("a2 delivered").clone();
+    queue.dead_letter(&b1, "unreadable b1").await.expect("dead_letter b1");
+    queue.retry_later(&a2, Duration::ZERO).await.expect("a2 back to the queue");
+
+    // Listing leaves them where they are.
+    for _ in 0..2 {
+        let mut listed: Vec<(String, Option<String>)> = dead
+            .list(10)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|letter| (letter.event_id().unwrap_or_default(), letter.reason))
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                ("e-a1".to_owned(), Some("unreadable a1".to_owned())),
+                ("e-b1".to_owned(), Some("unreadable b1".to_owned()))
+            ]
+        );
+    }
+    assert_eq!(dead.list(1).await.expect("list 1").len(), 1, "the limit holds");
+
+    // One by message id: it comes back with a fresh receive count, in its group.
+    let listed = dead.list(10).await.expect("list");
+    let a1_letter = listed.iter().find(|letter| letter.event_id().as_deref() == Some("e-a1")).expect("a1 listed");
+    let redriven = dead.redrive(&RedriveSelection::Message(a1_letter.message_id.clone())).await.expect("redrive a1");
+    assert_eq!(redriven.moved.len(), 1);
+    assert_eq!(redriven.moved[0].body, event_body("e-a1"));
+    let mut group_a = receive_some(queue, 10).await;
+    while group_a.len() < 2 {
+        group_a.extend(receive_some(queue, 10).await);
+    }
+    let got: Vec<&str> = bodies(&group_a);
+    if redriven.method == RedriveMethod::InPlace {
+        assert_eq!(got, [event_body("e-a1"), event_body("e-a2")], "back at its place in its group");
+    } else {
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, [event_body("e-a1"), event_body("e-a2")]);
+    }
+    assert!(group_a.iter().all(|message| message.receive_count == 1 || message.body == event_body("e-a2")));
+    for message in &group_a {
+        queue.ack(message).await.expect("ack");
+    }
+
+    // One by event id.
+    let redriven = dead.redrive(&RedriveSelection::Event("e-b1".into())).await.expect("redrive b1");
+    assert_eq!(redriven.moved.len(), 1);
+    assert!(dead.list(10).await.expect("list").is_empty());
+    let b1_again = receive_one(queue).await;
+    assert_eq!(b1_again.body, event_body("e-b1"));
+    queue.ack(&b1_again).await.expect("ack");
+    let nothing = dead.redrive(&RedriveSelection::Event("e-unknown".into())).await.expect("redrive unknown");
+    assert!(nothing.moved.is_empty());
+
+    // All of them.
+    send(queue, &[outgoing("c", &event_body("e-c1"))]).await;
+    let c1 = receive_one(queue).await;
+    queue.dead_letter(&c1, "unreadable c1").await.expect("dead_letter c1");
+    let all = dead.redrive(&RedriveSelection::All).await.expect("redrive all");
+    assert_eq!(all.moved.len(), 1, "{all:?}");
+    if all.method == RedriveMethod::Resend {
+        assert!(all.note.is_some(), "the fallback says why the move task did not run");
+    }
+    let c1_again = receive_one(queue).await;
+    assert_eq!(c1_again.body, event_body("e-c1"));
+    queue.ack(&c1_again).await.expect("ack");
+
+    // Erasure takes a group's queued messages and dead letters, and nothing else.
+    send(
+        queue,
+        &[outgoing("d", &event_body("e-d1")), outgoing("d", &event_body("e-d2")), outgoing("e", &event_body("e-e1"))],
+    )
+    .await;
+    let d1 = receive_one(queue).await;
+    assert_eq!(d1.body, event_body("e-d1"));
+    queue.dead_letter(&d1, "unreadable d1").await.expect("dead_letter d1");
+    assert_eq!(dead.erase_group("d").await.expect("erase_group"), 2);
+    assert!(dead.list(10).await.expect("list").is_empty());
+    let left = receive_some(queue, 10).await;
+    assert_eq!(bodies(&left), [event_body("e-e1")]);
+    queue.ack(&left[0]).await.expect("ack");
+    assert_eq!(pending(queue).await, 0);
 }

@@ -18,6 +18,11 @@ async fn queue_dedup_expiry() {
 }
 
 #[tokio::test]
+async fn dead_letters() {
+    port_suite::dead_letters_list_redrive_and_erase(&MemoryBackend).await;
+}
+
+#[tokio::test]
 async fn receipt_log() {
     port_suite::receipt_log_suite(&MemoryBackend).await;
 }

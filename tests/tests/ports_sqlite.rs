@@ -76,6 +76,12 @@ async fn webinar_settings_on_a_file() {
 }
 
 #[tokio::test]
+async fn dead_letters_on_a_file() {
+    let dir = temp_dir();
+    port_suite::dead_letters_list_redrive_and_erase(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+#[tokio::test]
 async fn history_log_on_a_file() {
     let dir = temp_dir();
     port_suite::history_log_suite(&SqliteBackend::in_dir(dir.path())).await;
@@ -556,4 +562,18 @@ async fn zoom_ledger_on_a_file() {
     let ledger = webinar_bridge::platforms::zoom_ledger::SqliteZoomLedger::open(&dir.path().join("bridge.db"))
         .expect("open the ledger");
     port_suite::zoom_ledger_suite(&ledger).await;
+}
+
+/// `contact` reads one contact's story by the `history_by_contact` index and `problems` by the
+/// partial `history_problems` index: never a scan of the whole history, and no sort step.
+#[tokio::test]
+async fn history_reads_use_their_indexes() {
+    let dir = temp_dir();
+    let log = webinar_bridge::adapters::sqlite::SqliteHistoryLog::new(open(&dir.path().join("plan.db")));
+    let plans: std::collections::BTreeMap<&str, String> = log.query_plans().await.expect("plans").into_iter().collect();
+    assert!(plans["for_contact"].contains("USING INDEX history_by_contact (contact=?)"), "{plans:?}");
+    assert!(plans["problems_since"].contains("USING INDEX history_problems (at>?)"), "{plans:?}");
+    for plan in plans.values() {
+        assert!(!plan.contains("SCAN history") && !plan.contains("TEMP B-TREE"), "{plans:?}");
+    }
 }

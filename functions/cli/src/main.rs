@@ -3,10 +3,12 @@
 //! `check-config`). Exit codes: 0 success, 1 failure or problems found, 2 unusable input
 //! (command line, configuration, request file).
 
+mod backend;
 mod check_config;
 mod console;
 mod discovery;
 mod exit;
+mod fixcmds;
 mod history;
 mod http;
 mod pull;
@@ -48,7 +50,7 @@ enum Command {
     /// Pull a past webinar from its platform's API and enqueue it like webhooks (--dry-run: show
     /// the tag and field changes instead).
     Backfill(pull::BackfillArgs),
-    /// Show one contact's story from BRIDGE_DB: timeline, state per webinar, implied tags, what
+    /// Show one contact's story (from BRIDGE_DB, or the AWS stack with --stack): timeline, state per webinar, implied tags, what
     /// KlickTipp holds now and the differences. Exit 1 when there are differences or problems.
     Contact(history::ContactArgs),
     /// List rejected events, field problems, dead letters and refused webhooks with the fix.
@@ -57,6 +59,15 @@ enum Command {
     /// Prepare a webinar's KlickTipp tags before it opens (`tags ensure`).
     #[command(subcommand)]
     Tags(tags::TagsCommand),
+    /// Move dead letters back to the queue (one by message or event id, or --all); the consumer
+    /// then applies them.
+    Redrive(fixcmds::RedriveArgs),
+    /// Re-plan stored contacts against what KlickTipp holds now (a live read) and write only the
+    /// drift, under the rate cap: one address, --webinar NAME or --all.
+    Resync(fixcmds::ResyncArgs),
+    /// Erase a contact: its state, history, event records, receipts and queued messages
+    /// (--klicktipp: also the KlickTipp contact). The erasure is recorded without the address.
+    Forget(fixcmds::ForgetArgs),
 }
 
 impl Command {
@@ -72,7 +83,10 @@ impl Command {
             | Command::Backfill(_)
             | Command::Contact(_)
             | Command::Problems(_)
-            | Command::Tags(_) => "warn",
+            | Command::Tags(_)
+            | Command::Redrive(_)
+            | Command::Resync(_)
+            | Command::Forget(_) => "warn",
         }
     }
 }
@@ -102,5 +116,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Contact(args) => history::contact(args).await,
         Command::Problems(args) => history::problems(args).await,
         Command::Tags(command) => tags::run(command).await,
+        Command::Redrive(args) => fixcmds::redrive(args).await,
+        Command::Resync(args) => fixcmds::resync(args).await,
+        Command::Forget(args) => fixcmds::forget(args).await,
     }
 }

@@ -19,6 +19,7 @@ use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
 use webinar_bridge::adapters::dynamodb::{
     DynamoContactStore, DynamoEventLog, DynamoTagDirectory, DynamoWebinarSettings,
 };
+use webinar_bridge::adapters::dynamodb_history::DynamoHistoryLog;
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::{BridgeConfig, ConfigError, KlickTippMode, KlickTippSettings};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions, Disposition, MessageOutcome, MessageResult};
@@ -187,7 +188,7 @@ impl ConsumerFunction {
             mode,
             ..ConsumerOptions::default()
         };
-        let consumer = Consumer::new(
+        let mut consumer = Consumer::new(
             Arc::new(DynamoEventLog::from_conf(sdk, events_table)),
             Arc::new(DynamoContactStore::from_conf(sdk, contacts_table)),
             tags,
@@ -198,6 +199,11 @@ impl ConsumerFunction {
         )
         .with_webinar_settings(Arc::new(DynamoWebinarSettings::from_conf(sdk, contacts_table)), config.tags_ahead)
         .with_settings_seed(config.webinar_settings_seed.clone());
+        // Each event's outcome (DESIGN 12), in the history table.
+        match &config.history_table {
+            Some(table) => consumer = consumer.with_history(Arc::new(DynamoHistoryLog::from_conf(sdk, table))),
+            None => tracing::warn!("HISTORY_TABLE is not set: contact stories are not recorded"),
+        }
         let mut queue = SqsQueue::from_conf(sdk, queue_url);
         match &config.dead_letter_queue_url {
             Some(url) => queue = queue.with_dead_letter_queue(url),

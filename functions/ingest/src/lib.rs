@@ -10,6 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use std::sync::Arc;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
 use webinar_bridge::adapters::dynamodb::{DynamoReceiptLog, DynamoZoomLedger};
+use webinar_bridge::adapters::dynamodb_history::DynamoHistoryLog;
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::ingest::{Ingest, IngestResponse};
@@ -27,8 +28,8 @@ impl IngestFunction {
     }
 
     /// Production wiring: the SQS FIFO queue from `EVENTS_QUEUE_URL`, ingest receipts in the
-    /// events table (`EVENTS_TABLE`, items `receipt#<event id>`), the Zoom ledger (`zoom#...`)
-    /// and the source secrets.
+    /// events table (`EVENTS_TABLE`, items `receipt#<event id>`), the Zoom ledger (`zoom#...`),
+    /// contact histories in `HISTORY_TABLE` and the source secrets.
     pub fn from_config(sdk: &SdkConfig, config: &BridgeConfig) -> Result<Self, StartupError> {
         let queue_url = BridgeConfig::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?;
         let events_table = BridgeConfig::require(&config.events_table, "EVENTS_TABLE")?;
@@ -36,11 +37,15 @@ impl IngestFunction {
         let receipts = Arc::new(DynamoReceiptLog::from_conf(sdk, events_table));
         // Zoom's ended occurrences, registrant ids and unmatched participants: `zoom#...` items.
         let zoom_ledger = Arc::new(DynamoZoomLedger::from_conf(sdk, events_table));
-        Ok(Self::new(
-            Ingest::new(queue, config.secrets.clone())
-                .with_receipts(receipts, config.retention)
-                .with_zoom_ledger(zoom_ledger),
-        ))
+        let mut ingest = Ingest::new(queue, config.secrets.clone())
+            .with_receipts(receipts, config.retention)
+            .with_zoom_ledger(zoom_ledger);
+        // Each accepted event's `received` step (DESIGN 12), in the history table.
+        match &config.history_table {
+            Some(table) => ingest = ingest.with_history(Arc::new(DynamoHistoryLog::from_conf(sdk, table))),
+            None => tracing::warn!("HISTORY_TABLE is not set: contact stories are not recorded"),
+        }
+        Ok(Self::new(ingest))
     }
 
     /// Never fails: every outcome, refusals included, is a JSON answer.

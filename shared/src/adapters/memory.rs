@@ -5,9 +5,10 @@ use crate::adapters::receipt_rule::{decide_receipt, new_receipt, with_rejected_r
 use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, HistoryEntry,
-    HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord,
-    SystemClock, TagClaim, TagDirectory, Versioned,
+    Claim, ClaimToken, Clock, ContactAdmin, ContactStore, DeadLetters, EventErasure, EventLog, EventQueue, EventRecord,
+    EventStatus, FinalOutcome, HistoryEntry, HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult,
+    QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, RedriveMethod, RedriveSelection, Redriven, SystemClock,
+    TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -61,16 +62,8 @@ struct StoredMessage {
     in_flight_receipt: Option<String>,
 }
 
-/// A message that used up its receives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    pub message_id: String,
-    pub group_id: String,
-    pub body: String,
-    pub receive_count: u32,
-    /// Why the consumer gave it up (an unreadable body); `None` when it used up its receives.
-    pub reason: Option<String>,
-}
+/// A message that used up its receives (the port's type, named here as before).
+pub use crate::ports::DeadLetter;
 
 #[derive(Default)]
 struct QueueState {
@@ -279,6 +272,49 @@ impl EventQueue for MemoryQueue {
     }
 }
 
+#[async_trait]
+impl DeadLetters for MemoryQueue {
+    async fn list(&self, limit: usize) -> PortResult<Vec<DeadLetter>> {
+        Ok(MemoryQueue::dead_letters(self).into_iter().take(limit).collect())
+    }
+
+    /// Each message goes back at its original place (by id), so its group's order holds.
+    async fn redrive(&self, selection: &RedriveSelection) -> PortResult<Redriven> {
+        let now = self.clock.now();
+        let mut state = lock(&self.state);
+        let (chosen, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut state.dead_letters).into_iter().partition(|(_, _, letter)| selection.selects(letter));
+        state.dead_letters = kept;
+        let mut chosen = chosen;
+        chosen.sort_by_key(|(dead_at, id, _)| (*dead_at, *id));
+        let mut moved = Vec::with_capacity(chosen.len());
+        for (_, id, letter) in chosen {
+            let position = state.messages.iter().position(|message| message.id > id).unwrap_or(state.messages.len());
+            state.messages.insert(
+                position,
+                StoredMessage {
+                    id,
+                    group_id: letter.group_id.clone(),
+                    body: letter.body.clone(),
+                    receive_count: 0,
+                    visible_at: now,
+                    in_flight_receipt: None,
+                },
+            );
+            moved.push(letter);
+        }
+        Ok(Redriven { method: RedriveMethod::InPlace, moved, note: None })
+    }
+
+    async fn erase_group(&self, group_id: &str) -> PortResult<usize> {
+        let mut state = lock(&self.state);
+        let before = state.messages.len() + state.dead_letters.len();
+        state.messages.retain(|message| message.group_id != group_id);
+        state.dead_letters.retain(|(_, _, letter)| letter.group_id != group_id);
+        Ok(before - state.messages.len() - state.dead_letters.len())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// An event record and the token of the claim that wrote it.
@@ -392,6 +428,25 @@ impl ContactStore for MemoryContactStore {
     }
 }
 
+#[async_trait]
+impl ContactAdmin for MemoryContactStore {
+    async fn emails(&self) -> PortResult<Vec<Email>> {
+        Ok(lock(&self.records).keys().cloned().collect())
+    }
+
+    async fn erase(&self, email: &Email) -> PortResult<bool> {
+        Ok(lock(&self.records).remove(email).is_some())
+    }
+}
+
+#[async_trait]
+impl EventErasure for MemoryEventLog {
+    async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize> {
+        let mut records = lock(&self.records);
+        Ok(event_ids.iter().filter(|id| records.remove(*id).is_some()).count())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -458,6 +513,14 @@ pub struct MemoryReceiptLog {
 }
 
 #[async_trait]
+impl EventErasure for MemoryReceiptLog {
+    async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize> {
+        let mut records = lock(&self.records);
+        Ok(event_ids.iter().filter(|id| records.remove(*id).is_some()).count())
+    }
+}
+
+#[async_trait]
 impl ReceiptLog for MemoryReceiptLog {
     async fn record(
         &self,
@@ -481,6 +544,20 @@ impl ReceiptLog for MemoryReceiptLog {
 
     async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>> {
         Ok(lock(&self.records).get(event_id).filter(|record| record.expires_at > now).cloned())
+    }
+
+    async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+        let mut refused: Vec<ReceiptRecord> = lock(&self.records)
+            .values()
+            .filter(|record| {
+                record.expires_at > now
+                    && record.rejected_reuses > 0
+                    && record.last_rejected_at.is_some_and(|at| at >= since)
+            })
+            .cloned()
+            .collect();
+        refused.sort_by_key(|record| record.last_rejected_at);
+        Ok(refused)
     }
 }
 

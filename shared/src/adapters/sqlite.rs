@@ -19,9 +19,10 @@ use crate::adapters::receipt_rule::{decide_receipt, new_receipt, with_rejected_r
 use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
-    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, HistoryEntry,
-    HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord,
-    SystemClock, TagClaim, TagDirectory, Versioned,
+    Claim, ClaimToken, Clock, ContactAdmin, ContactStore, DeadLetters, EventErasure, EventLog, EventQueue, EventRecord,
+    EventStatus, FinalOutcome, HistoryEntry, HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult,
+    QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, RedriveMethod, RedriveSelection, Redriven, SystemClock,
+    TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -675,6 +676,9 @@ fn configure(connection: &Connection, file_backed: bool) -> PortResult<()> {
     }
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
+    // Deleted content is overwritten with zeros, so an erased contact (`forget`) leaves no bytes
+    // behind in freed pages or cells.
+    connection.pragma_update(None, "secure_delete", true)?;
     Ok(())
 }
 
@@ -1398,7 +1402,11 @@ impl SqliteReceiptLog {
 impl SqliteReceiptLog {
     /// Live receipts with refused reuses whose last refusal was at or after `since` (the
     /// `problems` command's refused webhooks), oldest first.
-    pub async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+    pub async fn refused_receipts_since(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<Vec<ReceiptRecord>> {
         let (since, now) = (to_micros(since), to_micros(now));
         self.db
             .run(move |connection| {
@@ -1502,6 +1510,10 @@ impl ReceiptLog for SqliteReceiptLog {
             .run(move |connection| Ok(stored_receipt(connection, &event_id)?.filter(|record| record.expires_at > now)))
             .await
     }
+
+    async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+        self.refused_receipts_since(since, now).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1516,6 +1528,65 @@ impl SqliteHistoryLog {
     pub fn new(db: SqliteDb) -> Self {
         Self { db }
     }
+
+    /// Appends many steps in one transaction (imports and benchmarks; `append` is one each).
+    pub async fn append_many(&self, entries: &[HistoryEntry], retention: Duration) -> PortResult<()> {
+        let rows = entries.iter().map(|entry| history_row(entry, retention)).collect::<PortResult<Vec<_>>>()?;
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                {
+                    let mut insert = transaction.prepare_cached(HISTORY_INSERT_SQL)?;
+                    for row in &rows {
+                        insert.execute(params![row.0, row.1, row.2, row.3, row.4, row.5])?;
+                    }
+                }
+                transaction.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// `EXPLAIN QUERY PLAN` of the reads `contact` and `problems` make, as (query, plan) pairs,
+    /// so a test can check they use their indexes.
+    pub async fn query_plans(&self) -> PortResult<Vec<(&'static str, String)>> {
+        self.db
+            .run(|connection| {
+                let mut plans = Vec::new();
+                for (name, sql) in [("for_contact", HISTORY_FOR_CONTACT_SQL), ("problems_since", HISTORY_PROBLEMS_SQL)]
+                {
+                    let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let details: Vec<String> = statement
+                        .query_map(params!["contact", 0_i64], |row| row.get::<_, String>(3))?
+                        .collect::<Result<_, _>>()?;
+                    plans.push((name, details.join("; ")));
+                }
+                Ok(plans)
+            })
+            .await
+    }
+}
+
+const HISTORY_INSERT_SQL: &str = "INSERT INTO history (contact, event_id, at, problem, step, expires_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const HISTORY_FOR_CONTACT_SQL: &str = "SELECT contact, event_id, at, step FROM history
+     WHERE contact = ?1 AND expires_at > ?2 ORDER BY at, id";
+const HISTORY_PROBLEMS_SQL: &str = "SELECT contact, event_id, at, step FROM history
+     WHERE problem = 1 AND at >= ?1 AND expires_at > ?2 ORDER BY at, id";
+
+type HistoryRow = (String, String, i64, i64, String, i64);
+
+fn history_row(entry: &HistoryEntry, retention: Duration) -> PortResult<HistoryRow> {
+    let step = serde_json::to_string(&entry.step).map_err(corrupt)?;
+    let problem = matches!(&entry.step, HistoryStep::Outcome(outcome) if outcome.is_problem());
+    Ok((
+        entry.contact.clone(),
+        entry.event_id.as_str().to_owned(),
+        to_micros(entry.at),
+        i64::from(problem),
+        step,
+        to_micros(later(entry.at, retention)),
+    ))
 }
 
 fn history_rows(connection: &Connection, sql: &str, params: impl rusqlite::Params) -> PortResult<Vec<HistoryEntry>> {
@@ -1540,23 +1611,11 @@ fn history_rows(connection: &Connection, sql: &str, params: impl rusqlite::Param
 #[async_trait]
 impl HistoryLog for SqliteHistoryLog {
     async fn append(&self, entry: &HistoryEntry, retention: Duration) -> PortResult<()> {
-        let step = serde_json::to_string(&entry.step).map_err(corrupt)?;
-        let problem = matches!(&entry.step, HistoryStep::Outcome(outcome) if outcome.is_problem());
-        let row = (
-            entry.contact.clone(),
-            entry.event_id.as_str().to_owned(),
-            to_micros(entry.at),
-            i64::from(problem),
-            step,
-            to_micros(later(entry.at, retention)),
-        );
+        let row = history_row(entry, retention)?;
         self.db
             .run(move |connection| {
                 connection
-                    .prepare_cached(
-                        "INSERT INTO history (contact, event_id, at, problem, step, expires_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
+                    .prepare_cached(HISTORY_INSERT_SQL)?
                     .execute(params![row.0, row.1, row.2, row.3, row.4, row.5])?;
                 Ok(())
             })
@@ -1566,30 +1625,12 @@ impl HistoryLog for SqliteHistoryLog {
     async fn for_contact(&self, contact: &str, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>> {
         let contact = contact.to_owned();
         let now = to_micros(now);
-        self.db
-            .run(move |connection| {
-                history_rows(
-                    connection,
-                    "SELECT contact, event_id, at, step FROM history
-                     WHERE contact = ?1 AND expires_at > ?2 ORDER BY at, id",
-                    params![contact, now],
-                )
-            })
-            .await
+        self.db.run(move |connection| history_rows(connection, HISTORY_FOR_CONTACT_SQL, params![contact, now])).await
     }
 
     async fn problems_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>> {
         let (since, now) = (to_micros(since), to_micros(now));
-        self.db
-            .run(move |connection| {
-                history_rows(
-                    connection,
-                    "SELECT contact, event_id, at, step FROM history
-                     WHERE problem = 1 AND at >= ?1 AND expires_at > ?2 ORDER BY at, id",
-                    params![since, now],
-                )
-            })
-            .await
+        self.db.run(move |connection| history_rows(connection, HISTORY_PROBLEMS_SQL, params![since, now])).await
     }
 
     async fn forget_contact(&self, contact: &str) -> PortResult<usize> {
@@ -1678,5 +1719,165 @@ impl crate::ports::WebinarSettings for SqliteWebinarSettings {
                 Ok(())
             })
             .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead letters, enumeration and erasure (DESIGN 12: redrive, resync --all, forget)
+
+#[async_trait]
+impl DeadLetters for SqliteQueue {
+    async fn list(&self, limit: usize) -> PortResult<Vec<DeadLetter>> {
+        Ok(self.dead_letters().await?.into_iter().take(limit).collect())
+    }
+
+    /// Each message goes back under its original id, so it sits at its original place in its
+    /// group (a receive walks a group by id), visible now and with a fresh receive count.
+    async fn redrive(&self, selection: &RedriveSelection) -> PortResult<Redriven> {
+        let now = to_micros(self.clock.now());
+        let selection = selection.clone();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let letters: Vec<DeadLetter> = {
+                    let mut statement = transaction.prepare_cached(
+                        "SELECT message_id, group_id, body, receive_count, reason FROM dead_letters
+                         ORDER BY dead_at, message_id",
+                    )?;
+                    let rows = statement.query_map([], |row| {
+                        Ok(DeadLetter {
+                            message_id: row.get::<_, i64>(0)?.to_string(),
+                            group_id: row.get(1)?,
+                            body: row.get(2)?,
+                            receive_count: row.get(3)?,
+                            reason: row.get(4)?,
+                        })
+                    })?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                let mut moved = Vec::new();
+                for letter in letters.into_iter().filter(|letter| selection.selects(letter)) {
+                    let id: i64 = letter.message_id.parse().map_err(corrupt)?;
+                    transaction
+                        .prepare_cached(
+                            "INSERT INTO queue_messages (id, group_id, dedup_id, body, receive_count, visible_at, receipt)
+                             SELECT message_id, group_id, dedup_id, body, 0, ?2, NULL FROM dead_letters
+                             WHERE message_id = ?1",
+                        )?
+                        .execute(params![id, now])?;
+                    transaction.prepare_cached("DELETE FROM dead_letters WHERE message_id = ?1")?.execute([id])?;
+                    moved.push(letter);
+                }
+                transaction.commit()?;
+                Ok(Redriven { method: RedriveMethod::InPlace, moved, note: None })
+            })
+            .await
+    }
+
+    async fn erase_group(&self, group_id: &str) -> PortResult<usize> {
+        let group_id = group_id.to_owned();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let queued = transaction.execute("DELETE FROM queue_messages WHERE group_id = ?1", [&group_id])?;
+                let dead = transaction.execute("DELETE FROM dead_letters WHERE group_id = ?1", [&group_id])?;
+                transaction.commit()?;
+                Ok(queued + dead)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl ContactAdmin for SqliteContactStore {
+    async fn emails(&self) -> PortResult<Vec<Email>> {
+        self.db
+            .run(|connection| {
+                let mut statement = connection.prepare_cached("SELECT email FROM contacts ORDER BY email")?;
+                let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+                let mut emails = Vec::new();
+                for email in rows {
+                    emails.push(Email::parse(&email?).map_err(corrupt)?);
+                }
+                Ok(emails)
+            })
+            .await
+    }
+
+    async fn erase(&self, email: &Email) -> PortResult<bool> {
+        let email = email.as_str().to_owned();
+        self.db
+            .run(move |connection| Ok(connection.execute("DELETE FROM contacts WHERE email = ?1", [email])? > 0))
+            .await
+    }
+}
+
+/// Event records and the queue's deduplication ids (the event id is the dedup id).
+#[async_trait]
+impl EventErasure for SqliteEventLog {
+    async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize> {
+        let ids: Vec<String> = event_ids.iter().map(|id| id.as_str().to_owned()).collect();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let mut erased = 0;
+                for id in &ids {
+                    erased += transaction.prepare_cached("DELETE FROM event_log WHERE event_id = ?1")?.execute([id])?;
+                    erased +=
+                        transaction.prepare_cached("DELETE FROM queue_dedup WHERE dedup_id = ?1")?.execute([id])?;
+                }
+                transaction.commit()?;
+                Ok(erased)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl EventErasure for SqliteReceiptLog {
+    async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize> {
+        let ids: Vec<String> = event_ids.iter().map(|id| id.as_str().to_owned()).collect();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let mut erased = 0;
+                for id in &ids {
+                    erased +=
+                        transaction.prepare_cached("DELETE FROM ingest_receipts WHERE event_id = ?1")?.execute([id])?;
+                }
+                transaction.commit()?;
+                Ok(erased)
+            })
+            .await
+    }
+}
+
+/// How often [`SqliteDb::scrub`] retries a WAL truncation another connection keeps busy.
+const SCRUB_ATTEMPTS: u32 = 20;
+
+impl SqliteDb {
+    /// After an erasure: rebuilds the file (`VACUUM`, so no free page keeps old bytes, whatever
+    /// build wrote them) and moves the WAL into it and truncates it to zero bytes, so deleted
+    /// rows are gone from the bytes on disk too. Every connection runs with `secure_delete`, so
+    /// deleted content is zeroed when it is freed. Returns false when another connection kept
+    /// the WAL busy through every attempt (its frames are then overwritten by later commits).
+    pub async fn scrub(&self) -> PortResult<bool> {
+        let file_backed = self.path.is_some();
+        self.run(move |connection| {
+            connection.execute_batch("VACUUM")?;
+            if !file_backed {
+                return Ok(true);
+            }
+            for attempt in 0..SCRUB_ATTEMPTS {
+                // (busy, WAL frames, frames checkpointed)
+                let busy: i64 = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+                if busy == 0 {
+                    return Ok(true);
+                }
+                std::thread::sleep(Duration::from_millis(50 * u64::from(attempt + 1)));
+            }
+            Ok(false)
+        })
+        .await
     }
 }

@@ -2,11 +2,16 @@
 //! the deduplication id, the JSON event as the body. The dead-letter queue is SQS's own redrive
 //! policy, so `retry_later` only sets the visibility timeout.
 
-use crate::ports::{EventQueue, OutgoingMessage, PortError, PortResult, QueuedMessage};
+use crate::ports::{
+    DeadLetter, DeadLetters, EventQueue, OutgoingMessage, PortError, PortResult, QueuedMessage, RedriveMethod,
+    RedriveSelection, Redriven,
+};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 use std::time::Duration;
 
 pub use aws_sdk_sqs;
@@ -254,6 +259,254 @@ impl EventQueue for SqsQueue {
             .await
             .map_err(|error| unavailable("SendMessage (dead-letter queue)", &error))?;
         self.ack(message).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead letters
+
+/// How long a listing or redrive holds the dead letters it received before giving them back.
+const DEAD_LETTER_HOLD_SECONDS: i32 = 60;
+
+/// The dead-letter queue beside the FIFO events queue: list (a peek: receive, then visible
+/// again), redrive, erase.
+///
+/// A FIFO receive returns no more of a group while some of it is held, so a listing sees at
+/// most ten messages per group; a redrive or erasure deletes what it takes, which frees the
+/// group, and goes on until the queue has nothing more to give.
+#[derive(Clone, Debug)]
+pub struct SqsDeadLetters {
+    client: Client,
+    queue_url: String,
+    dead_letter_url: String,
+}
+
+/// A received message and the receipt to give it back or delete it with.
+struct Held {
+    letter: DeadLetter,
+    receipt: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(client: Client, queue_url: impl Into<String>, dead_letter_url: impl Into<String>) -> Self {
+        Self { client, queue_url: queue_url.into(), dead_letter_url: dead_letter_url.into() }
+    }
+
+    /// One receive of up to ten messages from `url`, held for `DEAD_LETTER_HOLD_SECONDS`.
+    async fn receive_held(&self, url: &str) -> PortResult<Vec<Held>> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(MAX_BATCH_ENTRIES as i32)
+            .visibility_timeout(DEAD_LETTER_HOLD_SECONDS)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_attribute_names(DEAD_LETTER_REASON_ATTRIBUTE)
+            .send()
+            .await
+            .map_err(|error| unavailable("ReceiveMessage (dead letters)", &error))?;
+        Ok(output
+            .messages()
+            .iter()
+            .filter_map(|message| {
+                let queued = queued_message(message)?;
+                let reason = message
+                    .message_attributes()
+                    .and_then(|attributes| attributes.get(DEAD_LETTER_REASON_ATTRIBUTE))
+                    .and_then(|value| value.string_value())
+                    .map(str::to_owned);
+                Some(Held {
+                    letter: DeadLetter {
+                        message_id: queued.message_id,
+                        group_id: queued.group_id,
+                        body: queued.body,
+                        // This peek is itself a receive.
+                        receive_count: queued.receive_count.saturating_sub(1),
+                        reason,
+                    },
+                    receipt: queued.receipt,
+                })
+            })
+            .collect())
+    }
+
+    /// Makes held messages visible again at once.
+    async fn give_back(&self, url: &str, held: &[Held]) {
+        for message in held {
+            let result = self
+                .client
+                .change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(&message.receipt)
+                .visibility_timeout(0)
+                .send()
+                .await;
+            if let Err(error) = result {
+                // It becomes visible by itself when the hold ends.
+                tracing::warn!(error = %DisplayErrorContext(&error), "could not release a held message");
+            }
+        }
+    }
+
+    async fn delete(&self, url: &str, receipt: &str) -> PortResult<()> {
+        self.client
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(|error| unavailable("DeleteMessage", &error))?;
+        Ok(())
+    }
+
+    /// Receives everything `url` gives, handing each message to `take`: messages it takes
+    /// (returns true for) are deleted; the others are given back at the end.
+    async fn sweep<F, Fut>(&self, url: &str, mut take: F) -> PortResult<Vec<DeadLetter>>
+    where
+        F: FnMut(&DeadLetter) -> Fut + Send,
+        Fut: std::future::Future<Output = PortResult<bool>> + Send,
+    {
+        let (mut taken, mut kept) = (Vec::new(), Vec::new());
+        let result = async {
+            loop {
+                let batch = self.receive_held(url).await?;
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                for held in batch {
+                    if take(&held.letter).await? {
+                        self.delete(url, &held.receipt).await?;
+                        taken.push(held.letter);
+                    } else {
+                        kept.push(held);
+                    }
+                }
+            }
+        }
+        .await;
+        self.give_back(url, &kept).await;
+        result.map(|()| taken)
+    }
+
+    /// The queue's ARN, for the message-move task.
+    async fn arn(&self, url: &str) -> PortResult<String> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|error| unavailable("GetQueueAttributes", &error))?;
+        output
+            .attributes()
+            .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .ok_or_else(|| PortError::Corrupt("GetQueueAttributes: no QueueArn".into()))
+    }
+
+    /// Starts SQS's message-move task from the dead-letter queue back to its source queue; the
+    /// error text when the service refuses (moto does not implement it).
+    async fn start_move_task(&self) -> PortResult<Result<(), String>> {
+        let source = self.arn(&self.dead_letter_url).await?;
+        let destination = self.arn(&self.queue_url).await?;
+        let result = self.client.start_message_move_task().source_arn(source).destination_arn(destination).send().await;
+        Ok(match result {
+            Ok(_) => Ok(()),
+            Err(error) => Err(match error.as_service_error() {
+                Some(service) => format!(
+                    "StartMessageMoveTask: {} ({})",
+                    service.code().unwrap_or("unsupported"),
+                    service.message().unwrap_or("no message")
+                ),
+                None => format!("StartMessageMoveTask: {}", DisplayErrorContext(&error)),
+            }),
+        })
+    }
+
+    /// Receive, send to the queue (same group, a new deduplication id so the queue's window
+    /// does not drop it) and delete, for each selected dead letter.
+    async fn resend(&self, selection: &RedriveSelection) -> PortResult<Vec<DeadLetter>> {
+        let queue_url = self.queue_url.clone();
+        let client = self.client.clone();
+        self.sweep(&self.dead_letter_url, |letter| {
+            let selected = selection.selects(letter);
+            let (client, queue_url, letter) = (client.clone(), queue_url.clone(), letter.clone());
+            async move {
+                if !selected {
+                    return Ok(false);
+                }
+                client
+                    .send_message()
+                    .queue_url(queue_url)
+                    .message_group_id(&letter.group_id)
+                    .message_deduplication_id(dedup_id_for(&format!(
+                        "redrive-{}-{}",
+                        letter.message_id,
+                        rand::random::<u64>()
+                    )))
+                    .message_body(&letter.body)
+                    .send()
+                    .await
+                    .map_err(|error| unavailable("SendMessage (redrive)", &error))?;
+                Ok(true)
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn list(&self, limit: usize) -> PortResult<Vec<DeadLetter>> {
+        let mut held = Vec::new();
+        let result = async {
+            while held.len() < limit {
+                let batch = self.receive_held(&self.dead_letter_url).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                held.extend(batch);
+            }
+            Ok::<_, PortError>(())
+        }
+        .await;
+        self.give_back(&self.dead_letter_url, &held).await;
+        result?;
+        Ok(held.into_iter().take(limit).map(|held| held.letter).collect())
+    }
+
+    /// `All` tries the message-move task first and falls back to receive, send and delete when
+    /// SQS refuses it; a single message always goes by receive, send and delete.
+    async fn redrive(&self, selection: &RedriveSelection) -> PortResult<Redriven> {
+        if *selection == RedriveSelection::All {
+            let listed = self.list(usize::MAX).await?;
+            if listed.is_empty() {
+                return Ok(Redriven { method: RedriveMethod::MoveTask, moved: Vec::new(), note: None });
+            }
+            match self.start_move_task().await? {
+                Ok(()) => return Ok(Redriven { method: RedriveMethod::MoveTask, moved: listed, note: None }),
+                Err(refused) => {
+                    tracing::info!(%refused, "message-move task unavailable; redriving by receive, send and delete");
+                    let moved = self.resend(selection).await?;
+                    return Ok(Redriven { method: RedriveMethod::Resend, moved, note: Some(refused) });
+                }
+            }
+        }
+        let moved = self.resend(selection).await?;
+        Ok(Redriven { method: RedriveMethod::Resend, moved, note: None })
+    }
+
+    /// Sweeps the dead-letter queue and then the queue itself. Messages of other contacts the
+    /// sweep held are given back at once (their receive count on the queue goes up by one).
+    async fn erase_group(&self, group_id: &str) -> PortResult<usize> {
+        let mut erased = 0;
+        for url in [&self.dead_letter_url, &self.queue_url] {
+            let group = group_id.to_owned();
+            erased += self.sweep(url, move |letter| std::future::ready(Ok(letter.group_id == group))).await?.len();
+        }
+        Ok(erased)
     }
 }
 

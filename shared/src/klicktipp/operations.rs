@@ -44,6 +44,21 @@ impl KlickTippClient {
         self.managed(&call, wire::contact).await
     }
 
+    /// `DELETE /subscriber/{id}`: delete the contact (erasure). `false` when KlickTipp has no
+    /// contact with this id (404): already gone.
+    pub async fn delete_subscriber(&self, id: &str) -> Result<bool, KlickTippError> {
+        let call = self.call("delete subscriber", Method::DELETE, &["subscriber", id]);
+        let call = &call;
+        self.with_retries(call, |_| async move {
+            match self.management(call).await {
+                Ok(reply) => wire::confirmed(call.operation, &reply).map(|()| true),
+                Err(KlickTippError::Rejected { status: 404, .. }) => Ok(false),
+                Err(error) => Err(error),
+            }
+        })
+        .await
+    }
+
     /// `POST /subscriber/tag`: apply manual tags (idempotent). No call for an empty list.
     pub async fn tag(&self, email: &str, tag_ids: &[u64]) -> Result<(), KlickTippError> {
         if tag_ids.is_empty() {

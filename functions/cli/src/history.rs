@@ -9,10 +9,12 @@ use clap::Args;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use webinar_bridge::adapters::memory::QueueSettings;
-use webinar_bridge::adapters::sqlite::{SqliteContactStore, SqliteDb, SqliteHistoryLog, SqliteQueue, SqliteReceiptLog};
+use webinar_bridge::adapters::sqlite::{
+    SqliteContactStore, SqliteDb, SqliteHistoryLog, SqliteParkedWebhooks, SqliteQueue, SqliteReceiptLog,
+};
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::domain::Email;
-use webinar_bridge::ports::{ContactStore, HistoryLog};
+use webinar_bridge::ports::{ContactStore, HistoryLog, ParkedWebhooks};
 use webinar_bridge::story::{ContactStory, KlickTippLookup, KlickTippNow, Problem, contact_story, outcome_name};
 
 #[derive(Debug, Args)]
@@ -38,7 +40,7 @@ pub struct ProblemsArgs {
 }
 
 /// `serve`'s database; a missing file is an error, not a new empty database.
-fn open_db(config: &BridgeConfig) -> anyhow::Result<SqliteDb> {
+pub fn open_db(config: &BridgeConfig) -> anyhow::Result<SqliteDb> {
     if !config.db_path.exists() {
         return Err(exit::unusable(format!(
             "BRIDGE_DB: no database at {}; point BRIDGE_DB at the file `webinar-bridge serve` uses",
@@ -230,6 +232,11 @@ pub async fn collect_problems(db: &SqliteDb, since: DateTime<Utc>, now: DateTime
     }
     for receipt in SqliteReceiptLog::new(db.clone()).refused_since(since, now).await? {
         problems.extend(Problem::refused_webhook(&receipt));
+    }
+    for parked in SqliteParkedWebhooks::new(db.clone()).list(now).await? {
+        if parked.received_at >= since {
+            problems.push(Problem::parked(&parked.id, &parked.source, parked.received_at, &parked.reason));
+        }
     }
     Ok(problems)
 }

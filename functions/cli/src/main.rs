@@ -9,6 +9,7 @@ mod discovery;
 mod exit;
 mod history;
 mod http;
+mod parked;
 mod pull;
 mod serve;
 mod simulate;
@@ -53,6 +54,12 @@ enum Command {
     /// List rejected events, field problems, dead letters and refused webhooks with the fix.
     /// Exit 1 when there are any.
     Problems(history::ProblemsArgs),
+    /// List parked webhooks: authenticated WebinarJam/EverWebinar bodies that could not become an
+    /// event (answered 202 parked). Exit 1 when there are any.
+    Parked(parked::ParkedArgs),
+    /// Run parked webhooks through ingest again (after a BRIDGE_FIELD_ALIASES or configuration
+    /// fix): accepted ones are queued and removed, the others stay with their new reason.
+    Reprocess(parked::ReprocessArgs),
 }
 
 impl Command {
@@ -67,7 +74,9 @@ impl Command {
             | Command::Webinars(_)
             | Command::Backfill(_)
             | Command::Contact(_)
-            | Command::Problems(_) => "warn",
+            | Command::Problems(_)
+            | Command::Parked(_)
+            | Command::Reprocess(_) => "warn",
         }
     }
 }
@@ -96,5 +105,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backfill(args) => pull::backfill(args).await,
         Command::Contact(args) => history::contact(args).await,
         Command::Problems(args) => history::problems(args).await,
+        Command::Parked(args) => parked::list(args).await,
+        Command::Reprocess(args) => parked::reprocess(args).await,
     }
 }

@@ -12,14 +12,17 @@ use webinar_bridge::adapters::memory::{
     QueueSettings,
 };
 use webinar_bridge::adapters::sqlite::{
-    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
+    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteParkedWebhooks, SqliteQueue, SqliteReceiptLog,
+    SqliteTagDirectory,
 };
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};
 use webinar_bridge::domain::{FieldFormat, LogicalField, Settings};
 use webinar_bridge::ingest::Ingest;
 use webinar_bridge::klicktipp::{KlickTippAuth, KlickTippClient, KlickTippConfig};
-use webinar_bridge::ports::{Clock, ContactStore, EventLog, EventQueue, HistoryLog, ReceiptLog, TagDirectory};
+use webinar_bridge::ports::{
+    Clock, ContactStore, EventLog, EventQueue, HistoryLog, ParkedWebhooks, ReceiptLog, TagDirectory,
+};
 use webinar_bridge::tag_resolver::TagResolver;
 
 /// The configuration from the environment; an invalid value ends the command with exit 2 and
@@ -39,6 +42,9 @@ pub struct Ports {
     pub receipts: Arc<dyn ReceiptLog>,
     /// Each event's story: received by ingest, its outcome by the consumer (DESIGN 12).
     pub history: Arc<dyn HistoryLog>,
+    /// Authenticated webhooks that could not become an event, kept to be reprocessed; `None`
+    /// (`simulate`) answers them 422 as before.
+    pub parked: Option<Arc<dyn ParkedWebhooks>>,
 }
 
 /// All ports on one SQLite file (`serve`).
@@ -50,6 +56,7 @@ pub fn sqlite_ports(db: &SqliteDb, queue_settings: QueueSettings) -> Ports {
         tags: Arc::new(SqliteTagDirectory::new(db.clone())),
         receipts: Arc::new(SqliteReceiptLog::new(db.clone())),
         history: Arc::new(SqliteHistoryLog::new(db.clone())),
+        parked: Some(Arc::new(SqliteParkedWebhooks::new(db.clone()))),
     }
 }
 
@@ -64,6 +71,7 @@ pub fn memory_ports(queue_settings: QueueSettings, clock: Arc<dyn Clock>) -> (Po
         tags: Arc::new(MemoryTagDirectory::default()),
         receipts: Arc::new(MemoryReceiptLog::default()),
         history: Arc::new(MemoryHistoryLog::default()),
+        parked: None,
     };
     (ports, queue)
 }
@@ -78,7 +86,12 @@ pub fn assemble(
 ) -> (Ingest, Consumer) {
     let ingest = Ingest::new(Arc::clone(&ports.queue), config.secrets.clone())
         .with_receipts(Arc::clone(&ports.receipts), config.retention)
-        .with_history(Arc::clone(&ports.history));
+        .with_history(Arc::clone(&ports.history))
+        .with_field_aliases(config.field_aliases.clone());
+    let ingest = match &ports.parked {
+        Some(parked) => ingest.with_parked(Arc::clone(parked), config.parked_cap),
+        None => ingest,
+    };
     let tags = TagResolver::new(Arc::clone(&ports.tags), client.clone(), Arc::clone(&clock));
     let consumer = Consumer::new(
         Arc::clone(&ports.log),

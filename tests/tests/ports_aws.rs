@@ -78,6 +78,13 @@ impl Backend for MotoBackend {
         Arc::new(DynamoReceiptLog::new(self.moto.dynamodb(), self.moto.create_events_table().await))
     }
 
+    async fn parked_webhooks(&self) -> Option<Arc<dyn webinar_bridge::ports::ParkedWebhooks>> {
+        Some(Arc::new(webinar_bridge::adapters::dynamodb::DynamoParkedWebhooks::new(
+            self.moto.dynamodb(),
+            self.moto.create_events_table().await,
+        )))
+    }
+
     /// SQS keeps visibility on moto's own clock: real time has to pass too.
     async fn let_time_pass(&self, clock: &ManualClock, duration: Duration) {
         clock.advance(duration);
@@ -124,6 +131,11 @@ async fn port_suite_event_log() {
 #[tokio::test]
 async fn port_suite_receipt_log() {
     port_suite::receipt_log_suite(&MotoBackend::start().await).await;
+}
+
+#[tokio::test]
+async fn port_suite_parked_webhooks() {
+    port_suite::parked_webhooks_suite(&MotoBackend::start().await).await;
 }
 
 #[tokio::test]

@@ -1081,7 +1081,8 @@ impl ParkedWebhooks for DynamoParkedWebhooks {
     async fn remove(&self, id: &str) -> PortResult<bool> {
         let condition = Condition::new("attribute_exists(#id)", &[("#id", EVENTS_PARTITION_KEY)]);
         let removed = self.table.delete(&format!("{PARKED_KEY_PREFIX}{id}"), Some(condition)).await? == Written::Yes;
-        self.update_index(Utc::now(), |entries| {
+        // Nothing else is pruned here: removing takes no clock.
+        self.update_index(DateTime::<Utc>::MIN_UTC, |entries| {
             entries.remove(id);
             Ok::<(), ()>(())
         })

@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn form_keys_in_brackets_and_dots_resolve_like_json() {
         let body = b"registrant%5Bemail%5D=a%40example.com&webinar.name=Demo&webinar%5Bid%5D=7&items%5B0%5D%5Bemail%5D=b%40x.de";
-        let loose = LooseBody::from_form(body, ALIASES).unwrap();
+        let loose = LooseBody::from_form_with(body, &[], ALIASES).unwrap();
         assert_eq!(loose.get(Field::Email), Some("a@example.com"));
         assert_eq!(loose.get(Field::WebinarName), Some("Demo"));
         assert_eq!(loose.get(Field::WebinarId), Some("7"));

@@ -169,14 +169,22 @@ impl Ingest {
         match store.park(&webhook, *cap, now).await {
             Ok(ParkOutcome::Parked) => {
                 tracing::warn!(id = %webhook.id, source = %webhook.source, code = rejection.code, field = rejection.field.as_deref(), bytes = webhook.size(), "webhook parked: its body could not become an event; fix the alias or configuration and run `webinar-bridge reprocess`");
-                let mut body = json!({"status": "parked", "reason": rejection.message, "id": webhook.id, "code": rejection.code});
+                let mut body =
+                    json!({"status": "parked", "reason": rejection.message, "id": webhook.id, "code": rejection.code});
                 if let Some(field) = &rejection.field {
                     body["field"] = json!(field);
                 }
                 IngestResponse::new(202, body)
             }
             Ok(ParkOutcome::Full { count, bytes }) => {
-                tracing::error!(count, bytes, max_count = cap.max_count, max_bytes = cap.max_bytes, code = rejection.code, "parked webhook store is full; a body that could not become an event was refused with 503");
+                tracing::error!(
+                    count,
+                    bytes,
+                    max_count = cap.max_count,
+                    max_bytes = cap.max_bytes,
+                    code = rejection.code,
+                    "parked webhook store is full; a body that could not become an event was refused with 503"
+                );
                 IngestResponse::new(
                     503,
                     json!({

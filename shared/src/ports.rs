@@ -497,7 +497,10 @@ impl Default for ParkCap {
 pub enum ParkOutcome {
     Parked,
     /// The store holds `count` live bodies of `bytes` bytes; this one would exceed the cap.
-    Full { count: usize, bytes: usize },
+    Full {
+        count: usize,
+        bytes: usize,
+    },
 }
 
 /// Parked webhook bodies, kept until reprocessed or `BRIDGE_EVENT_RETENTION_DAYS` old.

@@ -11,11 +11,11 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use webinar_bridge::Secret;
 use webinar_bridge::adapters::memory::{MemoryParkedWebhooks, MemoryQueue};
 use webinar_bridge::ingest::{Ingest, IngestResponse, Reprocessed};
 use webinar_bridge::ports::{ParkCap, ParkedWebhooks};
 use webinar_bridge::sources::{FieldAliases, RawRequest, SourceSecrets};
-use webinar_bridge::Secret;
 use webinar_bridge_tests::harness::{self, BridgeEnv, ServeProcess, WEBINARJAM_SECRET, calls};
 
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(45);
@@ -65,7 +65,10 @@ async fn a_parked_body_is_reprocessed_into_the_right_tags_after_the_alias_is_add
     let (status, body) =
         post(&serve, "/hooks/webinarjam/registered", Some(WEBINARJAM_SECRET), &unknown_shape(EMAIL)).await;
     assert_eq!((status, body["status"].as_str(), body["code"].as_str()), (202, Some("parked"), Some("missing_email")));
-    assert!(body["reason"].as_str().is_some_and(|reason| reason.starts_with("The body has no e-mail address")), "{body}");
+    assert!(
+        body["reason"].as_str().is_some_and(|reason| reason.starts_with("The body has no e-mail address")),
+        "{body}"
+    );
     let id = body["id"].as_str().expect("an id").to_owned();
     harness::wait_until_drained(&db, DRAIN_TIMEOUT).await;
     assert_eq!(simulator.total_calls(), 0, "nothing reached KlickTipp");
@@ -85,7 +88,10 @@ async fn a_parked_body_is_reprocessed_into_the_right_tags_after_the_alias_is_add
     assert!(text.stdout.contains(&id) && text.stdout.contains("reprocess"), "{}", text.stdout);
     let shown = harness::run_bridge_async(&env, &["parked", "--show", &id]).await;
     assert_eq!(shown.code, Some(0), "{}", shown.stderr);
-    assert_eq!(serde_json::from_str::<Value>(json_of(&shown)["body"].as_str().expect("body")).ok(), Some(unknown_shape(EMAIL)));
+    assert_eq!(
+        serde_json::from_str::<Value>(json_of(&shown)["body"].as_str().expect("body")).ok(),
+        Some(unknown_shape(EMAIL))
+    );
     let problems = harness::run_bridge_async(&env, &["problems", "--json"]).await;
     let problems = json_of(&problems);
     let parked_problem = problems.as_array().expect("a list").iter().find(|problem| problem["kind"] == "parked");
@@ -97,9 +103,14 @@ async fn a_parked_body_is_reprocessed_into_the_right_tags_after_the_alias_is_add
     assert!(again.stdout.contains("still parked"), "{}", again.stdout);
     let unknown = harness::run_bridge_async(&env, &["reprocess", "nope"]).await;
     assert_eq!(unknown.code, Some(2), "{}", unknown.stderr);
-    let bad_alias = harness::run_bridge_async(&env.clone().set("BRIDGE_FIELD_ALIASES", r#"{"mail":["x"]}"#), &["parked"]).await;
+    let bad_alias =
+        harness::run_bridge_async(&env.clone().set("BRIDGE_FIELD_ALIASES", r#"{"mail":["x"]}"#), &["parked"]).await;
     assert_eq!(bad_alias.code, Some(2));
-    assert!(bad_alias.stderr.starts_with("BRIDGE_FIELD_ALIASES") && bad_alias.stderr.contains("known fields"), "{}", bad_alias.stderr);
+    assert!(
+        bad_alias.stderr.starts_with("BRIDGE_FIELD_ALIASES") && bad_alias.stderr.contains("known fields"),
+        "{}",
+        bad_alias.stderr
+    );
 
     // The marketer teaches the bridge the key; serve's consumer applies the queued event.
     let fixed = env.clone().set("BRIDGE_FIELD_ALIASES", ALIASES);
@@ -180,7 +191,10 @@ async fn only_authenticated_webinarjam_body_refusals_are_parked_and_the_token_is
     }
     // Over the size cap: 413 as before.
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(webinar_bridge::sources::MAX_BODY_BYTES));
-    assert_eq!(ingest.handle(&webinarjam_request("registered", None, Some(WEBINARJAM_SECRET), &huge)).await.status, 413);
+    assert_eq!(
+        ingest.handle(&webinarjam_request("registered", None, Some(WEBINARJAM_SECRET), &huge)).await.status,
+        413
+    );
     // A Zoom body that is not JSON keeps its 4xx (a signed source's client bug).
     let zoom_body = "not json";
     let zoom = RawRequest {
@@ -214,7 +228,10 @@ async fn only_authenticated_webinarjam_body_refusals_are_parked_and_the_token_is
 
     // A body that can never be read stays parked with the (new) reason; one that can is queued.
     let outcome = ingest.reprocess(&store, &kept[0], Utc::now()).await;
-    assert!(matches!(&outcome, Reprocessed::StillRefused { reason } if reason.contains("not valid JSON")), "{outcome:?}");
+    assert!(
+        matches!(&outcome, Reprocessed::StillRefused { reason } if reason.contains("not valid JSON")),
+        "{outcome:?}"
+    );
     let good = webinarjam_request("registered", None, Some(WEBINARJAM_SECRET), &body);
     let parked = ingest.handle(&good).await;
     let id = parked.body["id"].as_str().expect("an id").to_owned();

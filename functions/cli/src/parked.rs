@@ -151,12 +151,15 @@ pub async fn list(args: ParkedArgs) -> anyhow::Result<ExitCode> {
 pub async fn reprocess(args: ReprocessArgs) -> anyhow::Result<ExitCode> {
     let backend = backend(args.aws).await?;
     let now = Utc::now();
-    let parked = match &args.id {
-        Some(id) => vec![backend.store.get(id, now).await.context("reading the parked webhook")?.ok_or_else(|| {
-            exit::unusable(format!("{id}: no such parked webhook (see `webinar-bridge parked`)"))
-        })?],
-        None => backend.store.list(now).await.context("listing parked webhooks")?,
-    };
+    let parked =
+        match &args.id {
+            Some(id) => {
+                vec![backend.store.get(id, now).await.context("reading the parked webhook")?.ok_or_else(|| {
+                    exit::unusable(format!("{id}: no such parked webhook (see `webinar-bridge parked`)"))
+                })?]
+            }
+            None => backend.store.list(now).await.context("listing parked webhooks")?,
+        };
     if parked.is_empty() {
         println!("Nothing parked.");
         return Ok(ExitCode::SUCCESS);

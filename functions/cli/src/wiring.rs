@@ -12,8 +12,8 @@ use webinar_bridge::adapters::memory::{
     QueueSettings,
 };
 use webinar_bridge::adapters::sqlite::{
-    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteParkedWebhooks, SqliteQueue, SqliteReceiptLog,
-    SqliteTagDirectory,
+    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteParkedWebhooks, SqliteQueue,
+    SqliteReceiptLog, SqliteTagDirectory,
 };
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};

@@ -926,7 +926,9 @@ impl DynamoParkedWebhooks {
         ]);
         let condition = match read {
             None => Condition::new("attribute_not_exists(#id)", &[("#id", EVENTS_PARTITION_KEY)]),
-            Some(version) => Condition::new("#version = :version", &[("#version", "version")]).value(":version", n(version)),
+            Some(version) => {
+                Condition::new("#version = :version", &[("#version", "version")]).value(":version", n(version))
+            }
         };
         self.table.put(item, Some(condition)).await
     }

@@ -5,8 +5,8 @@ use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
     Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, HistoryEntry,
-    HistoryLog, HistoryStep, OutgoingMessage, ParkCap, ParkOutcome, ParkedWebhook, ParkedWebhooks, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord,
-    SystemClock, TagClaim, TagDirectory, Versioned,
+    HistoryLog, HistoryStep, OutgoingMessage, ParkCap, ParkOutcome, ParkedWebhook, ParkedWebhooks, PortError,
+    PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

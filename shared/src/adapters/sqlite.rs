@@ -19,8 +19,8 @@ use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
     Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventRecord, EventStatus, FinalOutcome, HistoryEntry,
-    HistoryLog, HistoryStep, OutgoingMessage, ParkCap, ParkOutcome, ParkedWebhook, ParkedWebhooks, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord,
-    SystemClock, TagClaim, TagDirectory, Versioned,
+    HistoryLog, HistoryStep, OutgoingMessage, ParkCap, ParkOutcome, ParkedWebhook, ParkedWebhooks, PortError,
+    PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, SystemClock, TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -1602,7 +1602,9 @@ fn parked_row(row: &Row<'_>) -> rusqlite::Result<(ParkedWebhook, [i64; 3])> {
     ))
 }
 
-fn parked_with_times((mut parked, [received_at, updated_at, expires_at]): (ParkedWebhook, [i64; 3])) -> PortResult<ParkedWebhook> {
+fn parked_with_times(
+    (mut parked, [received_at, updated_at, expires_at]): (ParkedWebhook, [i64; 3]),
+) -> PortResult<ParkedWebhook> {
     parked.received_at = from_micros(received_at)?;
     parked.updated_at = from_micros(updated_at)?;
     parked.expires_at = from_micros(expires_at)?;

@@ -117,14 +117,11 @@ fn resolve_path<F: Copy>(path: &[String], extra: &ExtraAliases<F>, aliases: &[Al
     let candidates = || joined.iter().chain(std::iter::once(last));
     // A configured alias matches the whole key path too (`Email Address` or `contact.mail`).
     let whole: String = path.concat();
-    std::iter::once(&whole)
-        .chain(candidates())
-        .find_map(|candidate| lookup_extra(candidate, extra))
-        .or_else(|| {
-            candidates()
-                .find_map(|candidate| lookup_alias(candidate, aliases))
-                .map(|(field, rank)| (field, rank + MAX_EXTRA_ALIASES))
-        })
+    std::iter::once(&whole).chain(candidates()).find_map(|candidate| lookup_extra(candidate, extra)).or_else(|| {
+        candidates()
+            .find_map(|candidate| lookup_alias(candidate, aliases))
+            .map(|(field, rank)| (field, rank + MAX_EXTRA_ALIASES))
+    })
 }
 
 fn lookup_extra<F: Copy>(normalized_key: &str, extra: &ExtraAliases<F>) -> Option<(F, usize)> {

@@ -226,7 +226,10 @@ mod tests {
             Some(Route::Genesis { product: GenesisProduct::EverWebinar, kind: "no_show".into() })
         );
         assert_eq!(Route::parse("/hooks/zoom"), Some(Route::Zoom));
-        assert_eq!(query_without_token(Some("token=s3cr3t&label=Clicked%20Offer")).as_deref(), Some("label=Clicked%20Offer"));
+        assert_eq!(
+            query_without_token(Some("token=s3cr3t&label=Clicked%20Offer")).as_deref(),
+            Some("label=Clicked%20Offer")
+        );
         assert_eq!(query_without_token(Some("tok%65n=s3cr3t")), None);
         assert_eq!(query_without_token(None), None);
         assert_eq!(route_label("/hooks/webinarjam/s3cr3t-typed-here"), "/hooks/webinarjam/{kind}");

@@ -1345,7 +1345,7 @@ pub fn parked_body(n: u32, at: DateTime<Utc>, size: usize) -> ParkedWebhook {
         id: ParkedWebhook::new_id(at + chrono::Duration::microseconds(i64::from(n))),
         source: "webinarjam".into(),
         path: "/hooks/webinarjam/registered".into(),
-        query: (n % 2 == 0).then(|| "label=Clicked%20Offer".into()),
+        query: n.is_multiple_of(2).then(|| "label=Clicked%20Offer".into()),
         content_type: Some("application/json".into()),
         body,
         received_at: at,

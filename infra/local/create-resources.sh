@@ -3,11 +3,14 @@
 #   <prefix>-events.fifo      FIFO, no content-based dedup, dedup per message group, visibility 360 s,
 #                             4 days retention, redrive to the DLQ after 5 receives
 #   <prefix>-events-dlq.fifo  FIFO, 14 days retention
-#   <prefix>-events           DynamoDB, key event_id (S), TTL on expires_at, on demand
+#   <prefix>-events           DynamoDB, key event_id (S), TTL on expires_at, on demand, sparse
+#                             index `refused` (refused (S), refused_at (S))
 #   <prefix>-contacts         DynamoDB, key pk (S), on demand
+#   <prefix>-history          DynamoDB, key pk (S) + sk (S), TTL on expires_at, on demand, sparse
+#                             index `problems` (problem (S), sk (S))
 # Usage: create-resources.sh [PREFIX]   (default webinar-bridge-local). Idempotent.
 # Reads $RUN_DIR/moto.env (start-moto.sh) and writes $RUN_DIR/resources.env with
-# EVENTS_QUEUE_URL, EVENTS_DLQ_URL, EVENTS_TABLE and CONTACTS_TABLE.
+# EVENTS_QUEUE_URL, EVENTS_DLQ_URL, EVENTS_TABLE, CONTACTS_TABLE and HISTORY_TABLE.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -50,23 +53,41 @@ queue_url = sqs.create_queue(
     },
 )["QueueUrl"]
 
-def table(name, key):
+def table(name, key, sort=None, index=None):
+    """`index`: (name, hash attribute, range attribute) of a sparse GSI projecting everything."""
+    attributes = [key] + ([sort] if sort else [])
+    schema = [{"AttributeName": key, "KeyType": "HASH"}] + ([{"AttributeName": sort, "KeyType": "RANGE"}] if sort else [])
+    extra = {}
+    if index:
+        index_name, index_key, index_sort = index
+        attributes += [a for a in (index_key, index_sort) if a not in attributes]
+        extra["GlobalSecondaryIndexes"] = [{
+            "IndexName": index_name,
+            "KeySchema": [{"AttributeName": index_key, "KeyType": "HASH"}, {"AttributeName": index_sort, "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }]
     try:
         dynamodb.create_table(
             TableName=name,
             BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+            KeySchema=schema,
+            **extra,
         )
     except dynamodb.exceptions.ResourceInUseException:
         pass
     return name
 
-events = table(f"{prefix}-events", "event_id")
+events = table(f"{prefix}-events", "event_id", index=("refused", "refused", "refused_at"))
 dynamodb.update_time_to_live(TableName=events, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
 contacts = table(f"{prefix}-contacts", "pk")
+history = table(f"{prefix}-history", "pk", sort="sk", index=("problems", "problem", "sk"))
+dynamodb.update_time_to_live(TableName=history, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
 
 with open(out, "w") as env:
-    env.write(f"EVENTS_QUEUE_URL={queue_url}\nEVENTS_DLQ_URL={dlq_url}\nEVENTS_TABLE={events}\nCONTACTS_TABLE={contacts}\n")
-print(f"create-resources: queue {queue_url}, tables {events} and {contacts}; env in {out}")
+    env.write(
+        f"EVENTS_QUEUE_URL={queue_url}\nEVENTS_DLQ_URL={dlq_url}\nEVENTS_TABLE={events}\n"
+        f"CONTACTS_TABLE={contacts}\nHISTORY_TABLE={history}\n"
+    )
+print(f"create-resources: queue {queue_url}, tables {events}, {contacts} and {history}; env in {out}")
 PY

@@ -82,6 +82,8 @@ pub struct BridgeConfig {
     pub field_aliases: crate::sources::FieldAliases,
     /// How many parked webhook bodies may be kept (`BRIDGE_PARKED_MAX_COUNT`, `BRIDGE_PARKED_MAX_BYTES`).
     pub parked_cap: crate::ports::ParkCap,
+    /// The DynamoDB table of contact histories (DESIGN 12); unset, the AWS functions keep none.
+    pub history_table: Option<String>,
 }
 
 /// The process environment as read by [`BridgeConfig::from_vars`]: empty values count as unset.
@@ -137,6 +139,7 @@ impl BridgeConfig {
             dead_letter_queue_url: vars.get("DEAD_LETTER_QUEUE_URL"),
             field_aliases: field_aliases(&vars)?,
             parked_cap: parked_cap(&vars)?,
+            history_table: vars.get("HISTORY_TABLE"),
         })
     }
 

@@ -314,6 +314,9 @@ pub trait ReceiptLog: Send + Sync {
     ) -> PortResult<Receipt>;
     /// The live record of `event_id` at `now` (an expired one is `None`).
     async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>>;
+    /// Live receipts with refused reuses whose last refusal was at or after `since`, oldest
+    /// refusal first (the `problems` command's refused webhooks).
+    async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>>;
 }
 
 // ---------------------------------------------------------------------------------------------

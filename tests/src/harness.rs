@@ -141,6 +141,11 @@ impl BridgeEnv {
         self
     }
 
+    /// The variables as set.
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+
     pub fn remove(mut self, name: &str) -> Self {
         self.vars.remove(name);
         self

@@ -24,9 +24,16 @@ use webinar_bridge::adapters::aws_secrets::aws_config::{self, BehaviorVersion, R
 use webinar_bridge::adapters::aws_secrets::aws_sdk_secretsmanager;
 use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb;
 use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
-use webinar_bridge::adapters::dynamodb::{CONTACTS_PARTITION_KEY, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE};
+use webinar_bridge::adapters::dynamodb::{
+    CONTACTS_PARTITION_KEY, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE, REFUSED_INDEX, REFUSED_INDEX_KEY,
+    REFUSED_INDEX_SORT,
+};
+use webinar_bridge::adapters::dynamodb_history::{
+    HISTORY_PARTITION_KEY, HISTORY_SORT_KEY, HISTORY_TTL_ATTRIBUTE, PROBLEMS_INDEX, PROBLEMS_INDEX_KEY,
+};
 use webinar_bridge::adapters::memory::{DeadLetter, QueueSettings};
 use webinar_bridge::adapters::sqs::aws_sdk_sqs;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
@@ -150,21 +157,37 @@ impl Moto {
     /// The events table: key `event_id`, TTL on `expires_at`.
     pub async fn create_events_table(&self) -> String {
         let name = unique_name("events");
-        create_table(&self.dynamodb(), &name, EVENTS_PARTITION_KEY).await;
+        // With the template's sparse index of refused receipts.
+        let refused = sparse_index(REFUSED_INDEX, REFUSED_INDEX_KEY, REFUSED_INDEX_SORT);
+        create_table_with(&self.dynamodb(), &name, EVENTS_PARTITION_KEY, None, Some(refused)).await;
+        self.enable_ttl(&name, EVENTS_TTL_ATTRIBUTE).await;
+        name
+    }
+
+    /// The history table as the template defines it: contact hash and sort key, the sparse
+    /// problems index, TTL.
+    pub async fn create_history_table(&self) -> String {
+        let name = unique_name("history");
+        let problems = sparse_index(PROBLEMS_INDEX, PROBLEMS_INDEX_KEY, HISTORY_SORT_KEY);
+        create_table_with(&self.dynamodb(), &name, HISTORY_PARTITION_KEY, Some(HISTORY_SORT_KEY), Some(problems)).await;
+        self.enable_ttl(&name, HISTORY_TTL_ATTRIBUTE).await;
+        name
+    }
+
+    async fn enable_ttl(&self, table: &str, attribute: &str) {
         self.dynamodb()
             .update_time_to_live()
-            .table_name(&name)
+            .table_name(table)
             .time_to_live_specification(
                 TimeToLiveSpecification::builder()
                     .enabled(true)
-                    .attribute_name(EVENTS_TTL_ATTRIBUTE)
+                    .attribute_name(attribute)
                     .build()
                     .expect("a complete TTL specification"),
             )
             .send()
             .await
-            .expect("enable TTL on the events table");
-        name
+            .unwrap_or_else(|error| panic!("enable TTL on {table}: {error:?}"));
     }
 
     /// The contacts table (contacts and tag directory): key `pk`.
@@ -271,24 +294,67 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
     output.attributes().and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn)).expect("QueueArn").clone()
 }
 
-async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
-    dynamodb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(key)
-                .attribute_type(ScalarAttributeType::S)
+/// A global secondary index over `key` (hash) and `sort` (range), all attributes projected.
+struct SparseIndex {
+    name: &'static str,
+    key: &'static str,
+    sort: &'static str,
+}
+
+fn sparse_index(name: &'static str, key: &'static str, sort: &'static str) -> SparseIndex {
+    SparseIndex { name, key, sort }
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("a complete attribute definition")
+}
+
+fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("a complete key")
+}
+
+async fn create_table_with(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    key: &str,
+    sort: Option<&str>,
+    index: Option<SparseIndex>,
+) {
+    let mut attributes: Vec<&str> = vec![key];
+    let mut request = dynamodb.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+    request = request.key_schema(key_element(key, KeyType::Hash));
+    if let Some(sort) = sort {
+        attributes.push(sort);
+        request = request.key_schema(key_element(sort, KeyType::Range));
+    }
+    if let Some(index) = index {
+        for attribute in [index.key, index.sort] {
+            if !attributes.contains(&attribute) {
+                attributes.push(attribute);
+            }
+        }
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key_element(index.key, KeyType::Hash))
+                .key_schema(key_element(index.sort, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
-                .expect("a complete attribute definition"),
-        )
-        .key_schema(
-            KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().expect("a complete key"),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|error| panic!("create table {name}: {error:?}"));
+                .expect("a complete index"),
+        );
+    }
+    for attribute in attributes {
+        request = request.attribute_definitions(string_attribute(attribute));
+    }
+    request.send().await.unwrap_or_else(|error| panic!("create table {name}: {error:?}"));
+}
+
+async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
+    create_table_with(dynamodb, name, key, None, None).await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1120,7 +1120,35 @@ pub async fn receipt_log_suite(backend: &dyn Backend) {
         receipt_log_forgets_an_id_after_its_retention,
         receipt_log_keeps_scoped_ids_apart,
         receipt_log_has_one_winner_under_concurrent_deliveries,
+        receipt_log_lists_refused_reuses_since_a_time,
     );
+}
+
+/// The refused webhooks `problems` lists: receipts with a refused reuse at or after `since`,
+/// oldest refusal first; accepted-only and expired receipts are left out.
+pub async fn receipt_log_lists_refused_reuses_since_a_time(backend: &dyn Backend) {
+    let receipts = backend.receipt_log().await;
+    let now = ManualClock::start();
+    let at = |seconds: i64| now + chrono::Duration::seconds(seconds);
+    let short = Duration::from_secs(60);
+    for (raw, retention) in [("generic:a:late", RECEIPT_RETENTION), ("generic:a:early", RECEIPT_RETENTION)] {
+        receipts.record(&event_id(raw), "fp-1", now, retention).await.expect("record");
+    }
+    receipts.record(&event_id("generic:a:expiring"), "fp-1", now, short).await.expect("record");
+    receipts.record(&event_id("generic:a:fine"), "fp-1", now, RECEIPT_RETENTION).await.expect("record");
+    receipts.record(&event_id("generic:a:old"), "fp-1", now, RECEIPT_RETENTION).await.expect("record");
+    for (raw, second) in
+        [("generic:a:old", 1), ("generic:a:late", 30), ("generic:a:early", 20), ("generic:a:expiring", 25)]
+    {
+        let receipt = receipts.record(&event_id(raw), "fp-2", at(second), RECEIPT_RETENTION).await.expect("record");
+        assert!(matches!(receipt, Receipt::DifferentPayload { .. }), "{raw}: {receipt:?}");
+    }
+    let refused = receipts.refused_since(at(10), at(90)).await.expect("refused_since");
+    let ids: Vec<&str> = refused.iter().map(|record| record.event_id.as_str()).collect();
+    assert_eq!(ids, ["generic:a:early", "generic:a:late"], "only refusals since the time, live ones, oldest first");
+    assert_eq!(refused[0].last_rejected_fingerprint.as_deref(), Some("fp-2"));
+    assert_eq!(refused[0].rejected_reuses, 1);
+    assert!(receipts.refused_since(at(31), at(90)).await.expect("refused_since").is_empty());
 }
 
 const RECEIPT_RETENTION: Duration = Duration::from_secs(86_400);

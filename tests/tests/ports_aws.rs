@@ -26,13 +26,14 @@ use webinar_bridge::adapters::dynamodb::{
     CONTACTS_PARTITION_KEY, DYNAMODB_ITEM_LIMIT, DynamoContactStore, DynamoEventLog, DynamoReceiptLog,
     DynamoTagDirectory, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE, contact_key, item_size,
 };
+use webinar_bridge::adapters::dynamodb_history::{DynamoHistoryLog, HISTORY_TTL_ATTRIBUTE};
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqs::aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use webinar_bridge::consume::{Disposition, MessageOutcome, MessageResult};
 use webinar_bridge::domain::EventId;
 use webinar_bridge::ports::{
-    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, OutgoingMessage, PortError, ReceiptLog,
-    TagDirectory,
+    Claim, ClaimToken, Clock, ContactStore, EventLog, EventQueue, EventStatus, HistoryEntry, HistoryLog,
+    HistoryOutcome, OutgoingMessage, PortError, ReceiptLog, TagDirectory,
 };
 use webinar_bridge::tag_resolver::{TagResolveError, TagResolver};
 use webinar_bridge_consumer::{Settlement, batch_response, queued_message_from_sqs_record, settle};
@@ -83,6 +84,10 @@ impl Backend for MotoBackend {
             self.moto.dynamodb(),
             self.moto.create_events_table().await,
         )))
+    }
+
+    async fn history_log(&self) -> Option<Arc<dyn HistoryLog>> {
+        Some(Arc::new(DynamoHistoryLog::new(self.moto.dynamodb(), self.moto.create_history_table().await)))
     }
 
     /// SQS keeps visibility on moto's own clock: real time has to pass too.
@@ -136,6 +141,11 @@ async fn port_suite_receipt_log() {
 #[tokio::test]
 async fn port_suite_parked_webhooks() {
     port_suite::parked_webhooks_suite(&MotoBackend::start().await).await;
+}
+
+#[tokio::test]
+async fn port_suite_history_log() {
+    port_suite::history_log_suite(&MotoBackend::start().await).await;
 }
 
 #[tokio::test]
@@ -447,4 +457,40 @@ async fn a_partial_batch_response_reports_the_failed_groups_later_messages() {
     let again = queue.receive(10).await.expect("receive");
     assert!(!again.is_empty());
     assert!(again.iter().all(|m| m.group_id == "a" && m.receive_count == 2), "{again:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// History table
+
+/// A story longer than one delete batch (25) reads back in order, steps at the same instant in
+/// append order, each item carrying its TTL and no address; `forget_contact` removes it all.
+#[tokio::test]
+async fn a_long_story_reads_back_in_order_and_is_forgotten_completely() {
+    let moto = Moto::start().await;
+    let table = moto.create_history_table().await;
+    let log = DynamoHistoryLog::new(moto.dynamodb(), table.clone());
+    let email = webinar_bridge::domain::Email::parse("long.story@example.com").expect("valid");
+    let t0 = ManualClock::start();
+    let mut written = Vec::new();
+    for n in 0..30_i64 {
+        let id = event_id(&format!("zoom-long-{n:02}"));
+        // Received and applied at the same instant: append order decides.
+        let at = t0 + chrono::Duration::seconds(n);
+        for outcome in [HistoryOutcome::Duplicate, HistoryOutcome::Applied] {
+            let entry = HistoryEntry::outcome(&email, &id, at, outcome);
+            log.append(&entry, RETENTION).await.expect("append");
+            written.push(entry);
+        }
+    }
+    assert_eq!(log.for_contact(&email.group_hash(), t0).await.expect("story"), written);
+
+    let items = moto.dynamodb().scan().table_name(&table).send().await.expect("scan").items.unwrap_or_default();
+    assert_eq!(items.len(), 60);
+    let expected_ttl = (t0 + chrono::Duration::from_std(RETENTION).expect("retention")).timestamp().to_string();
+    assert!(items.iter().any(|item| item.get(HISTORY_TTL_ATTRIBUTE) == Some(&AttributeValue::N(expected_ttl.clone()))));
+    assert!(!format!("{items:?}").contains("long.story@example.com"), "items hold the contact hash only");
+
+    assert_eq!(log.forget_contact(&email.group_hash()).await.expect("forget"), 60);
+    let left = moto.dynamodb().scan().table_name(&table).send().await.expect("scan").items.unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -563,3 +563,17 @@ async fn a_steady_load_across_weeks_keeps_the_database_bounded() {
         );
     }
 }
+
+/// `contact` reads one contact's story by the `history_by_contact` index and `problems` by the
+/// partial `history_problems` index: never a scan of the whole history, and no sort step.
+#[tokio::test]
+async fn history_reads_use_their_indexes() {
+    let dir = temp_dir();
+    let log = webinar_bridge::adapters::sqlite::SqliteHistoryLog::new(open(&dir.path().join("plan.db")));
+    let plans: std::collections::BTreeMap<&str, String> = log.query_plans().await.expect("plans").into_iter().collect();
+    assert!(plans["for_contact"].contains("USING INDEX history_by_contact (contact=?)"), "{plans:?}");
+    assert!(plans["problems_since"].contains("USING INDEX history_problems (at>?)"), "{plans:?}");
+    for plan in plans.values() {
+        assert!(!plan.contains("SCAN history") && !plan.contains("TEMP B-TREE"), "{plans:?}");
+    }
+}

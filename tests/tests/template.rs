@@ -13,7 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use webinar_bridge::adapters::aws_secrets::{SECRET_KEYS, SECRETS_ARN_VARIABLE};
-use webinar_bridge::adapters::dynamodb::{CONTACTS_PARTITION_KEY, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE};
+use webinar_bridge::adapters::dynamodb::{
+    CONTACTS_PARTITION_KEY, EVENTS_PARTITION_KEY, EVENTS_TTL_ATTRIBUTE, REFUSED_INDEX, REFUSED_INDEX_KEY,
+    REFUSED_INDEX_SORT,
+};
+use webinar_bridge::adapters::dynamodb_history::{
+    HISTORY_PARTITION_KEY, HISTORY_SORT_KEY, HISTORY_TTL_ATTRIBUTE, PROBLEMS_INDEX, PROBLEMS_INDEX_KEY,
+};
 use webinar_bridge::consume::{MAX_RECEIVE_COUNT, ride_out};
 use webinar_bridge_tests::moto::TEMPLATE_MAX_RECEIVE_COUNT;
 
@@ -421,6 +427,31 @@ fn dynamodb_tables_match_the_adapter_contract() {
     let ttl = &t.props(&events)["TimeToLiveSpecification"];
     assert_eq!(ttl["AttributeName"].as_str(), Some(EVENTS_TTL_ATTRIBUTE));
     assert!(is_true(ttl.get("Enabled")), "TTL must be enabled, or idempotency records pile up forever");
+    // Refused webhooks: a sparse index over receipts with a refused reuse.
+    let refused = &t.props(&events)["GlobalSecondaryIndexes"][0];
+    assert_eq!(refused["IndexName"].as_str(), Some(REFUSED_INDEX));
+    assert_eq!(refused["KeySchema"][0]["AttributeName"].as_str(), Some(REFUSED_INDEX_KEY));
+    assert_eq!(refused["KeySchema"][1]["AttributeName"].as_str(), Some(REFUSED_INDEX_SORT));
+
+    // Contact histories: their own table, keyed by contact hash and time, a sparse problems
+    // index, and the retention as TTL.
+    let history = ref_target(&env["HISTORY_TABLE"]).expect("HISTORY_TABLE is !Ref <table>").to_owned();
+    assert_eq!(t.resource_type(&history), "AWS::DynamoDB::Table");
+    let props = t.props(&history);
+    assert_eq!(props["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        key_schema(&t, &history),
+        [
+            (format!("{HISTORY_PARTITION_KEY}:HASH"), "S".to_owned()),
+            (format!("{HISTORY_SORT_KEY}:RANGE"), "S".to_owned())
+        ]
+    );
+    assert_eq!(props["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(HISTORY_TTL_ATTRIBUTE));
+    assert!(is_true(props["TimeToLiveSpecification"].get("Enabled")), "history expires with the retention");
+    let problems = &props["GlobalSecondaryIndexes"][0];
+    assert_eq!(problems["IndexName"].as_str(), Some(PROBLEMS_INDEX));
+    assert_eq!(problems["KeySchema"][0]["AttributeName"].as_str(), Some(PROBLEMS_INDEX_KEY));
+    assert_eq!(problems["KeySchema"][1]["AttributeName"].as_str(), Some(HISTORY_SORT_KEY));
 }
 
 #[test]
@@ -430,8 +461,12 @@ fn every_function_gets_the_whole_configuration_pointing_at_this_stack() {
     let consumer_env = t.environment(t.function("consumer"));
     let events_table = ref_target(&consumer_env["EVENTS_TABLE"]).unwrap().to_owned();
     let contacts_table = ref_target(&consumer_env["CONTACTS_TABLE"]).unwrap().to_owned();
-    let expected_refs =
-        [("EVENTS_QUEUE_URL", queue.as_str()), ("EVENTS_TABLE", "EventsTable"), ("CONTACTS_TABLE", "ContactsTable")];
+    let expected_refs = [
+        ("EVENTS_QUEUE_URL", queue.as_str()),
+        ("EVENTS_TABLE", "EventsTable"),
+        ("CONTACTS_TABLE", "ContactsTable"),
+        ("HISTORY_TABLE", "HistoryTable"),
+    ];
     assert_eq!((events_table.as_str(), contacts_table.as_str()), ("EventsTable", "ContactsTable"));
     for binary in ["ingest", "consumer"] {
         let id = t.function(binary);
@@ -575,12 +610,18 @@ fn iam_statements_name_their_actions_and_resources() {
         expected,
         "ingest may only log, enqueue, record receipts and read its secret"
     );
-    for action in ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"] {
+    for action in ["dynamodb:GetItem", "dynamodb:UpdateItem"] {
         assert!(
             granted[action].iter().all(|r| get_att_of(r, "EventsTable", "Arn")),
             "ingest touches only the events table ({action})"
         );
     }
+    assert!(
+        granted["dynamodb:PutItem"]
+            .iter()
+            .all(|r| get_att_of(r, "EventsTable", "Arn") || get_att_of(r, "HistoryTable", "Arn")),
+        "ingest puts only receipts and history steps"
+    );
     assert!(
         granted["sqs:SendMessage"].iter().all(|r| get_att_of(r, &queue, "Arn")),
         "ingest sends only to the events queue"
@@ -628,10 +669,10 @@ fn iam_statements_name_their_actions_and_resources() {
         "dynamodb:ConditionCheckItem",
     ] {
         assert!(
-            granted[action]
-                .iter()
-                .all(|r| get_att_of(r, "EventsTable", "Arn") || get_att_of(r, "ContactsTable", "Arn")),
-            "{action} only on the two tables"
+            granted[action].iter().all(|r| get_att_of(r, "EventsTable", "Arn")
+                || get_att_of(r, "ContactsTable", "Arn")
+                || (action == "dynamodb:PutItem" && get_att_of(r, "HistoryTable", "Arn"))),
+            "{action} only on the events and contacts tables (PutItem also on the history table)"
         );
     }
     assert!(

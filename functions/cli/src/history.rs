@@ -1,20 +1,17 @@
 //! `contact <email>` and `problems`: the story of a contact and everything a person has to look
-//! at (DESIGN 12), read from `serve`'s SQLite database (BRIDGE_DB) through the shared read model
-//! (`webinar_bridge::story`).
+//! at (DESIGN 12), read through the ports from `serve`'s SQLite database (BRIDGE_DB) or the AWS
+//! stack (`--stack NAME`, see `backend`) into the shared read model (`webinar_bridge::story`).
 
+use crate::backend::BackendArgs;
 use crate::{exit, wiring};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
-use webinar_bridge::adapters::memory::QueueSettings;
-use webinar_bridge::adapters::sqlite::{
-    SqliteContactStore, SqliteDb, SqliteHistoryLog, SqliteParkedWebhooks, SqliteQueue, SqliteReceiptLog,
-};
+use webinar_bridge::adapters::memory::DeadLetter;
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::domain::Email;
-use webinar_bridge::ports::{ContactStore, HistoryLog, ParkedWebhooks};
 use webinar_bridge::story::{ContactStory, KlickTippLookup, KlickTippNow, Problem, contact_story, outcome_name};
 
 #[derive(Debug, Args)]
@@ -27,6 +24,8 @@ pub struct ContactArgs {
     /// Do not ask KlickTipp what it holds now.
     #[arg(long)]
     pub offline: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 #[derive(Debug, Args)]
@@ -37,17 +36,8 @@ pub struct ProblemsArgs {
     /// Print the problems as a JSON array.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `serve`'s database; a missing file is an error, not a new empty database.
-pub fn open_db(config: &BridgeConfig) -> anyhow::Result<SqliteDb> {
-    if !config.db_path.exists() {
-        return Err(exit::unusable(format!(
-            "BRIDGE_DB: no database at {}; point BRIDGE_DB at the file `webinar-bridge serve` uses",
-            config.db_path.display()
-        )));
-    }
-    SqliteDb::open(&config.db_path).with_context(|| format!("cannot open {}", config.db_path.display()))
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// RFC 3339, or an age like `7d`, `12h`, `30m` before `now`.
@@ -67,14 +57,15 @@ pub fn parse_since(raw: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 pub async fn contact(args: ContactArgs) -> anyhow::Result<ExitCode> {
-    let config = wiring::load_config()?;
     let email = Email::parse(&args.email)
         .map_err(|error| exit::unusable(format!("{}: not a usable e-mail address ({error})", args.email)))?;
-    let db = open_db(&config)?;
+    let backend = args.backend.open().await?;
+    let config = &backend.config;
+    let ports = backend.ports();
     let now = Utc::now();
-    let record = SqliteContactStore::new(db.clone()).load(&email).await?.map(|versioned| versioned.value);
-    let history = SqliteHistoryLog::new(db).for_contact(&email.group_hash(), now).await?;
-    let klicktipp = if args.offline { KlickTippLookup::NotChecked } else { klicktipp_now(&config, &email).await? };
+    let record = ports.contacts.load(&email).await?.map(|versioned| versioned.value);
+    let history = ports.history.for_contact(&email.group_hash(), now).await?;
+    let klicktipp = if args.offline { KlickTippLookup::NotChecked } else { klicktipp_now(config, &email).await? };
     let story = contact_story(email.as_str(), record.as_ref(), &history, &config.settings, klicktipp);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&story)?);
@@ -186,7 +177,6 @@ fn render_problem(problem: &Problem) -> String {
 }
 
 pub async fn problems(args: ProblemsArgs) -> anyhow::Result<ExitCode> {
-    let config = wiring::load_config()?;
     let now = Utc::now();
     let since = match &args.since {
         None => DateTime::<Utc>::UNIX_EPOCH,
@@ -194,8 +184,8 @@ pub async fn problems(args: ProblemsArgs) -> anyhow::Result<ExitCode> {
             exit::unusable(format!("--since: `{raw}` is neither an RFC 3339 time nor an age like 7d, 12h or 30m"))
         })?,
     };
-    let db = open_db(&config)?;
-    let mut problems = collect_problems(&db, since, now).await?;
+    let backend = args.backend.open().await?;
+    let mut problems = collect_problems(&backend.ports(), backend.dead_letters().await?, since, now).await?;
     problems.sort_by_key(|problem| problem.at);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&problems)?);
@@ -210,11 +200,16 @@ pub async fn problems(args: ProblemsArgs) -> anyhow::Result<ExitCode> {
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// Rejected events, field problems and flagged events from the history; dead letters from the
-/// queue; refused webhooks from the ingest receipts.
-pub async fn collect_problems(db: &SqliteDb, since: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<Vec<Problem>> {
+/// Rejected events, field problems and flagged events from the history; `dead_letters` (the
+/// dead-letter store's messages); refused webhooks from the ingest receipts.
+pub async fn collect_problems(
+    ports: &wiring::Ports,
+    dead_letters: Vec<DeadLetter>,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Problem>> {
     let mut problems = Vec::new();
-    for entry in SqliteHistoryLog::new(db.clone()).problems_since(since, now).await? {
+    for entry in ports.history.problems_since(since, now).await? {
         // Dead letters are listed from the dead-letter store below, with their message id.
         if let Some(problem) = Problem::from_history(&entry)
             && problem.kind != webinar_bridge::story::ProblemKind::DeadLetter
@@ -222,7 +217,7 @@ pub async fn collect_problems(db: &SqliteDb, since: DateTime<Utc>, now: DateTime
             problems.push(problem.for_contact(entry.contact.get(..12).unwrap_or(&entry.contact)));
         }
     }
-    for dead in SqliteQueue::new(db.clone(), QueueSettings::default()).dead_letters().await? {
+    for dead in dead_letters {
         let event_id = serde_json::from_str::<serde_json::Value>(&dead.body)
             .ok()
             .and_then(|body| body.get("event_id").and_then(|id| id.as_str()).map(str::to_owned));
@@ -230,10 +225,14 @@ pub async fn collect_problems(db: &SqliteDb, since: DateTime<Utc>, now: DateTime
         problems
             .push(Problem::dead_letter(None, &dead.message_id, event_id, dead.reason.as_deref()).for_contact(contact));
     }
-    for receipt in SqliteReceiptLog::new(db.clone()).refused_since(since, now).await? {
+    for receipt in ports.receipts.refused_since(since, now).await? {
         problems.extend(Problem::refused_webhook(&receipt));
     }
-    for parked in SqliteParkedWebhooks::new(db.clone()).list(now).await? {
+    let parked = match &ports.parked {
+        Some(store) => store.list(now).await?,
+        None => Vec::new(),
+    };
+    for parked in parked {
         if parked.received_at >= since {
             problems.push(Problem::parked(&parked.id, &parked.source, parked.received_at, &parked.reason));
         }

@@ -3,6 +3,7 @@
 //! `check-config`). Exit codes: 0 success, 1 failure or problems found, 2 unusable input
 //! (command line, configuration, request file).
 
+mod backend;
 mod check_config;
 mod console;
 mod discovery;
@@ -48,7 +49,7 @@ enum Command {
     /// Pull a past webinar from its platform's API and enqueue it like webhooks (--dry-run: show
     /// the tag and field changes instead).
     Backfill(pull::BackfillArgs),
-    /// Show one contact's story from BRIDGE_DB: timeline, state per webinar, implied tags, what
+    /// Show one contact's story (from BRIDGE_DB, or the AWS stack with --stack): timeline, state per webinar, implied tags, what
     /// KlickTipp holds now and the differences. Exit 1 when there are differences or problems.
     Contact(history::ContactArgs),
     /// List rejected events, field problems, dead letters and refused webhooks with the fix.

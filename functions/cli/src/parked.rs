@@ -2,22 +2,17 @@
 //! become an event were kept (answered `202 parked`); list them, and run them through ingest
 //! again once an alias (`BRIDGE_FIELD_ALIASES`) or the configuration is fixed.
 //!
-//! Store: `serve`'s SQLite file (BRIDGE_DB), or with `--aws` (or when EVENTS_TABLE and
-//! EVENTS_QUEUE_URL are set and BRIDGE_DB is not) the deployed events table and queue.
+//! Store: `serve`'s SQLite file (BRIDGE_DB), or a deployed stack (`--stack NAME`, or the
+//! Lambdas' variables), as `backend` chooses for every operator command.
 
-use crate::{exit, history, wiring};
+use crate::backend::BackendArgs;
+use crate::exit;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;
 use std::sync::Arc;
-use webinar_bridge::adapters::aws_secrets;
-use webinar_bridge::adapters::dynamodb::DynamoParkedWebhooks;
-use webinar_bridge::adapters::memory::QueueSettings;
-use webinar_bridge::adapters::sqlite::SqliteParkedWebhooks;
-use webinar_bridge::adapters::sqs::SqsQueue;
-use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::ingest::{Ingest, Reprocessed};
 use webinar_bridge::ports::{ParkedWebhook, ParkedWebhooks};
 
@@ -29,9 +24,8 @@ pub struct ParkedArgs {
     /// Print one parked webhook in full, its body included (it may hold a person's address).
     #[arg(long, value_name = "ID")]
     pub show: Option<String>,
-    /// Use the deployed AWS resources (EVENTS_TABLE, EVENTS_QUEUE_URL) instead of BRIDGE_DB.
-    #[arg(long)]
-    pub aws: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 #[derive(Debug, Args)]
@@ -42,49 +36,27 @@ pub struct ReprocessArgs {
     /// Run every parked webhook again, oldest first.
     #[arg(long)]
     pub all: bool,
-    /// Use the deployed AWS resources (EVENTS_TABLE, EVENTS_QUEUE_URL) instead of BRIDGE_DB.
-    #[arg(long)]
-    pub aws: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// The parked store and an ingest that enqueues where the running bridge consumes.
-struct Backend {
+struct Parked {
     store: Arc<dyn ParkedWebhooks>,
     ingest: Ingest,
 }
 
-/// AWS when asked for, or when the AWS variables are set and BRIDGE_DB is not.
-fn wants_aws(flag: bool) -> bool {
-    let set = |name: &str| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
-    flag || (set("EVENTS_TABLE") && set("EVENTS_QUEUE_URL") && !set("BRIDGE_DB"))
-}
-
-async fn backend(aws: bool) -> anyhow::Result<Backend> {
-    if wants_aws(aws) {
-        let sdk = aws_secrets::load_sdk_config().await;
-        let config = aws_secrets::bridge_config(&sdk).await.map_err(|error| exit::unusable(error.to_string()))?;
-        let queue_url = BridgeConfig::require(&config.events_queue_url, "EVENTS_QUEUE_URL")
-            .map_err(|error| exit::unusable(error.to_string()))?;
-        let table = BridgeConfig::require(&config.events_table, "EVENTS_TABLE")
-            .map_err(|error| exit::unusable(error.to_string()))?;
-        let store: Arc<dyn ParkedWebhooks> = Arc::new(DynamoParkedWebhooks::from_conf(&sdk, table));
-        let receipts = Arc::new(webinar_bridge::adapters::dynamodb::DynamoReceiptLog::from_conf(&sdk, table));
-        let ingest = Ingest::new(Arc::new(SqsQueue::from_conf(&sdk, queue_url)), config.secrets.clone())
-            .with_receipts(receipts, config.retention)
-            .with_field_aliases(config.field_aliases.clone())
-            .with_parked(Arc::clone(&store), config.parked_cap);
-        return Ok(Backend { store, ingest });
-    }
-    let config = wiring::load_config()?;
-    let db = history::open_db(&config)?;
-    let ports = wiring::sqlite_ports(&db, QueueSettings::default());
-    let store: Arc<dyn ParkedWebhooks> = Arc::new(SqliteParkedWebhooks::new(db));
+async fn open(args: &BackendArgs) -> anyhow::Result<Parked> {
+    let backend = args.open().await?;
+    let ports = backend.ports();
+    let config = &backend.config;
+    let store = ports.parked.clone().ok_or_else(|| anyhow::anyhow!("this deployment keeps no parked webhooks"))?;
     let ingest = Ingest::new(Arc::clone(&ports.queue), config.secrets.clone())
         .with_receipts(Arc::clone(&ports.receipts), config.retention)
         .with_history(Arc::clone(&ports.history))
         .with_field_aliases(config.field_aliases.clone())
         .with_parked(Arc::clone(&store), config.parked_cap);
-    Ok(Backend { store, ingest })
+    Ok(Parked { store, ingest })
 }
 
 fn time(at: DateTime<Utc>) -> String {
@@ -108,7 +80,7 @@ pub fn summary(parked: &ParkedWebhook) -> serde_json::Value {
 }
 
 pub async fn list(args: ParkedArgs) -> anyhow::Result<ExitCode> {
-    let backend = backend(args.aws).await?;
+    let backend = open(&args.backend).await?;
     let now = Utc::now();
     if let Some(id) = &args.show {
         let parked = backend
@@ -149,7 +121,7 @@ pub async fn list(args: ParkedArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn reprocess(args: ReprocessArgs) -> anyhow::Result<ExitCode> {
-    let backend = backend(args.aws).await?;
+    let backend = open(&args.backend).await?;
     let now = Utc::now();
     let parked =
         match &args.id {

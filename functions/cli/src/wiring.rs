@@ -7,6 +7,9 @@ use klicktipp_sim::{FieldSpec, FieldType, ListbuildingKey, SimConfig, Simulator}
 use std::sync::Arc;
 use std::time::Duration;
 use webinar_bridge::Secret;
+use webinar_bridge::adapters::aws_secrets::SdkConfig;
+use webinar_bridge::adapters::dynamodb::{DynamoContactStore, DynamoEventLog, DynamoReceiptLog, DynamoTagDirectory};
+use webinar_bridge::adapters::dynamodb_history::DynamoHistoryLog;
 use webinar_bridge::adapters::memory::{
     MemoryContactStore, MemoryEventLog, MemoryHistoryLog, MemoryQueue, MemoryReceiptLog, MemoryTagDirectory,
     QueueSettings,
@@ -15,6 +18,7 @@ use webinar_bridge::adapters::sqlite::{
     SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteParkedWebhooks, SqliteQueue,
     SqliteReceiptLog, SqliteTagDirectory,
 };
+use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions};
 use webinar_bridge::domain::{FieldFormat, LogicalField, Settings};
@@ -57,6 +61,37 @@ pub fn sqlite_ports(db: &SqliteDb, queue_settings: QueueSettings) -> Ports {
         receipts: Arc::new(SqliteReceiptLog::new(db.clone())),
         history: Arc::new(SqliteHistoryLog::new(db.clone())),
         parked: Some(Arc::new(SqliteParkedWebhooks::new(db.clone()))),
+    }
+}
+
+/// The AWS resources a stack holds the bridge's state in (the Lambdas' variables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsResources {
+    pub events_table: String,
+    pub contacts_table: String,
+    pub history_table: String,
+    pub events_queue_url: String,
+    pub dead_letter_queue_url: Option<String>,
+}
+
+/// All ports on a deployed stack's DynamoDB tables and SQS queue (`--stack`, or the Lambdas'
+/// variables).
+pub fn aws_ports(sdk: &SdkConfig, resources: &AwsResources) -> Ports {
+    let mut queue = SqsQueue::from_conf(sdk, &resources.events_queue_url);
+    if let Some(url) = &resources.dead_letter_queue_url {
+        queue = queue.with_dead_letter_queue(url);
+    }
+    Ports {
+        queue: Arc::new(queue),
+        log: Arc::new(DynamoEventLog::from_conf(sdk, &resources.events_table)),
+        contacts: Arc::new(DynamoContactStore::from_conf(sdk, &resources.contacts_table)),
+        tags: Arc::new(DynamoTagDirectory::from_conf(sdk, &resources.contacts_table)),
+        receipts: Arc::new(DynamoReceiptLog::from_conf(sdk, &resources.events_table)),
+        history: Arc::new(DynamoHistoryLog::from_conf(sdk, &resources.history_table)),
+        parked: Some(Arc::new(webinar_bridge::adapters::dynamodb::DynamoParkedWebhooks::from_conf(
+            sdk,
+            &resources.events_table,
+        ))),
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
 use webinar_bridge::adapters::dynamodb::{DynamoContactStore, DynamoEventLog, DynamoTagDirectory};
+use webinar_bridge::adapters::dynamodb_history::DynamoHistoryLog;
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::{BridgeConfig, ConfigError, KlickTippMode, KlickTippSettings};
 use webinar_bridge::consume::{ApplyMode, Consumer, ConsumerOptions, Disposition, MessageOutcome, MessageResult};
@@ -185,7 +186,7 @@ impl ConsumerFunction {
             mode,
             ..ConsumerOptions::default()
         };
-        let consumer = Consumer::new(
+        let mut consumer = Consumer::new(
             Arc::new(DynamoEventLog::from_conf(sdk, events_table)),
             Arc::new(DynamoContactStore::from_conf(sdk, contacts_table)),
             tags,
@@ -194,6 +195,11 @@ impl ConsumerFunction {
             options,
             clock,
         );
+        // Each event's outcome (DESIGN 12), in the history table.
+        match &config.history_table {
+            Some(table) => consumer = consumer.with_history(Arc::new(DynamoHistoryLog::from_conf(sdk, table))),
+            None => tracing::warn!("HISTORY_TABLE is not set: contact stories are not recorded"),
+        }
         let mut queue = SqsQueue::from_conf(sdk, queue_url);
         match &config.dead_letter_queue_url {
             Some(url) => queue = queue.with_dead_letter_queue(url),

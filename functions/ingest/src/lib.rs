@@ -10,6 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use std::sync::Arc;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
 use webinar_bridge::adapters::dynamodb::{DynamoParkedWebhooks, DynamoReceiptLog};
+use webinar_bridge::adapters::dynamodb_history::DynamoHistoryLog;
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::ingest::{Ingest, IngestResponse};
@@ -28,7 +29,8 @@ impl IngestFunction {
 
     /// Production wiring: the SQS FIFO queue from `EVENTS_QUEUE_URL`, ingest receipts and parked
     /// webhooks in the events table (`EVENTS_TABLE`, items `receipt#<event id>` and
-    /// `parked#<id>`), the source secrets and the field aliases.
+    /// `parked#<id>`), contact histories in `HISTORY_TABLE`, the source secrets and the field
+    /// aliases.
     pub fn from_config(sdk: &SdkConfig, config: &BridgeConfig) -> Result<Self, StartupError> {
         Ok(Self::new(aws_ingest(sdk, config)?))
     }
@@ -52,10 +54,16 @@ pub fn aws_ingest(sdk: &SdkConfig, config: &BridgeConfig) -> Result<Ingest, Star
     let queue = Arc::new(SqsQueue::from_conf(sdk, queue_url));
     let receipts = Arc::new(DynamoReceiptLog::from_conf(sdk, events_table));
     let parked = Arc::new(DynamoParkedWebhooks::from_conf(sdk, events_table));
-    Ok(Ingest::new(queue, config.secrets.clone())
+    let mut ingest = Ingest::new(queue, config.secrets.clone())
         .with_receipts(receipts, config.retention)
         .with_field_aliases(config.field_aliases.clone())
-        .with_parked(parked, config.parked_cap))
+        .with_parked(parked, config.parked_cap);
+    // Each accepted event's `received` step (DESIGN 12), in the history table.
+    match &config.history_table {
+        Some(table) => ingest = ingest.with_history(Arc::new(DynamoHistoryLog::from_conf(sdk, table))),
+        None => tracing::warn!("HISTORY_TABLE is not set: contact stories are not recorded"),
+    }
+    Ok(ingest)
 }
 
 /// The engine's view of a Lambda HTTP request. The body arrives already base64-decoded.

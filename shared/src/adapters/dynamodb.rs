@@ -18,7 +18,9 @@
 //! - events table, ingest receipts under key `receipt#<event_id>` (never a consumer claim's key,
 //!   since event ids start with their source): `fingerprint` (S), `first_seen` (S, RFC 3339),
 //!   `expires_at` (N, the TTL), `rejected_reuses` (N), `last_rejected_at` (S) and
-//!   `last_rejected_fingerprint` (S) once a reuse was refused.
+//!   `last_rejected_fingerprint` (S) once a reuse was refused, plus `refused` (S, always
+//!   [`REFUSED_PARTITION`]) and `refused_at` (S, fixed-width RFC 3339): the keys of the sparse
+//!   index [`REFUSED_INDEX`], so listing refused webhooks is one Query over refused receipts only.
 //! - events table, parked webhooks under key `parked#<id>`: `source`, `path`, `query`?,
 //!   `content_type`? (S), `body` (B), `received_at`, `reason`, `updated_at` (S, RFC 3339),
 //!   `expires_at` (N, the TTL); and one index item `parked#index` with `entries` (M: id ->
@@ -55,6 +57,14 @@ pub const CONTACT_KEY_PREFIX: &str = "contact#";
 pub const TAG_KEY_PREFIX: &str = "tag#";
 /// Key prefix of ingest receipts in the events table.
 pub const RECEIPT_KEY_PREFIX: &str = "receipt#";
+/// Sparse index of the events table over receipts with a refused reuse.
+pub const REFUSED_INDEX: &str = "refused";
+/// Partition key attribute of [`REFUSED_INDEX`], set when a reuse is refused.
+pub const REFUSED_INDEX_KEY: &str = "refused";
+/// The one value of [`REFUSED_INDEX_KEY`].
+pub const REFUSED_PARTITION: &str = "refused";
+/// Sort key attribute of [`REFUSED_INDEX`]: the last refusal, fixed-width RFC 3339.
+pub const REFUSED_INDEX_SORT: &str = "refused_at";
 
 const STATUS_IN_PROGRESS: &str = "in_progress";
 const STATUS_COMPLETED: &str = "completed";
@@ -685,14 +695,20 @@ impl DynamoReceiptLog {
             .update_item()
             .table_name(&self.table.name)
             .key(EVENTS_PARTITION_KEY, s(format!("{RECEIPT_KEY_PREFIX}{}", existing.event_id.as_str())))
-            .update_expression("SET #last_at = :at, #last_fp = :fp ADD #reuses :one")
+            .update_expression(
+                "SET #last_at = :at, #last_fp = :fp, #refused = :refused, #refused_at = :refused_at ADD #reuses :one",
+            )
             .condition_expression("#fingerprint = :original AND #expires > :now_s")
             .expression_attribute_names("#last_at", "last_rejected_at")
             .expression_attribute_names("#last_fp", "last_rejected_fingerprint")
             .expression_attribute_names("#reuses", "rejected_reuses")
             .expression_attribute_names("#fingerprint", "fingerprint")
             .expression_attribute_names("#expires", EVENTS_TTL_ATTRIBUTE)
+            .expression_attribute_names("#refused", REFUSED_INDEX_KEY)
+            .expression_attribute_names("#refused_at", REFUSED_INDEX_SORT)
             .expression_attribute_values(":at", rfc3339(now))
+            .expression_attribute_values(":refused", s(REFUSED_PARTITION))
+            .expression_attribute_values(":refused_at", s(super::dynamodb_history::sort_time(now)))
             .expression_attribute_values(":fp", s(fingerprint))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":original", s(existing.fingerprint.as_str()))
@@ -790,6 +806,44 @@ impl ReceiptLog for DynamoReceiptLog {
 
     async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>> {
         Ok(self.read(event_id).await?.filter(|record| record.expires_at > now))
+    }
+
+    async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+        let mut records = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .table
+                .client
+                .query()
+                .table_name(&self.table.name)
+                .index_name(REFUSED_INDEX)
+                .key_condition_expression("#refused = :refused AND #refused_at >= :since")
+                .expression_attribute_names("#refused", REFUSED_INDEX_KEY)
+                .expression_attribute_names("#refused_at", REFUSED_INDEX_SORT)
+                .expression_attribute_values(":refused", s(REFUSED_PARTITION))
+                .expression_attribute_values(":since", s(super::dynamodb_history::sort_time(since)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|error| unavailable("Query", &error))?;
+            for item in output.items.unwrap_or_default() {
+                let key = required(string_attr(&item, EVENTS_PARTITION_KEY), "ingest receipt", EVENTS_PARTITION_KEY)?;
+                let event_id = required(
+                    key.strip_prefix(RECEIPT_KEY_PREFIX).and_then(EventId::from_sender),
+                    "ingest receipt",
+                    EVENTS_PARTITION_KEY,
+                )?;
+                let record = receipt_record(&event_id, &item)?;
+                if record.expires_at > now {
+                    records.push(record);
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(records),
+            }
+        }
     }
 }
 

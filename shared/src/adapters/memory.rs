@@ -515,6 +515,20 @@ impl ReceiptLog for MemoryReceiptLog {
     async fn get(&self, event_id: &EventId, now: DateTime<Utc>) -> PortResult<Option<ReceiptRecord>> {
         Ok(lock(&self.records).get(event_id).filter(|record| record.expires_at > now).cloned())
     }
+
+    async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+        let mut refused: Vec<ReceiptRecord> = lock(&self.records)
+            .values()
+            .filter(|record| {
+                record.expires_at > now
+                    && record.rejected_reuses > 0
+                    && record.last_rejected_at.is_some_and(|at| at >= since)
+            })
+            .cloned()
+            .collect();
+        refused.sort_by_key(|record| record.last_rejected_at);
+        Ok(refused)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ pub mod aws_secrets;
 pub mod claim_rule;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
+#[cfg(feature = "aws")]
+pub mod dynamodb_history;
 pub mod memory;
 pub mod receive_plan;
 #[cfg(feature = "sqlite")]

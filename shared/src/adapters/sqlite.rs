@@ -1363,7 +1363,11 @@ impl SqliteReceiptLog {
 impl SqliteReceiptLog {
     /// Live receipts with refused reuses whose last refusal was at or after `since` (the
     /// `problems` command's refused webhooks), oldest first.
-    pub async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+    pub async fn refused_receipts_since(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<Vec<ReceiptRecord>> {
         let (since, now) = (to_micros(since), to_micros(now));
         self.db
             .run(move |connection| {
@@ -1467,6 +1471,10 @@ impl ReceiptLog for SqliteReceiptLog {
             .run(move |connection| Ok(stored_receipt(connection, &event_id)?.filter(|record| record.expires_at > now)))
             .await
     }
+
+    async fn refused_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<ReceiptRecord>> {
+        self.refused_receipts_since(since, now).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1481,6 +1489,65 @@ impl SqliteHistoryLog {
     pub fn new(db: SqliteDb) -> Self {
         Self { db }
     }
+
+    /// Appends many steps in one transaction (imports and benchmarks; `append` is one each).
+    pub async fn append_many(&self, entries: &[HistoryEntry], retention: Duration) -> PortResult<()> {
+        let rows = entries.iter().map(|entry| history_row(entry, retention)).collect::<PortResult<Vec<_>>>()?;
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                {
+                    let mut insert = transaction.prepare_cached(HISTORY_INSERT_SQL)?;
+                    for row in &rows {
+                        insert.execute(params![row.0, row.1, row.2, row.3, row.4, row.5])?;
+                    }
+                }
+                transaction.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// `EXPLAIN QUERY PLAN` of the reads `contact` and `problems` make, as (query, plan) pairs,
+    /// so a test can check they use their indexes.
+    pub async fn query_plans(&self) -> PortResult<Vec<(&'static str, String)>> {
+        self.db
+            .run(|connection| {
+                let mut plans = Vec::new();
+                for (name, sql) in [("for_contact", HISTORY_FOR_CONTACT_SQL), ("problems_since", HISTORY_PROBLEMS_SQL)]
+                {
+                    let mut statement = connection.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let details: Vec<String> = statement
+                        .query_map(params!["contact", 0_i64], |row| row.get::<_, String>(3))?
+                        .collect::<Result<_, _>>()?;
+                    plans.push((name, details.join("; ")));
+                }
+                Ok(plans)
+            })
+            .await
+    }
+}
+
+const HISTORY_INSERT_SQL: &str = "INSERT INTO history (contact, event_id, at, problem, step, expires_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const HISTORY_FOR_CONTACT_SQL: &str = "SELECT contact, event_id, at, step FROM history
+     WHERE contact = ?1 AND expires_at > ?2 ORDER BY at, id";
+const HISTORY_PROBLEMS_SQL: &str = "SELECT contact, event_id, at, step FROM history
+     WHERE problem = 1 AND at >= ?1 AND expires_at > ?2 ORDER BY at, id";
+
+type HistoryRow = (String, String, i64, i64, String, i64);
+
+fn history_row(entry: &HistoryEntry, retention: Duration) -> PortResult<HistoryRow> {
+    let step = serde_json::to_string(&entry.step).map_err(corrupt)?;
+    let problem = matches!(&entry.step, HistoryStep::Outcome(outcome) if outcome.is_problem());
+    Ok((
+        entry.contact.clone(),
+        entry.event_id.as_str().to_owned(),
+        to_micros(entry.at),
+        i64::from(problem),
+        step,
+        to_micros(later(entry.at, retention)),
+    ))
 }
 
 fn history_rows(connection: &Connection, sql: &str, params: impl rusqlite::Params) -> PortResult<Vec<HistoryEntry>> {
@@ -1505,23 +1572,11 @@ fn history_rows(connection: &Connection, sql: &str, params: impl rusqlite::Param
 #[async_trait]
 impl HistoryLog for SqliteHistoryLog {
     async fn append(&self, entry: &HistoryEntry, retention: Duration) -> PortResult<()> {
-        let step = serde_json::to_string(&entry.step).map_err(corrupt)?;
-        let problem = matches!(&entry.step, HistoryStep::Outcome(outcome) if outcome.is_problem());
-        let row = (
-            entry.contact.clone(),
-            entry.event_id.as_str().to_owned(),
-            to_micros(entry.at),
-            i64::from(problem),
-            step,
-            to_micros(later(entry.at, retention)),
-        );
+        let row = history_row(entry, retention)?;
         self.db
             .run(move |connection| {
                 connection
-                    .prepare_cached(
-                        "INSERT INTO history (contact, event_id, at, problem, step, expires_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
+                    .prepare_cached(HISTORY_INSERT_SQL)?
                     .execute(params![row.0, row.1, row.2, row.3, row.4, row.5])?;
                 Ok(())
             })
@@ -1531,30 +1586,12 @@ impl HistoryLog for SqliteHistoryLog {
     async fn for_contact(&self, contact: &str, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>> {
         let contact = contact.to_owned();
         let now = to_micros(now);
-        self.db
-            .run(move |connection| {
-                history_rows(
-                    connection,
-                    "SELECT contact, event_id, at, step FROM history
-                     WHERE contact = ?1 AND expires_at > ?2 ORDER BY at, id",
-                    params![contact, now],
-                )
-            })
-            .await
+        self.db.run(move |connection| history_rows(connection, HISTORY_FOR_CONTACT_SQL, params![contact, now])).await
     }
 
     async fn problems_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> PortResult<Vec<HistoryEntry>> {
         let (since, now) = (to_micros(since), to_micros(now));
-        self.db
-            .run(move |connection| {
-                history_rows(
-                    connection,
-                    "SELECT contact, event_id, at, step FROM history
-                     WHERE problem = 1 AND at >= ?1 AND expires_at > ?2 ORDER BY at, id",
-                    params![since, now],
-                )
-            })
-            .await
+        self.db.run(move |connection| history_rows(connection, HISTORY_PROBLEMS_SQL, params![since, now])).await
     }
 
     async fn forget_contact(&self, contact: &str) -> PortResult<usize> {

@@ -13,6 +13,8 @@ pub struct Options {
     pub out: PathBuf,
     /// `serve` to measure; default: `webinar-bridge` beside this binary, else in the workspace.
     pub serve_binary: Option<PathBuf>,
+    /// Only the `contact` section (`--contact-only`): prints its figures, writes no bench.json.
+    pub contact_only: bool,
 }
 
 /// The consumer child: drains `db` into the simulator at `sim_url` at `rate` calls/s (`--rate`,
@@ -29,10 +31,12 @@ pub enum Invocation {
     Consumer(ConsumerRole),
 }
 
-const USAGE: &str = "usage: bench [--quick] [--registrants N] [--cap R] [--seed S] [--out PATH] [--serve-binary PATH]";
+const USAGE: &str =
+    "usage: bench [--quick] [--registrants N] [--cap R] [--seed S] [--out PATH] [--serve-binary PATH] [--contact-only]";
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocation> {
     let mut quick = false;
+    let mut contact_only = false;
     let (mut registrants, mut cap, mut seed, mut out, mut serve_binary) =
         (None, 20, 1, PathBuf::from("bench.json"), None);
     let (mut role, mut db, mut sim_url, mut rate) = (None, None, None, None);
@@ -41,6 +45,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value; {USAGE}"));
         match arg.as_str() {
             "--quick" => quick = true,
+            "--contact-only" => contact_only = true,
             "--registrants" => registrants = Some(number(&value("--registrants")?, "--registrants")?),
             "--cap" => cap = number(&value("--cap")?, "--cap")?,
             "--seed" => seed = number(&value("--seed")?, "--seed")?,
@@ -70,7 +75,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
             if registrants == 0 {
                 bail!("--registrants must be at least 1");
             }
-            Ok(Invocation::Bench(Options { quick, registrants, cap, seed, out, serve_binary }))
+            Ok(Invocation::Bench(Options { quick, registrants, cap, seed, out, serve_binary, contact_only }))
         }
     }
 }

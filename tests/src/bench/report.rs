@@ -2,6 +2,7 @@
 
 use crate::backlog::{Convergence, RateCap, SqliteIngest};
 use crate::consumer_role::DrainReport;
+use crate::contact::ContactFigures;
 use crate::economy::Economy;
 use crate::end_to_end::EndToEnd;
 use crate::fleet::Fleet;
@@ -18,6 +19,8 @@ pub const NAIVE_RATIO_BAR: f64 = 0.5;
 pub const LOWER_BOUND_RATIO_BAR: f64 = 1.1;
 pub const INGEST_PER_CORE_BAR: f64 = 20_000.0;
 pub const HTTP_P99_BAR_MS: f64 = 5.0;
+/// `contact <email>` with 100,000 stored history steps (DESIGN 12, issue 14).
+pub const CONTACT_BAR_MS: f64 = 50.0;
 /// 30 MB, decimal: the stricter reading.
 pub const MEMORY_BAR_BYTES: u64 = 30_000_000;
 
@@ -62,6 +65,7 @@ pub struct Timings {
     pub fleet: f64,
     pub http: f64,
     pub end_to_end: f64,
+    pub contact: f64,
     pub total: f64,
 }
 
@@ -77,6 +81,7 @@ pub struct Figures {
     pub http: HttpLatency,
     pub serve_peak_rss_kib: u64,
     pub end_to_end: EndToEnd,
+    pub contact: ContactFigures,
 }
 
 fn megabytes(kib: u64) -> f64 {
@@ -114,6 +119,7 @@ impl Figures {
                 "note": "consumer: a process of its own draining the backlog (SQLite). serve: VmHWM after the HTTP run, pointed at a simulator outside it, so ingest HTTP + consumer loop + SQLite, no simulator.",
             },
             "end_to_end": self.end_to_end,
+            "contact": self.contact,
             "convergence": self.convergence,
             "consumer_drain": self.drain,
             "bars": {
@@ -151,6 +157,11 @@ impl Figures {
                     self.serve_peak_rss_kib * 1024 < MEMORY_BAR_BYTES,
                     megabytes(self.serve_peak_rss_kib),
                     "< 30 MB",
+                ),
+                "contact_story_p95": bar(
+                    self.contact.binary_p95_ms < CONTACT_BAR_MS,
+                    self.contact.binary_p95_ms,
+                    "< 50 ms with 100000 stored events",
                 ),
                 "convergence": bar(
                     self.convergence.matching == self.convergence.contacts,
@@ -235,5 +246,22 @@ pub fn table(report: &Value) -> String {
         "end to end ({} events at {}/s): p50 {} ms, p95 {} ms, max {} ms",
         e2e["events"], e2e["rate_per_second"], e2e["p50_ms"], e2e["p95_ms"], e2e["max_ms"]
     ));
+    lines.push(contact_line(report));
     lines.join("\n")
+}
+
+/// The `contact` section in one line.
+pub fn contact_line(report: &Value) -> String {
+    let contact = &report["contact"];
+    format!(
+        "contact ({} events of one contact among {} stored steps, {} runs): binary p50 {} ms, p95 {} ms, max {} ms; in-process p50 {} ms, p95 {} ms",
+        contact["long_story_events"],
+        contact["stored_steps"],
+        contact["runs"],
+        contact["binary_p50_ms"],
+        contact["binary_p95_ms"],
+        contact["binary_max_ms"],
+        contact["in_process_p50_ms"],
+        contact["in_process_p95_ms"]
+    )
 }

@@ -9,7 +9,9 @@
 //! 3. fleet: the same backlog drained by 4 consumer processes, each limited to cap / 4, into
 //!    one simulator enforcing the cap (Lambda's MaximumConcurrency): rate, 429s, first seconds;
 //! 4. HTTP: an open-loop 1,000 requests/s against `webinar-bridge serve` (latency, serve memory);
-//! 5. end to end: webhooks at a low rate through `serve` until KlickTipp has them.
+//! 5. end to end: webhooks at a low rate through `serve` until KlickTipp has them;
+//! 6. contact: `webinar-bridge contact <email>` over 100,000 stored history steps
+//!    (`--contact-only` runs just this one).
 //!
 //! Speeds are reported, never asserted: the machine is shared and noisy.
 
@@ -19,6 +21,8 @@ mod args;
 mod backlog;
 #[path = "../bench/consumer_role.rs"]
 mod consumer_role;
+#[path = "../bench/contact.rs"]
+mod contact;
 #[path = "../bench/economy.rs"]
 mod economy;
 #[path = "../bench/end_to_end.rs"]
@@ -116,6 +120,14 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     let sizes = Sizes::for_run(options.quick);
     let serve_binary = serve_process::locate(options.serve_binary.as_deref())?;
     let workdir = Workdir::create()?;
+    if options.contact_only {
+        eprintln!("bench: contact over {} stored history steps", contact::STORED_STEPS);
+        let figures = contact::measure(&serve_binary, &workdir.0).await?;
+        let report = serde_json::json!({ "contact": figures });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", report::contact_line(&report));
+        return Ok(());
+    }
     let config = Config { seed: options.seed, registrants: options.registrants, ..Config::default() };
     let log = Log::generate(&config);
     let mut timings = Timings::default();
@@ -159,6 +171,11 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     )
     .await?;
     timings.end_to_end = stats::round3(phase.elapsed().as_secs_f64());
+
+    let phase = Instant::now();
+    eprintln!("bench: contact over {} stored history steps", contact::STORED_STEPS);
+    let contact = contact::measure(&serve_binary, &workdir.0).await?;
+    timings.contact = stats::round3(phase.elapsed().as_secs_f64());
     timings.total = stats::round3(started.elapsed().as_secs_f64());
 
     let figures = Figures {
@@ -183,6 +200,7 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         http,
         serve_peak_rss_kib,
         end_to_end,
+        contact,
     };
     let report = figures.to_json();
     write(&options.out, &report)?;

@@ -78,6 +78,10 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         "memory/serve_peak_rss_kib",
         "end_to_end/p50_ms",
         "end_to_end/p95_ms",
+        "contact/binary_p50_ms",
+        "contact/binary_p95_ms",
+        "contact/binary_cpu_mean_ms",
+        "contact/in_process_p50_ms",
         "run/cores",
         "run/log/events",
         "run/timings_seconds/total",
@@ -105,6 +109,7 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         "memory_consumer",
         "memory_serve",
         "convergence",
+        "contact_story_p95",
     ] {
         assert!(at(&report, &format!("bars/{bar}/holds")).is_boolean(), "bars/{bar}/holds is not a boolean");
     }
@@ -127,6 +132,7 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         at(&report, "convergence")
     );
     assert_eq!(number(&report, "fleet/dead_letters"), 0.0);
+    assert_eq!(number(&report, "contact/stored_steps"), 100_000.0, "contact is measured over 100,000 stored steps");
     assert_eq!(
         number(&report, "fleet/convergence/matching"),
         number(&report, "fleet/convergence/contacts"),

@@ -72,7 +72,15 @@ fn generic_registration(webinar: &str) -> String {
 
 enum Target {
     Serve { serve: ServeProcess, db: SqliteDb },
-    Aws { moto: Moto, queue: MotoQueue, ingest: IngestFunction, consumer: ConsumerFunction },
+    Aws(Box<AwsFunctions>),
+}
+
+/// The functions on moto.
+struct AwsFunctions {
+    moto: Moto,
+    queue: MotoQueue,
+    ingest: IngestFunction,
+    consumer: ConsumerFunction,
 }
 
 struct Deployment {
@@ -133,7 +141,7 @@ impl Deployment {
         let ingest = IngestFunction::from_config(moto.sdk(), &config).expect("ingest starts");
         let consumer = ConsumerFunction::from_config(moto.sdk(), &config).expect("consumer starts");
         let dir = tempfile::tempdir().expect("temp dir");
-        Self { target: Target::Aws { moto, queue, ingest, consumer }, env, _dir: dir }
+        Self { target: Target::Aws(Box::new(AwsFunctions { moto, queue, ingest, consumer })), env, _dir: dir }
     }
 
     /// Status and JSON answer of a webhook.
@@ -148,7 +156,8 @@ impl Deployment {
                 let status = response.status().as_u16();
                 (status, response.json().await.expect("a JSON answer"))
             }
-            Target::Aws { ingest, .. } => {
+            Target::Aws(aws) => {
+                let ingest = &aws.ingest;
                 let mut request = lambda_http::http::Request::builder().method("POST").uri(path);
                 for (name, value) in headers {
                     request = request.header(name, value);
@@ -178,7 +187,7 @@ impl Deployment {
             Target::Serve { db, .. } => {
                 SqliteQueue::new(db.clone(), QueueSettings::default()).send(&[message]).await.expect("enqueue")
             }
-            Target::Aws { queue, .. } => queue.send(&[message]).await.expect("enqueue"),
+            Target::Aws(aws) => aws.queue.send(&[message]).await.expect("enqueue"),
         }
     }
 
@@ -187,7 +196,8 @@ impl Deployment {
     async fn drain(&self) {
         match &self.target {
             Target::Serve { db, .. } => harness::wait_until_drained(db, DRAIN_TIMEOUT).await,
-            Target::Aws { moto, queue, consumer, .. } => {
+            Target::Aws(aws) => {
+                let AwsFunctions { moto, queue, consumer, .. } = aws.as_ref();
                 let started = std::time::Instant::now();
                 loop {
                     let messages = queue.receive_raw(10).await;
@@ -220,7 +230,7 @@ impl Deployment {
                 drop(db);
                 (self.env, None, self._dir)
             }
-            Target::Aws { moto, .. } => (self.env, Some(moto), self._dir),
+            Target::Aws(aws) => (self.env, Some(aws.moto), self._dir),
         }
     }
 }
@@ -305,8 +315,10 @@ fn timeline(story: &Value) -> Vec<(String, String, Vec<String>)> {
         .collect()
 }
 
-/// The problems as (kind, event id, field, KlickTipp error number, has a fix).
-fn problem_rows(problems: &Value) -> Vec<(String, Option<String>, Option<String>, Option<i64>, bool)> {
+/// A problem as (kind, event id, field, KlickTipp error number, has a fix).
+type ProblemRow = (String, Option<String>, Option<String>, Option<i64>, bool);
+
+fn problem_rows(problems: &Value) -> Vec<ProblemRow> {
     let mut rows: Vec<_> = problems
         .as_array()
         .expect("a problem list")

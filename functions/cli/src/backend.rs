@@ -68,7 +68,7 @@ pub struct Backend {
 /// Where the state lives.
 pub enum Store {
     Sqlite(SqliteDb),
-    Aws { sdk: SdkConfig, resources: wiring::AwsResources },
+    Aws { sdk: Box<SdkConfig>, resources: wiring::AwsResources },
 }
 
 impl Backend {
@@ -145,7 +145,7 @@ async fn open_aws(sdk: SdkConfig, vars: HashMap<String, String>) -> anyhow::Resu
         events_queue_url: required(&config.events_queue_url, "EVENTS_QUEUE_URL")?,
         dead_letter_queue_url: config.dead_letter_queue_url.clone(),
     };
-    Ok(Backend { config, store: Store::Aws { sdk, resources } })
+    Ok(Backend { config, store: Store::Aws { sdk: Box::new(sdk), resources } })
 }
 
 /// The stack as CloudFormation describes it (outputs and parameters).

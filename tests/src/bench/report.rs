@@ -254,13 +254,15 @@ pub fn table(report: &Value) -> String {
 pub fn contact_line(report: &Value) -> String {
     let contact = &report["contact"];
     format!(
-        "contact ({} events of one contact among {} stored steps, {} runs): binary p50 {} ms, p95 {} ms, max {} ms; in-process p50 {} ms, p95 {} ms",
+        "contact ({} events of one contact among {} stored steps, {} runs, load {}): binary p50 {} ms, p95 {} ms, max {} ms, CPU {} ms per run; in-process p50 {} ms, p95 {} ms",
         contact["long_story_events"],
         contact["stored_steps"],
         contact["runs"],
+        contact["load_average"],
         contact["binary_p50_ms"],
         contact["binary_p95_ms"],
         contact["binary_max_ms"],
+        contact["binary_cpu_mean_ms"],
         contact["in_process_p50_ms"],
         contact["in_process_p95_ms"]
     )

@@ -84,6 +84,10 @@ pub struct BridgeConfig {
     pub webinar_settings_seed: Vec<WebinarSetting>,
     /// `BRIDGE_TAGS_AHEAD` (`on` default, `off`): create a webinar's state tags when it is first seen.
     pub tags_ahead: bool,
+    /// Body key names a marketer added for WebinarJam/EverWebinar fields (`BRIDGE_FIELD_ALIASES`).
+    pub field_aliases: crate::sources::FieldAliases,
+    /// How many parked webhook bodies may be kept (`BRIDGE_PARKED_MAX_COUNT`, `BRIDGE_PARKED_MAX_BYTES`).
+    pub parked_cap: crate::ports::ParkCap,
     /// The DynamoDB table of contact histories (DESIGN 12); unset, the AWS functions keep none.
     pub history_table: Option<String>,
 }
@@ -147,6 +151,8 @@ impl BridgeConfig {
                     _ => None,
                 }
             })?,
+            field_aliases: field_aliases(&vars)?,
+            parked_cap: parked_cap(&vars)?,
             history_table: vars.get("HISTORY_TABLE"),
         })
     }
@@ -279,6 +285,35 @@ fn engine_settings(vars: &Vars<'_>) -> Result<Settings, ConfigError> {
     Ok(Settings { tag_template, field_map, full_attendance_percent })
 }
 
+/// `BRIDGE_FIELD_ALIASES`: field name -> extra body keys, checked at start.
+fn field_aliases(vars: &Vars<'_>) -> Result<crate::sources::FieldAliases, ConfigError> {
+    match vars.get("BRIDGE_FIELD_ALIASES") {
+        None => Ok(crate::sources::FieldAliases::default()),
+        Some(raw) => {
+            crate::sources::FieldAliases::parse_json(&raw).map_err(|error| problem("BRIDGE_FIELD_ALIASES", error))
+        }
+    }
+}
+
+/// The parked store's cap: bodies and bytes.
+fn parked_cap(vars: &Vars<'_>) -> Result<crate::ports::ParkCap, ConfigError> {
+    let default = crate::ports::ParkCap::default();
+    Ok(crate::ports::ParkCap {
+        max_count: vars.parsed(
+            "BRIDGE_PARKED_MAX_COUNT",
+            default.max_count,
+            "must be how many parked webhook bodies to keep, a whole number from 1 to 1000000",
+            |raw| raw.parse::<usize>().ok().filter(|n| (1..=1_000_000).contains(n)),
+        )?,
+        max_bytes: vars.parsed(
+            "BRIDGE_PARKED_MAX_BYTES",
+            default.max_bytes,
+            "must be how many bytes of parked webhook bodies to keep, from 262144 (one body) to 17179869184",
+            |raw| raw.parse::<usize>().ok().filter(|n| (262_144..=17_179_869_184).contains(n)),
+        )?,
+    })
+}
+
 /// How long event records are kept.
 fn retention(vars: &Vars<'_>) -> Result<Duration, ConfigError> {
     let days = vars.parsed(
@@ -374,6 +409,11 @@ mod tests {
             (vec![("BRIDGE_KLICKTIPP_RPS", "-1")], "BRIDGE_KLICKTIPP_RPS"),
             (vec![("BRIDGE_TAG_TEMPLATE", "{webinar}")], "BRIDGE_TAG_TEMPLATE"),
             (vec![("BRIDGE_FIELD_MAP", "{\"x\":\"field1\"}")], "BRIDGE_FIELD_MAP"),
+            (vec![("BRIDGE_FIELD_ALIASES", "{\"mail_address\":[\"x\"]}")], "BRIDGE_FIELD_ALIASES"),
+            (vec![("BRIDGE_FIELD_ALIASES", "{\"email\":[]}")], "BRIDGE_FIELD_ALIASES"),
+            (vec![("BRIDGE_FIELD_ALIASES", "[\"email\"]")], "BRIDGE_FIELD_ALIASES"),
+            (vec![("BRIDGE_PARKED_MAX_COUNT", "0")], "BRIDGE_PARKED_MAX_COUNT"),
+            (vec![("BRIDGE_PARKED_MAX_BYTES", "1024")], "BRIDGE_PARKED_MAX_BYTES"),
             (vec![("BRIDGE_FULL_ATTENDANCE_PERCENT", "120")], "BRIDGE_FULL_ATTENDANCE_PERCENT"),
             (vec![("BRIDGE_EVENT_RETENTION_DAYS", "0")], "BRIDGE_EVENT_RETENTION_DAYS"),
             (vec![("BRIDGE_GENERIC_SECRET", "whsec_!!")], "BRIDGE_GENERIC_SECRET"),

@@ -4,8 +4,11 @@
 use crate::adapters::memory::MemoryReceiptLog;
 use crate::domain::{Email, EventKind, Source, WebinarEvent};
 use crate::platforms::zoom_ledger::{EndedOccurrence, KeptParticipant, MemoryZoomLedger, ZoomLedger};
-use crate::ports::{EventQueue, HistoryEntry, HistoryLog, OutgoingMessage, PortError, Receipt, ReceiptLog};
-use crate::sources::{self, RawRequest, Rejection, SourceOutcome, SourceSecrets};
+use crate::ports::{
+    EventQueue, HistoryEntry, HistoryLog, OutgoingMessage, ParkCap, ParkOutcome, ParkedWebhook, ParkedWebhooks,
+    PortError, Receipt, ReceiptLog,
+};
+use crate::sources::{self, FieldAliases, RawRequest, Rejection, SourceOutcome, SourceSecrets};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 use std::sync::Arc;
@@ -53,6 +56,19 @@ pub struct Ingest {
     retention: Duration,
     history: Option<Arc<dyn HistoryLog>>,
     zoom: Arc<dyn ZoomLedger>,
+    aliases: FieldAliases,
+    parked: Option<(Arc<dyn ParkedWebhooks>, ParkCap)>,
+}
+
+/// What running a parked body again came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reprocessed {
+    /// It became events, which are queued; the parked body is removed.
+    Accepted { event_ids: Vec<String> },
+    /// Still refused: it stays parked with this reason.
+    StillRefused { reason: String },
+    /// The bridge could not finish (storage or queue unavailable): it stays parked as it was.
+    Failed { message: String },
 }
 
 impl Ingest {
@@ -66,6 +82,8 @@ impl Ingest {
             retention: DEFAULT_RECEIPT_RETENTION,
             history: None,
             zoom: Arc::new(MemoryZoomLedger::default()),
+            aliases: FieldAliases::default(),
+            parked: None,
         }
     }
 
@@ -73,6 +91,19 @@ impl Ingest {
     /// (kept as long as the receipts). Defaults to this process's memory, like the receipts.
     pub fn with_zoom_ledger(mut self, ledger: Arc<dyn ZoomLedger>) -> Self {
         self.zoom = ledger;
+        self
+    }
+
+    /// Body key names added by configuration (`BRIDGE_FIELD_ALIASES`) for WebinarJam/EverWebinar.
+    pub fn with_field_aliases(mut self, aliases: FieldAliases) -> Self {
+        self.aliases = aliases;
+        self
+    }
+
+    /// Keeps authenticated WebinarJam/EverWebinar bodies that cannot become an event in `store`
+    /// (answered `202 parked`) instead of refusing them, up to `cap`, for the receipts' retention.
+    pub fn with_parked(mut self, store: Arc<dyn ParkedWebhooks>, cap: ParkCap) -> Self {
+        self.parked = Some((store, cap));
         self
     }
 
@@ -110,7 +141,8 @@ impl Ingest {
                 IngestResponse::new(405, json!({"error": "method_not_allowed", "message": "Use GET for /health."}))
             };
         }
-        match sources::handle(request, &self.secrets) {
+        match sources::handle_with(request, &self.secrets, &self.aliases) {
+            Err(rejection) if rejection.parkable && self.parked.is_some() => self.park(request, &rejection).await,
             Err(rejection) => IngestResponse::from_rejection(&rejection),
             Ok(SourceOutcome::UrlValidation { plain_token, encrypted_token }) => {
                 IngestResponse::new(200, json!({"plainToken": plain_token, "encryptedToken": encrypted_token}))
@@ -278,6 +310,116 @@ impl Ingest {
         accepted
     }
 
+    /// Keeps an authenticated body that could not become an event: `202 parked` with the
+    /// refusal's sentence, or 503 when the parked store is full or unavailable.
+    async fn park(&self, request: &RawRequest, rejection: &Rejection) -> IngestResponse {
+        let Some((store, cap)) = &self.parked else {
+            return IngestResponse::from_rejection(rejection);
+        };
+        let now = request.received_at;
+        let webhook = ParkedWebhook {
+            id: ParkedWebhook::new_id(now),
+            source: sources::route_platform(&request.path).unwrap_or("unknown").to_owned(),
+            path: request.path.clone(),
+            query: sources::query_without_token(request.query.as_deref()),
+            content_type: request.header("content-type").map(str::to_owned),
+            body: request.body.to_vec(),
+            received_at: now,
+            reason: rejection.message.clone(),
+            updated_at: now,
+            expires_at: later(now, self.retention),
+        };
+        match store.park(&webhook, *cap, now).await {
+            Ok(ParkOutcome::Parked) => {
+                tracing::warn!(id = %webhook.id, source = %webhook.source, code = rejection.code, field = rejection.field.as_deref(), bytes = webhook.size(), "webhook parked: its body could not become an event; fix the alias or configuration and run `webinar-bridge reprocess`");
+                let mut body =
+                    json!({"status": "parked", "reason": rejection.message, "id": webhook.id, "code": rejection.code});
+                if let Some(field) = &rejection.field {
+                    body["field"] = json!(field);
+                }
+                IngestResponse::new(202, body)
+            }
+            Ok(ParkOutcome::Full { count, bytes }) => {
+                tracing::error!(
+                    count,
+                    bytes,
+                    max_count = cap.max_count,
+                    max_bytes = cap.max_bytes,
+                    code = rejection.code,
+                    "parked webhook store is full; a body that could not become an event was refused with 503"
+                );
+                IngestResponse::new(
+                    503,
+                    json!({
+                        "error": "parked_store_full",
+                        "message": format!("{} The bridge keeps such bodies to reprocess them, but its store is full ({count} bodies, {bytes} bytes); the operator must run `webinar-bridge parked` and `webinar-bridge reprocess`, or raise BRIDGE_PARKED_MAX_COUNT / BRIDGE_PARKED_MAX_BYTES.", rejection.message),
+                    }),
+                )
+            }
+            Err(error) => {
+                tracing::error!(%error, "parking a webhook failed");
+                IngestResponse::new(
+                    503,
+                    json!({"error": "queue_unavailable", "message": "The bridge could not store the webhook right now; the sender should retry."}),
+                )
+            }
+        }
+    }
+
+    /// Runs a parked body through the same parsing, receipts, queue and history again (after an
+    /// alias or configuration fix). Accepted: queued and removed from `store`. Refused again: it
+    /// stays, with the new reason.
+    pub async fn reprocess(
+        &self,
+        store: &dyn ParkedWebhooks,
+        webhook: &ParkedWebhook,
+        now: DateTime<Utc>,
+    ) -> Reprocessed {
+        let request = RawRequest {
+            method: "POST".to_owned(),
+            path: webhook.path.clone(),
+            query: webhook.query.clone(),
+            headers: webhook.content_type.iter().map(|value| ("content-type".to_owned(), value.clone())).collect(),
+            body: webhook.body.clone().into(),
+            received_at: webhook.received_at,
+        };
+        let refused = |reason: String| async move {
+            match store.set_reason(&webhook.id, &reason, now).await {
+                Ok(_) => Reprocessed::StillRefused { reason },
+                Err(error) => Reprocessed::Failed { message: format!("recording the new reason failed: {error}") },
+            }
+        };
+        let events = match sources::handle_parked(&request, &self.aliases) {
+            Err(rejection) => return refused(rejection.message).await,
+            Ok(SourceOutcome::Events(events)) => events,
+            // Parked bodies are WebinarJam/EverWebinar ones: the Zoom outcomes cannot occur.
+            Ok(
+                SourceOutcome::Ignored { .. }
+                | SourceOutcome::UrlValidation { .. }
+                | SourceOutcome::ZoomEnded(_)
+                | SourceOutcome::ZoomUnidentifiedParticipant { .. },
+            ) => Vec::new(),
+        };
+        if !events.is_empty() {
+            let response = match self.check_receipts(&events, now).await {
+                Some(refusal) => refusal,
+                None => self.enqueue(&events).await,
+            };
+            let message = response.body.get("message").and_then(|m| m.as_str()).unwrap_or_default().to_owned();
+            match response.status {
+                200 => {}
+                409 => return refused(message).await,
+                _ => return Reprocessed::Failed { message },
+            }
+        }
+        if let Err(error) = store.remove(&webhook.id).await {
+            // Queued already; a second reprocess would enqueue the same ids again, which is harmless.
+            tracing::warn!(%error, id = %webhook.id, "removing a reprocessed webhook failed");
+        }
+        tracing::info!(id = %webhook.id, events = events.len(), "parked webhook reprocessed");
+        Reprocessed::Accepted { event_ids: events.iter().map(|event| event.event_id.as_str().to_owned()).collect() }
+    }
+
     /// Records every event's id with its payload fingerprint. A reused id with a different
     /// payload refuses the whole request with 409 (the reuse is counted on the stored receipt
     /// and logged), so it is never dropped silently by the queue's deduplication.
@@ -342,4 +484,12 @@ fn unavailable() -> IngestResponse {
         503,
         json!({"error": "queue_unavailable", "message": "The bridge could not store the event right now; the sender should retry."}),
     )
+}
+
+/// `at + duration`, saturating.
+fn later(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|delta| at.checked_add_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

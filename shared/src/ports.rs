@@ -560,3 +560,83 @@ pub trait EventErasure: Send + Sync {
     /// Returns how many records were deleted.
     async fn erase_events(&self, event_ids: &[EventId]) -> PortResult<usize>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Parked webhooks (authenticated bodies that could not become an event)
+
+/// An authenticated webhook whose body could not be turned into an event (an unknown shape, no
+/// e-mail): kept so it can be run again after an alias or configuration fix, since WebinarJam
+/// and EverWebinar never resend a refused delivery. Holds the body as sent, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedWebhook {
+    /// Sortable by time: `<received_at micros, hex>-<random>`.
+    pub id: String,
+    /// `Source::key` of the platform (`webinarjam`, `everwebinar`).
+    pub source: String,
+    /// The rule URL's path (`/hooks/webinarjam/registered`).
+    pub path: String,
+    /// The rule URL's query without `token` (`label=Clicked%20Offer`), if anything remains.
+    pub query: Option<String>,
+    pub content_type: Option<String>,
+    /// The body byte for byte (at most `sources::MAX_BODY_BYTES`).
+    pub body: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+    /// The sentence the refusal had (what a person must fix), the latest one after a reprocess.
+    pub reason: String,
+    /// When `reason` was last decided (the arrival, or the latest reprocess).
+    pub updated_at: DateTime<Utc>,
+    /// When it may be forgotten (`BRIDGE_EVENT_RETENTION_DAYS` after arrival).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl ParkedWebhook {
+    /// A new id for a body received at `at`: ordered by arrival, unique by its random part.
+    pub fn new_id(at: DateTime<Utc>) -> String {
+        format!("{:013x}-{:08x}", at.timestamp_micros().max(0), rand::random::<u32>())
+    }
+
+    pub fn size(&self) -> usize {
+        self.body.len()
+    }
+}
+
+/// How much a parked store may hold. When it is full a new body is refused (503), never an
+/// older one dropped: every parked body was promised to the sender with a 202.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParkCap {
+    pub max_count: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for ParkCap {
+    /// 1,000 bodies or 64 MiB, whichever is reached first.
+    fn default() -> Self {
+        Self { max_count: 1_000, max_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+/// What [`ParkedWebhooks::park`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParkOutcome {
+    Parked,
+    /// The store holds `count` live bodies of `bytes` bytes; this one would exceed the cap.
+    Full {
+        count: usize,
+        bytes: usize,
+    },
+}
+
+/// Parked webhook bodies, kept until reprocessed or `BRIDGE_EVENT_RETENTION_DAYS` old.
+#[async_trait]
+pub trait ParkedWebhooks: Send + Sync {
+    /// Stores `webhook` unless the live bodies at `now` plus this one would exceed `cap`.
+    async fn park(&self, webhook: &ParkedWebhook, cap: ParkCap, now: DateTime<Utc>) -> PortResult<ParkOutcome>;
+    /// Every live parked body at `now`, oldest first.
+    async fn list(&self, now: DateTime<Utc>) -> PortResult<Vec<ParkedWebhook>>;
+    /// One live parked body.
+    async fn get(&self, id: &str, now: DateTime<Utc>) -> PortResult<Option<ParkedWebhook>>;
+    /// Records the reason a reprocess refused it again; `false` when it is gone.
+    async fn set_reason(&self, id: &str, reason: &str, at: DateTime<Utc>) -> PortResult<bool>;
+    /// Forgets it (reprocessed into events); `false` when it was not there.
+    async fn remove(&self, id: &str) -> PortResult<bool>;
+}

@@ -275,6 +275,8 @@ pub enum ProblemKind {
     RefusedWebhook,
     /// An event id arrived with other content in the queue: flagged, not applied.
     Flagged,
+    /// An authenticated webhook whose body could not become an event, kept to be reprocessed.
+    Parked,
 }
 
 impl ProblemKind {
@@ -285,6 +287,7 @@ impl ProblemKind {
             ProblemKind::DeadLetter => "dead_letter",
             ProblemKind::RefusedWebhook => "refused_webhook",
             ProblemKind::Flagged => "flagged",
+            ProblemKind::Parked => "parked",
         }
     }
 }
@@ -300,7 +303,7 @@ pub struct Problem {
     /// Short hash of the contact (`Email::short_hash`), never the address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
-    /// The dead letter's message id, for `redrive <id>`.
+    /// The dead letter's message id, for `redrive <id>`; a parked webhook's id, for `reprocess <id>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -393,6 +396,21 @@ impl Problem {
                 "give every distinct event its own id (webhook-id or event_id) in the sender; resend the changed event under a new id".to_owned(),
             )
         })
+    }
+
+    /// A parked webhook (its id in `message_id`): the refusal's sentence and how to run it again.
+    pub fn parked(id: &str, source: &str, received_at: DateTime<Utc>, reason: &str) -> Self {
+        Problem {
+            at: Some(received_at),
+            message_id: Some(id.to_owned()),
+            ..Self::base(
+                ProblemKind::Parked,
+                &format!("a {source} webhook was parked: {reason}"),
+                format!(
+                    "teach the bridge the body's keys (BRIDGE_FIELD_ALIASES, see `webinar-bridge parked --show {id}`) or fix the rule URL, then run `webinar-bridge reprocess {id}`"
+                ),
+            )
+        }
     }
 
     /// The problem an outcome in the history records, if any.

@@ -36,6 +36,7 @@ use webinar_bridge::ports::{
 };
 use webinar_bridge::ports::{DeadLetters, RedriveMethod, RedriveSelection};
 use webinar_bridge::ports::{HistoryEntry, HistoryLog, HistoryOutcome, HistoryStep, WebinarSettings};
+use webinar_bridge::ports::{ParkCap, ParkOutcome, ParkedWebhook, ParkedWebhooks};
 
 // ---------------------------------------------------------------------------------------------
 // Time
@@ -119,6 +120,11 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// A fresh parked webhook store; `None` for a backend without one (its cases are skipped).
+    async fn parked_webhooks(&self) -> Option<Arc<dyn ParkedWebhooks>> {
+        None
+    }
+
     /// Lets `duration` pass for adapters built with `clock`. A backend whose queue keeps time on
     /// a server (SQS) also sleeps here.
     async fn let_time_pass(&self, clock: &ManualClock, duration: Duration) {
@@ -178,6 +184,10 @@ impl Backend for MemoryBackend {
     ) -> Option<(Arc<dyn InspectableQueue>, Arc<dyn DeadLetters>)> {
         let queue = MemoryQueue::with_clock(settings, clock);
         Some((Arc::new(queue.clone()), Arc::new(queue)))
+    }
+
+    async fn parked_webhooks(&self) -> Option<Arc<dyn ParkedWebhooks>> {
+        Some(Arc::new(webinar_bridge::adapters::memory::MemoryParkedWebhooks::default()))
     }
 }
 
@@ -260,6 +270,10 @@ impl Backend for SqliteBackend {
         let queue = SqliteQueue::with_clock(self.open(), settings, clock);
         Some((Arc::new(queue.clone()), Arc::new(queue)))
     }
+
+    async fn parked_webhooks(&self) -> Option<Arc<dyn ParkedWebhooks>> {
+        Some(Arc::new(webinar_bridge::adapters::sqlite::SqliteParkedWebhooks::new(self.open())))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -288,6 +302,7 @@ pub async fn full_suite(backend: &dyn Backend) {
     history_log_suite(backend).await;
     webinar_settings_suite(backend).await;
     dead_letters_list_redrive_and_erase(backend).await;
+    parked_webhooks_suite(backend).await;
 }
 
 /// Queue behaviour that needs no time to pass.
@@ -1610,4 +1625,97 @@ pub async fn dead_letters_list_redrive_and_erase(backend: &dyn Backend) {
     assert_eq!(bodies(&left), [event_body("e-e1")]);
     queue.ack(&left[0]).await.expect("ack");
     assert_eq!(pending(queue).await, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parked webhooks
+
+pub async fn parked_webhooks_suite(backend: &dyn Backend) {
+    run_cases!(backend;
+        parked_webhooks_keep_a_body_byte_for_byte_until_removed,
+        parked_webhooks_refuse_a_new_body_when_full_and_keep_the_old_ones,
+        parked_webhooks_expire_with_the_retention,
+    );
+}
+
+const PARK_RETENTION: Duration = Duration::from_secs(86_400);
+
+/// A parked body of `size` bytes received at `at`; `n` makes the id and body distinct.
+pub fn parked_body(n: u32, at: DateTime<Utc>, size: usize) -> ParkedWebhook {
+    let mut body = format!("{{\"e_mail\":\"p{n}@example.com\",\"webinar_id\":\"w\"}}").into_bytes();
+    body.resize(size.max(body.len()), b' ');
+    ParkedWebhook {
+        id: ParkedWebhook::new_id(at + chrono::Duration::microseconds(i64::from(n))),
+        source: "webinarjam".into(),
+        path: "/hooks/webinarjam/registered".into(),
+        query: n.is_multiple_of(2).then(|| "label=Clicked%20Offer".into()),
+        content_type: Some("application/json".into()),
+        body,
+        received_at: at,
+        reason: "The body has no e-mail address.".into(),
+        updated_at: at,
+        expires_at: at + chrono::Duration::from_std(PARK_RETENTION).unwrap_or_default(),
+    }
+}
+
+pub async fn parked_webhooks_keep_a_body_byte_for_byte_until_removed(backend: &dyn Backend) {
+    let Some(store) = backend.parked_webhooks().await else { return };
+    let now = ManualClock::start();
+    let cap = ParkCap::default();
+    let mut first = parked_body(1, now, 0);
+    first.body.extend_from_slice(&[0xFF, 0x00, b'\n']);
+    let second = parked_body(2, now + chrono::Duration::seconds(1), 300);
+    assert_eq!(store.park(&second, cap, now).await.expect("park"), ParkOutcome::Parked);
+    assert_eq!(store.park(&first, cap, now).await.expect("park"), ParkOutcome::Parked);
+    let later = now + chrono::Duration::seconds(5);
+    assert_eq!(store.list(later).await.expect("list"), vec![first.clone(), second.clone()], "oldest first, as stored");
+    assert_eq!(store.get(&second.id, later).await.expect("get"), Some(second.clone()));
+    assert_eq!(store.get("nope", later).await.expect("get"), None);
+
+    assert!(store.set_reason(&first.id, "Still no e-mail.", later).await.expect("set_reason"));
+    let updated = store.get(&first.id, later).await.expect("get").expect("still parked");
+    assert_eq!((updated.reason.as_str(), updated.updated_at, &updated.body), ("Still no e-mail.", later, &first.body));
+    assert!(!store.set_reason("nope", "x", later).await.expect("set_reason of a missing id"));
+
+    assert!(store.remove(&first.id).await.expect("remove"));
+    assert!(!store.remove(&first.id).await.expect("remove again"));
+    assert_eq!(store.list(later).await.expect("list"), vec![second]);
+}
+
+pub async fn parked_webhooks_refuse_a_new_body_when_full_and_keep_the_old_ones(backend: &dyn Backend) {
+    let Some(store) = backend.parked_webhooks().await else { return };
+    let now = ManualClock::start();
+    let by_count = ParkCap { max_count: 2, max_bytes: 1_000_000 };
+    let bodies: Vec<_> = (1..=3).map(|n| parked_body(n, now, 100)).collect();
+    assert_eq!(store.park(&bodies[0], by_count, now).await.expect("park"), ParkOutcome::Parked);
+    assert_eq!(store.park(&bodies[1], by_count, now).await.expect("park"), ParkOutcome::Parked);
+    assert_eq!(
+        store.park(&bodies[2], by_count, now).await.expect("park"),
+        ParkOutcome::Full { count: 2, bytes: 200 },
+        "a third body is refused, never an older one dropped"
+    );
+    let ids: Vec<_> = store.list(now).await.expect("list").into_iter().map(|parked| parked.id).collect();
+    assert_eq!(ids, vec![bodies[0].id.clone(), bodies[1].id.clone()]);
+
+    let by_bytes = ParkCap { max_count: 100, max_bytes: 250 };
+    assert_eq!(store.park(&bodies[2], by_bytes, now).await.expect("park"), ParkOutcome::Full { count: 2, bytes: 200 });
+    // Room again once one is reprocessed.
+    assert!(store.remove(&bodies[0].id).await.expect("remove"));
+    assert_eq!(store.park(&bodies[2], by_count, now).await.expect("park"), ParkOutcome::Parked);
+    assert_eq!(store.list(now).await.expect("list").len(), 2);
+}
+
+pub async fn parked_webhooks_expire_with_the_retention(backend: &dyn Backend) {
+    let Some(store) = backend.parked_webhooks().await else { return };
+    let now = ManualClock::start();
+    let cap = ParkCap { max_count: 1, max_bytes: 1_000_000 };
+    let old = parked_body(1, now, 10);
+    assert_eq!(store.park(&old, cap, now).await.expect("park"), ParkOutcome::Parked);
+    let expired = old.expires_at + chrono::Duration::seconds(1);
+    assert_eq!(store.list(expired).await.expect("list"), Vec::new(), "gone after the retention");
+    assert_eq!(store.get(&old.id, expired).await.expect("get"), None);
+    // An expired body no longer counts against the cap.
+    let new = parked_body(2, expired, 10);
+    assert_eq!(store.park(&new, cap, expired).await.expect("park"), ParkOutcome::Parked);
+    assert_eq!(store.list(expired).await.expect("list"), vec![new]);
 }

@@ -552,3 +552,58 @@ async fn the_consumer_refuses_to_start_without_tables_or_klicktipp_credentials()
     let error = IngestFunction::from_config(moto.sdk(), &base(&[])).err().expect("refused");
     assert!(error.to_string().starts_with("EVENTS_QUEUE_URL"), "{error}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Parked webhooks (issue 15 item 5)
+
+/// The registration form with the e-mail under a key the bridge does not know.
+fn webinarjam_unknown_shape(token: &str) -> Request {
+    let form = fixture("webinarjam/registered.form").trim().replace("&email=", "&Mail+Adresse=");
+    function_url_request("/hooks/webinarjam/registered", &format!("token={token}"), form.as_bytes())
+}
+
+#[tokio::test]
+async fn a_parked_body_is_reprocessed_on_aws_into_the_right_tags_after_the_alias_is_added() {
+    use webinar_bridge::adapters::dynamodb::DynamoParkedWebhooks;
+    use webinar_bridge::ingest::Reprocessed;
+    use webinar_bridge::ports::ParkedWebhooks;
+    let rig = Rig::start().await;
+    let ingest = rig.ingest().await;
+    let store = DynamoParkedWebhooks::new(rig.moto.dynamodb(), &rig.events_table);
+
+    // Without the secret: 401, nothing kept.
+    let (status, _) = answer(&ingest.handle(webinarjam_unknown_shape("wrong")).await);
+    assert_eq!(status, 401);
+    assert!(store.list(Utc::now()).await.expect("list").is_empty());
+
+    let (status, body) = answer(&ingest.handle(webinarjam_unknown_shape(WEBINARJAM_SECRET)).await);
+    assert_eq!((status, body["status"].as_str(), body["code"].as_str()), (202, Some("parked"), Some("missing_email")));
+    let id = body["id"].as_str().expect("an id").to_owned();
+    assert_eq!(rig.queue.depth().await.expect("depth"), 0);
+    let parked = store.get(&id, Utc::now()).await.expect("get").expect("kept in the events table");
+    assert_eq!((parked.source.as_str(), parked.query.as_deref()), ("webinarjam", None), "the token is not kept");
+
+    // Reprocessed with today's configuration: still parked.
+    let unchanged = webinar_bridge_ingest::aws_ingest(rig.moto.sdk(), &rig.config().await).expect("ingest");
+    let outcome = unchanged.reprocess(&store, &parked, Utc::now()).await;
+    assert!(matches!(outcome, Reprocessed::StillRefused { .. }), "{outcome:?}");
+    assert_eq!(rig.queue.depth().await.expect("depth"), 0);
+
+    // With the alias, as `webinar-bridge reprocess --aws` does it: queued, removed from the store.
+    let mut fixed = Rig { vars: rig.vars.clone(), ..rig };
+    fixed.vars.insert("BRIDGE_FIELD_ALIASES".into(), r#"{"email":["Mail Adresse"]}"#.into());
+    let ingest = webinar_bridge_ingest::aws_ingest(fixed.moto.sdk(), &fixed.config().await).expect("ingest");
+    let outcome = ingest.reprocess(&store, &parked, Utc::now()).await;
+    assert!(matches!(&outcome, Reprocessed::Accepted { event_ids } if event_ids.len() == 1), "{outcome:?}");
+    assert!(store.list(Utc::now()).await.expect("list").is_empty());
+
+    let event = fixed.next_sqs_event().await;
+    assert_eq!(event.records.len(), 1);
+    let response = fixed.consumer().await.handle(event, None).await;
+    assert!(response.batch_item_failures.is_empty());
+    let tags = harness::tags_by_email(&fixed.simulator);
+    assert_eq!(tags[ERIKA], BTreeSet::from(["[WebinarJam] [Masterclass] Registered".to_owned()]));
+    let expected = calls(&[("GET /tag", 1), ("POST /account/login", 1), ("POST /subscriber", 1), ("POST /tag", 1)]);
+    assert_eq!(fixed.simulator.calls_by_endpoint(), expected);
+    fixed.shutdown().await;
+}

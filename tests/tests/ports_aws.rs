@@ -84,6 +84,13 @@ impl Backend for MotoBackend {
         Some(Arc::new(DynamoWebinarSettings::new(self.moto.dynamodb(), self.moto.create_contacts_table().await)))
     }
 
+    async fn parked_webhooks(&self) -> Option<Arc<dyn webinar_bridge::ports::ParkedWebhooks>> {
+        Some(Arc::new(webinar_bridge::adapters::dynamodb::DynamoParkedWebhooks::new(
+            self.moto.dynamodb(),
+            self.moto.create_events_table().await,
+        )))
+    }
+
     async fn history_log(&self) -> Option<Arc<dyn HistoryLog>> {
         Some(Arc::new(DynamoHistoryLog::new(self.moto.dynamodb(), self.moto.create_history_table().await)))
     }
@@ -157,6 +164,11 @@ async fn port_suite_webinar_settings() {
 #[tokio::test]
 async fn port_suite_receipt_log() {
     port_suite::receipt_log_suite(&MotoBackend::start().await).await;
+}
+
+#[tokio::test]
+async fn port_suite_parked_webhooks() {
+    port_suite::parked_webhooks_suite(&MotoBackend::start().await).await;
 }
 
 #[tokio::test]

@@ -28,6 +28,11 @@ async fn receipt_log() {
 }
 
 #[tokio::test]
+async fn parked_webhooks() {
+    port_suite::parked_webhooks_suite(&MemoryBackend).await;
+}
+
+#[tokio::test]
 async fn event_log() {
     port_suite::event_log_suite(&MemoryBackend).await;
 }

@@ -82,6 +82,31 @@ async fn dead_letters_on_a_file() {
 }
 
 #[tokio::test]
+async fn parked_webhooks_on_a_file() {
+    let dir = temp_dir();
+    port_suite::parked_webhooks_suite(&SqliteBackend::in_dir(dir.path())).await;
+}
+
+/// `serve`'s periodic purge drops parked bodies past their retention (the rest stay).
+#[tokio::test]
+async fn the_database_purge_drops_expired_parked_webhooks() {
+    use webinar_bridge::ports::{ParkCap, ParkOutcome, ParkedWebhooks};
+    let db = SqliteDb::open_in_memory().expect("open");
+    let store = webinar_bridge::adapters::sqlite::SqliteParkedWebhooks::new(db.clone());
+    let now = port_suite::ManualClock::start();
+    let short = port_suite::parked_body(1, now, 10);
+    let mut long = port_suite::parked_body(2, now, 10);
+    long.expires_at = short.expires_at + chrono::Duration::hours(2);
+    for body in [&short, &long] {
+        assert_eq!(store.park(body, ParkCap::default(), now).await.expect("park"), ParkOutcome::Parked);
+    }
+    let after = short.expires_at + chrono::Duration::hours(1);
+    let purged = db.purge(after, Duration::from_secs(86_400), Duration::from_secs(300)).await.expect("purge");
+    assert_eq!(purged.parked, 1);
+    assert_eq!(store.list(now).await.expect("list"), vec![long]);
+}
+
+#[tokio::test]
 async fn history_log_on_a_file() {
     let dir = temp_dir();
     port_suite::history_log_suite(&SqliteBackend::in_dir(dir.path())).await;

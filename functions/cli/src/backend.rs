@@ -44,7 +44,7 @@ pub const STACK_OUTPUTS: [(&str, &str); 6] = [
 ];
 
 /// Stack parameter -> the variable the Lambdas get it as (template.yaml, `Globals`).
-pub const STACK_PARAMETERS: [(&str, &str); 9] = [
+pub const STACK_PARAMETERS: [(&str, &str); 10] = [
     ("KlickTippBaseUrl", "KLICKTIPP_BASE_URL"),
     ("KlickTippListId", "KLICKTIPP_LISTID"),
     ("KlickTippRps", "BRIDGE_KLICKTIPP_RPS"),
@@ -54,6 +54,7 @@ pub const STACK_PARAMETERS: [(&str, &str); 9] = [
     ("FieldMap", "BRIDGE_FIELD_MAP"),
     ("FullAttendancePercent", "BRIDGE_FULL_ATTENDANCE_PERCENT"),
     ("EventRetentionDays", "BRIDGE_EVENT_RETENTION_DAYS"),
+    ("FieldAliases", "BRIDGE_FIELD_ALIASES"),
 ];
 
 /// The chosen deployment, opened.

@@ -228,6 +228,15 @@ pub async fn collect_problems(
     for receipt in ports.receipts.refused_since(since, now).await? {
         problems.extend(Problem::refused_webhook(&receipt));
     }
+    let parked = match &ports.parked {
+        Some(store) => store.list(now).await?,
+        None => Vec::new(),
+    };
+    for parked in parked {
+        if parked.received_at >= since {
+            problems.push(Problem::parked(&parked.id, &parked.source, parked.received_at, &parked.reason));
+        }
+    }
     Ok(problems)
 }
 

@@ -11,6 +11,7 @@ mod exit;
 mod fixcmds;
 mod history;
 mod http;
+mod parked;
 mod pull;
 mod serve;
 mod simulate;
@@ -68,6 +69,12 @@ enum Command {
     /// Erase a contact: its state, history, event records, receipts and queued messages
     /// (--klicktipp: also the KlickTipp contact). The erasure is recorded without the address.
     Forget(fixcmds::ForgetArgs),
+    /// List parked webhooks: authenticated WebinarJam/EverWebinar bodies that could not become an
+    /// event (answered 202 parked). Exit 1 when there are any.
+    Parked(parked::ParkedArgs),
+    /// Run parked webhooks through ingest again (after a BRIDGE_FIELD_ALIASES or configuration
+    /// fix): accepted ones are queued and removed, the others stay with their new reason.
+    Reprocess(parked::ReprocessArgs),
 }
 
 impl Command {
@@ -86,7 +93,10 @@ impl Command {
             | Command::Tags(_)
             | Command::Redrive(_)
             | Command::Resync(_)
-            | Command::Forget(_) => "warn",
+            | Command::Forget(_)
+
+            | Command::Parked(_)
+            | Command::Reprocess(_) => "warn",
         }
     }
 }
@@ -119,5 +129,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Redrive(args) => fixcmds::redrive(args).await,
         Command::Resync(args) => fixcmds::resync(args).await,
         Command::Forget(args) => fixcmds::forget(args).await,
+        Command::Parked(args) => parked::list(args).await,
+        Command::Reprocess(args) => parked::reprocess(args).await,
     }
 }

@@ -15,8 +15,8 @@ use webinar_bridge::adapters::memory::{
     MemoryWebinarSettings, QueueSettings,
 };
 use webinar_bridge::adapters::sqlite::{
-    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
-    SqliteWebinarSettings,
+    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteParkedWebhooks, SqliteQueue,
+    SqliteReceiptLog, SqliteTagDirectory, SqliteWebinarSettings,
 };
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::{BridgeConfig, KlickTippMode};
@@ -25,7 +25,9 @@ use webinar_bridge::domain::{FieldFormat, LogicalField, Settings};
 use webinar_bridge::ingest::Ingest;
 use webinar_bridge::klicktipp::{KlickTippAuth, KlickTippClient, KlickTippConfig};
 use webinar_bridge::ports::WebinarSettings;
-use webinar_bridge::ports::{Clock, ContactStore, EventLog, EventQueue, HistoryLog, ReceiptLog, TagDirectory};
+use webinar_bridge::ports::{
+    Clock, ContactStore, EventLog, EventQueue, HistoryLog, ParkedWebhooks, ReceiptLog, TagDirectory,
+};
 use webinar_bridge::tag_resolver::TagResolver;
 
 /// The configuration from the environment; an invalid value ends the command with exit 2 and
@@ -47,6 +49,9 @@ pub struct Ports {
     pub history: Arc<dyn HistoryLog>,
     /// Per-webinar settings (tag mapping, listid, include filter) and seen webinars.
     pub webinar_settings: Arc<dyn WebinarSettings>,
+    /// Authenticated webhooks that could not become an event, kept to be reprocessed; `None`
+    /// (`simulate`) answers them 422 as before.
+    pub parked: Option<Arc<dyn ParkedWebhooks>>,
 }
 
 /// All ports on one SQLite file (`serve`).
@@ -59,6 +64,7 @@ pub fn sqlite_ports(db: &SqliteDb, queue_settings: QueueSettings) -> Ports {
         receipts: Arc::new(SqliteReceiptLog::new(db.clone())),
         history: Arc::new(SqliteHistoryLog::new(db.clone())),
         webinar_settings: Arc::new(SqliteWebinarSettings::new(db.clone())),
+        parked: Some(Arc::new(SqliteParkedWebhooks::new(db.clone()))),
     }
 }
 
@@ -86,6 +92,10 @@ pub fn aws_ports(sdk: &SdkConfig, resources: &AwsResources) -> Ports {
         tags: Arc::new(DynamoTagDirectory::from_conf(sdk, &resources.contacts_table)),
         receipts: Arc::new(DynamoReceiptLog::from_conf(sdk, &resources.events_table)),
         history: Arc::new(DynamoHistoryLog::from_conf(sdk, &resources.history_table)),
+        parked: Some(Arc::new(webinar_bridge::adapters::dynamodb::DynamoParkedWebhooks::from_conf(
+            sdk,
+            &resources.events_table,
+        ))),
     }
 }
 
@@ -101,6 +111,7 @@ pub fn memory_ports(queue_settings: QueueSettings, clock: Arc<dyn Clock>) -> (Po
         receipts: Arc::new(MemoryReceiptLog::default()),
         history: Arc::new(MemoryHistoryLog::default()),
         webinar_settings: Arc::new(MemoryWebinarSettings::default()),
+        parked: None,
     };
     (ports, queue)
 }
@@ -115,7 +126,12 @@ pub fn assemble(
 ) -> (Ingest, Consumer) {
     let ingest = Ingest::new(Arc::clone(&ports.queue), config.secrets.clone())
         .with_receipts(Arc::clone(&ports.receipts), config.retention)
-        .with_history(Arc::clone(&ports.history));
+        .with_history(Arc::clone(&ports.history))
+        .with_field_aliases(config.field_aliases.clone());
+    let ingest = match &ports.parked {
+        Some(parked) => ingest.with_parked(Arc::clone(parked), config.parked_cap),
+        None => ingest,
+    };
     let tags = TagResolver::new(Arc::clone(&ports.tags), client.clone(), Arc::clone(&clock));
     let consumer = Consumer::new(
         Arc::clone(&ports.log),

@@ -9,7 +9,7 @@ use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::sync::Arc;
 use webinar_bridge::adapters::aws_secrets::{SdkConfig, StartupError};
-use webinar_bridge::adapters::dynamodb::{DynamoReceiptLog, DynamoZoomLedger};
+use webinar_bridge::adapters::dynamodb::{DynamoParkedWebhooks, DynamoReceiptLog, DynamoZoomLedger};
 use webinar_bridge::adapters::dynamodb_history::DynamoHistoryLog;
 use webinar_bridge::adapters::sqs::SqsQueue;
 use webinar_bridge::config::BridgeConfig;
@@ -27,25 +27,12 @@ impl IngestFunction {
         Self { ingest }
     }
 
-    /// Production wiring: the SQS FIFO queue from `EVENTS_QUEUE_URL`, ingest receipts in the
-    /// events table (`EVENTS_TABLE`, items `receipt#<event id>`), the Zoom ledger (`zoom#...`),
-    /// contact histories in `HISTORY_TABLE` and the source secrets.
+    /// Production wiring: the SQS FIFO queue from `EVENTS_QUEUE_URL`, ingest receipts and parked
+    /// webhooks in the events table (`EVENTS_TABLE`, items `receipt#<event id>` and
+    /// `parked#<id>`), contact histories in `HISTORY_TABLE`, the source secrets and the field
+    /// aliases.
     pub fn from_config(sdk: &SdkConfig, config: &BridgeConfig) -> Result<Self, StartupError> {
-        let queue_url = BridgeConfig::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?;
-        let events_table = BridgeConfig::require(&config.events_table, "EVENTS_TABLE")?;
-        let queue = Arc::new(SqsQueue::from_conf(sdk, queue_url));
-        let receipts = Arc::new(DynamoReceiptLog::from_conf(sdk, events_table));
-        // Zoom's ended occurrences, registrant ids and unmatched participants: `zoom#...` items.
-        let zoom_ledger = Arc::new(DynamoZoomLedger::from_conf(sdk, events_table));
-        let mut ingest = Ingest::new(queue, config.secrets.clone())
-            .with_receipts(receipts, config.retention)
-            .with_zoom_ledger(zoom_ledger);
-        // Each accepted event's `received` step (DESIGN 12), in the history table.
-        match &config.history_table {
-            Some(table) => ingest = ingest.with_history(Arc::new(DynamoHistoryLog::from_conf(sdk, table))),
-            None => tracing::warn!("HISTORY_TABLE is not set: contact stories are not recorded"),
-        }
-        Ok(Self::new(ingest))
+        Ok(Self::new(aws_ingest(sdk, config)?))
     }
 
     /// Never fails: every outcome, refusals included, is a JSON answer.
@@ -58,6 +45,27 @@ impl IngestFunction {
         }
         json_response(&self.ingest.handle(&raw).await)
     }
+}
+
+/// Ingest on the AWS resources the configuration names; `webinar-bridge reprocess` uses the same.
+pub fn aws_ingest(sdk: &SdkConfig, config: &BridgeConfig) -> Result<Ingest, StartupError> {
+    let queue_url = BridgeConfig::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?;
+    let events_table = BridgeConfig::require(&config.events_table, "EVENTS_TABLE")?;
+    let queue = Arc::new(SqsQueue::from_conf(sdk, queue_url));
+    let receipts = Arc::new(DynamoReceiptLog::from_conf(sdk, events_table));
+    let parked = Arc::new(DynamoParkedWebhooks::from_conf(sdk, events_table));
+    let mut ingest = Ingest::new(queue, config.secrets.clone())
+        .with_receipts(receipts, config.retention)
+        .with_field_aliases(config.field_aliases.clone())
+        .with_parked(parked, config.parked_cap)
+        // Zoom's ended occurrences, registrant ids and unmatched participants: `zoom#...` items.
+        .with_zoom_ledger(Arc::new(DynamoZoomLedger::from_conf(sdk, events_table)));
+    // Each accepted event's `received` step (DESIGN 12), in the history table.
+    match &config.history_table {
+        Some(table) => ingest = ingest.with_history(Arc::new(DynamoHistoryLog::from_conf(sdk, table))),
+        None => tracing::warn!("HISTORY_TABLE is not set: contact stories are not recorded"),
+    }
+    Ok(ingest)
 }
 
 /// The engine's view of a Lambda HTTP request. The body arrives already base64-decoded.

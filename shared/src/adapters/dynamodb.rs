@@ -24,6 +24,11 @@
 //!   `last_rejected_fingerprint` (S) once a reuse was refused, plus `refused` (S, always
 //!   [`REFUSED_PARTITION`]) and `refused_at` (S, fixed-width RFC 3339): the keys of the sparse
 //!   index [`REFUSED_INDEX`], so listing refused webhooks is one Query over refused receipts only.
+//! - events table, parked webhooks under key `parked#<id>`: `source`, `path`, `query`?,
+//!   `content_type`? (S), `body` (B), `received_at`, `reason`, `updated_at` (S, RFC 3339),
+//!   `expires_at` (N, the TTL); and one index item `parked#index` with `entries` (M: id ->
+//!   `<size>:<expires epoch s>`) and `version` (N), so the cap is checked and bodies listed
+//!   without a scan.
 
 use super::claim_rule::decide_claim;
 use super::receipt_rule::{decide_receipt, new_receipt};
@@ -31,7 +36,8 @@ use super::sqs::unavailable;
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
     Claim, ClaimToken, ContactAdmin, ContactStore, EventErasure, EventLog, EventRecord, EventStatus, FinalOutcome,
-    PortError, PortResult, Receipt, ReceiptLog, ReceiptRecord, TagClaim, TagDirectory, Versioned,
+    ParkCap, ParkOutcome, ParkedWebhook, ParkedWebhooks, PortError, PortResult, Receipt, ReceiptLog, ReceiptRecord,
+    TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -1296,5 +1302,239 @@ impl EventErasure for DynamoReceiptLog {
             erased += usize::from(self.table.erase(&format!("{RECEIPT_KEY_PREFIX}{}", id.as_str())).await?);
         }
         Ok(erased)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parked webhooks
+
+/// Key prefix of parked webhook bodies in the events table.
+pub const PARKED_KEY_PREFIX: &str = "parked#";
+/// The one item listing every parked body's id, size and expiry.
+const PARKED_INDEX_KEY: &str = "parked#index";
+/// The index item must stay well under DynamoDB's 400 KB: about 60 bytes per entry.
+pub const DYNAMO_MAX_PARKED: usize = 5_000;
+
+/// Parked webhook bodies in the events table (`parked#<id>`, expiring by TTL), with an index
+/// item written under optimistic concurrency that holds the cap.
+#[derive(Clone, Debug)]
+pub struct DynamoParkedWebhooks {
+    table: Table,
+}
+
+/// The index: id -> (size, expires epoch seconds), and the version its next write must match.
+struct ParkedIndex {
+    entries: BTreeMap<String, (usize, i64)>,
+    version: Option<u64>,
+}
+
+impl DynamoParkedWebhooks {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table { client, name: table_name.into(), key: EVENTS_PARTITION_KEY } }
+    }
+
+    pub fn from_conf(config: &aws_config::SdkConfig, table_name: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table_name)
+    }
+
+    async fn read_index(&self) -> PortResult<ParkedIndex> {
+        let Some(item) = self.table.get(PARKED_INDEX_KEY).await? else {
+            return Ok(ParkedIndex { entries: BTreeMap::new(), version: None });
+        };
+        const WHAT: &str = "parked index";
+        let version = required(number_attr::<u64>(&item, "version"), WHAT, "version")?;
+        let mut entries = BTreeMap::new();
+        if let Some(AttributeValue::M(map)) = item.get("entries") {
+            for (id, value) in map {
+                let parsed = value
+                    .as_s()
+                    .ok()
+                    .and_then(|raw| raw.split_once(':'))
+                    .and_then(|(size, expires)| Some((size.parse().ok()?, expires.parse().ok()?)));
+                entries.insert(id.clone(), required(parsed, WHAT, "entries")?);
+            }
+        }
+        Ok(ParkedIndex { entries, version: Some(version) })
+    }
+
+    /// Writes the index if nobody else did since it was read.
+    async fn write_index(&self, entries: &BTreeMap<String, (usize, i64)>, read: Option<u64>) -> PortResult<Written> {
+        let expires = entries.values().map(|(_, expires)| *expires).max().unwrap_or(0);
+        let map: HashMap<String, AttributeValue> =
+            entries.iter().map(|(id, (size, expires))| (id.clone(), s(format!("{size}:{expires}")))).collect();
+        let item = HashMap::from([
+            (EVENTS_PARTITION_KEY.to_owned(), s(PARKED_INDEX_KEY)),
+            ("entries".to_owned(), AttributeValue::M(map)),
+            ("version".to_owned(), n(read.map_or(1, |version| version + 1))),
+            // Without live entries the index may go too (an absent index is an empty one).
+            (EVENTS_TTL_ATTRIBUTE.to_owned(), n(expires.max(1))),
+        ]);
+        let condition = match read {
+            None => Condition::new("attribute_not_exists(#id)", &[("#id", EVENTS_PARTITION_KEY)]),
+            Some(version) => {
+                Condition::new("#version = :version", &[("#version", "version")]).value(":version", n(version))
+            }
+        };
+        self.table.put(item, Some(condition)).await
+    }
+
+    /// Changes the index with `change` (on its live entries) until the write wins.
+    async fn update_index<T>(
+        &self,
+        now: DateTime<Utc>,
+        mut change: impl FnMut(&mut BTreeMap<String, (usize, i64)>) -> Result<(), T>,
+    ) -> PortResult<Result<(), T>> {
+        for _ in 0..CLAIM_ROUNDS * 2 {
+            let index = self.read_index().await?;
+            let mut entries: BTreeMap<_, _> =
+                index.entries.into_iter().filter(|(_, (_, expires))| *expires > now.timestamp()).collect();
+            if let Err(refused) = change(&mut entries) {
+                return Ok(Err(refused));
+            }
+            if self.write_index(&entries, index.version).await? == Written::Yes {
+                return Ok(Ok(()));
+            }
+        }
+        Err(PortError::Unavailable("the parked webhook index kept changing concurrently".into()))
+    }
+
+    async fn read(&self, id: &str) -> PortResult<Option<ParkedWebhook>> {
+        self.table.get(&format!("{PARKED_KEY_PREFIX}{id}")).await?.map(|item| parked_webhook(id, &item)).transpose()
+    }
+}
+
+fn parked_item(webhook: &ParkedWebhook) -> Item {
+    let mut item = HashMap::from([
+        (EVENTS_PARTITION_KEY.to_owned(), s(format!("{PARKED_KEY_PREFIX}{}", webhook.id))),
+        ("source".to_owned(), s(webhook.source.as_str())),
+        ("path".to_owned(), s(webhook.path.as_str())),
+        ("body".to_owned(), AttributeValue::B(webhook.body.clone().into())),
+        ("received_at".to_owned(), rfc3339(webhook.received_at)),
+        ("reason".to_owned(), s(webhook.reason.as_str())),
+        ("updated_at".to_owned(), rfc3339(webhook.updated_at)),
+        (EVENTS_TTL_ATTRIBUTE.to_owned(), n(epoch_seconds_ceil(webhook.expires_at))),
+    ]);
+    if let Some(query) = &webhook.query {
+        item.insert("query".to_owned(), s(query.as_str()));
+    }
+    if let Some(content_type) = &webhook.content_type {
+        item.insert("content_type".to_owned(), s(content_type.as_str()));
+    }
+    item
+}
+
+fn parked_webhook(id: &str, item: &Item) -> PortResult<ParkedWebhook> {
+    const WHAT: &str = "parked webhook";
+    let time = |name: &str| string_attr(item, name).and_then(|raw| raw.parse::<DateTime<Utc>>().ok());
+    let text = |name: &'static str| required(string_attr(item, name), WHAT, name).map(str::to_owned);
+    Ok(ParkedWebhook {
+        id: id.to_owned(),
+        source: text("source")?,
+        path: text("path")?,
+        query: string_attr(item, "query").map(str::to_owned),
+        content_type: string_attr(item, "content_type").map(str::to_owned),
+        body: required(item.get("body").and_then(|value| value.as_b().ok()), WHAT, "body")?.as_ref().to_vec(),
+        received_at: required(time("received_at"), WHAT, "received_at")?,
+        reason: text("reason")?,
+        updated_at: required(time("updated_at"), WHAT, "updated_at")?,
+        expires_at: required(
+            number_attr::<i64>(item, EVENTS_TTL_ATTRIBUTE).and_then(|secs| DateTime::from_timestamp(secs, 0)),
+            WHAT,
+            EVENTS_TTL_ATTRIBUTE,
+        )?,
+    })
+}
+
+#[async_trait]
+impl ParkedWebhooks for DynamoParkedWebhooks {
+    async fn park(&self, webhook: &ParkedWebhook, cap: ParkCap, now: DateTime<Utc>) -> PortResult<ParkOutcome> {
+        let max_count = cap.max_count.min(DYNAMO_MAX_PARKED);
+        let expires = epoch_seconds_ceil(webhook.expires_at);
+        let reserved = self
+            .update_index(now, |entries| {
+                entries.remove(&webhook.id);
+                let count = entries.len();
+                let bytes: usize = entries.values().map(|(size, _)| size).sum();
+                if count + 1 > max_count || bytes + webhook.size() > cap.max_bytes {
+                    return Err(ParkOutcome::Full { count, bytes });
+                }
+                entries.insert(webhook.id.clone(), (webhook.size(), expires));
+                Ok(())
+            })
+            .await?;
+        if let Err(full) = reserved {
+            return Ok(full);
+        }
+        if let Err(error) = self.table.put(parked_item(webhook), None).await {
+            // Give the reserved room back; a failure here only leaves an entry that expires.
+            let _ = self
+                .update_index(now, |entries| {
+                    entries.remove(&webhook.id);
+                    Ok::<(), ()>(())
+                })
+                .await;
+            return Err(error);
+        }
+        Ok(ParkOutcome::Parked)
+    }
+
+    async fn list(&self, now: DateTime<Utc>) -> PortResult<Vec<ParkedWebhook>> {
+        let index = self.read_index().await?;
+        let ids: Vec<String> = index
+            .entries
+            .into_iter()
+            .filter(|(_, (_, expires))| *expires > now.timestamp())
+            .map(|(id, _)| id)
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            // An entry whose body is gone (removed, or its write failed) is skipped.
+            if let Some(webhook) = self.read(&id).await?.filter(|webhook| webhook.expires_at > now) {
+                out.push(webhook);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, id: &str, now: DateTime<Utc>) -> PortResult<Option<ParkedWebhook>> {
+        Ok(self.read(id).await?.filter(|webhook| webhook.expires_at > now))
+    }
+
+    async fn set_reason(&self, id: &str, reason: &str, at: DateTime<Utc>) -> PortResult<bool> {
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(format!("{PARKED_KEY_PREFIX}{id}")))
+            .update_expression("SET #reason = :reason, #updated = :at")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#reason", "reason")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#id", EVENTS_PARTITION_KEY)
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":at", rfc3339(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(false)
+            }
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> PortResult<bool> {
+        let condition = Condition::new("attribute_exists(#id)", &[("#id", EVENTS_PARTITION_KEY)]);
+        let removed = self.table.delete(&format!("{PARKED_KEY_PREFIX}{id}"), Some(condition)).await? == Written::Yes;
+        // Nothing else is pruned here: removing takes no clock.
+        self.update_index(DateTime::<Utc>::MIN_UTC, |entries| {
+            entries.remove(id);
+            Ok::<(), ()>(())
+        })
+        .await?
+        .ok();
+        Ok(removed)
     }
 }

@@ -6,9 +6,9 @@ use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
     Claim, ClaimToken, Clock, ContactAdmin, ContactStore, DeadLetters, EventErasure, EventLog, EventQueue, EventRecord,
-    EventStatus, FinalOutcome, HistoryEntry, HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult,
-    QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, RedriveMethod, RedriveSelection, Redriven, SystemClock,
-    TagClaim, TagDirectory, Versioned,
+    EventStatus, FinalOutcome, HistoryEntry, HistoryLog, HistoryStep, OutgoingMessage, ParkCap, ParkOutcome,
+    ParkedWebhook, ParkedWebhooks, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord,
+    RedriveMethod, RedriveSelection, Redriven, SystemClock, TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -661,5 +661,67 @@ impl crate::ports::WebinarSettings for MemoryWebinarSettings {
     async fn mark_seen(&self, key: &str, at: DateTime<Utc>) -> PortResult<()> {
         lock(&self.seen).entry(key.to_owned()).or_insert(at);
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parked webhooks
+
+/// Parked webhook bodies in memory (tests).
+#[derive(Clone, Default)]
+pub struct MemoryParkedWebhooks {
+    parked: Arc<Mutex<BTreeMap<String, ParkedWebhook>>>,
+}
+
+/// The rule every parked store follows: the live bodies at `now` (count and bytes) plus the new
+/// one must stay within `cap`.
+pub fn decide_park<'a>(
+    live: impl Iterator<Item = &'a ParkedWebhook>,
+    incoming: &ParkedWebhook,
+    cap: ParkCap,
+    now: DateTime<Utc>,
+) -> ParkOutcome {
+    let (count, bytes) = live
+        .filter(|parked| parked.expires_at > now && parked.id != incoming.id)
+        .fold((0usize, 0usize), |(count, bytes), parked| (count + 1, bytes + parked.size()));
+    if count + 1 > cap.max_count || bytes + incoming.size() > cap.max_bytes {
+        ParkOutcome::Full { count, bytes }
+    } else {
+        ParkOutcome::Parked
+    }
+}
+
+#[async_trait]
+impl ParkedWebhooks for MemoryParkedWebhooks {
+    async fn park(&self, webhook: &ParkedWebhook, cap: ParkCap, now: DateTime<Utc>) -> PortResult<ParkOutcome> {
+        let mut parked = lock(&self.parked);
+        let outcome = decide_park(parked.values(), webhook, cap, now);
+        if outcome == ParkOutcome::Parked {
+            parked.retain(|_, stored| stored.expires_at > now);
+            parked.insert(webhook.id.clone(), webhook.clone());
+        }
+        Ok(outcome)
+    }
+
+    async fn list(&self, now: DateTime<Utc>) -> PortResult<Vec<ParkedWebhook>> {
+        Ok(lock(&self.parked).values().filter(|parked| parked.expires_at > now).cloned().collect())
+    }
+
+    async fn get(&self, id: &str, now: DateTime<Utc>) -> PortResult<Option<ParkedWebhook>> {
+        Ok(lock(&self.parked).get(id).filter(|parked| parked.expires_at > now).cloned())
+    }
+
+    async fn set_reason(&self, id: &str, reason: &str, at: DateTime<Utc>) -> PortResult<bool> {
+        Ok(lock(&self.parked)
+            .get_mut(id)
+            .map(|parked| {
+                parked.reason = reason.to_owned();
+                parked.updated_at = at;
+            })
+            .is_some())
+    }
+
+    async fn remove(&self, id: &str) -> PortResult<bool> {
+        Ok(lock(&self.parked).remove(id).is_some())
     }
 }

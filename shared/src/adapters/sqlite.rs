@@ -20,9 +20,9 @@ use crate::adapters::receive_plan::{ReceivePlan, Walk};
 use crate::domain::{ContactRecord, Email, EventId};
 use crate::ports::{
     Claim, ClaimToken, Clock, ContactAdmin, ContactStore, DeadLetters, EventErasure, EventLog, EventQueue, EventRecord,
-    EventStatus, FinalOutcome, HistoryEntry, HistoryLog, HistoryStep, OutgoingMessage, PortError, PortResult,
-    QueuedMessage, Receipt, ReceiptLog, ReceiptRecord, RedriveMethod, RedriveSelection, Redriven, SystemClock,
-    TagClaim, TagDirectory, Versioned,
+    EventStatus, FinalOutcome, HistoryEntry, HistoryLog, HistoryStep, OutgoingMessage, ParkCap, ParkOutcome,
+    ParkedWebhook, ParkedWebhooks, PortError, PortResult, QueuedMessage, Receipt, ReceiptLog, ReceiptRecord,
+    RedriveMethod, RedriveSelection, Redriven, SystemClock, TagClaim, TagDirectory, Versioned,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -153,6 +153,23 @@ CREATE TABLE webinars_seen (
     key     TEXT PRIMARY KEY,                         -- source#webinar[#date]
     seen_at INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+"#,
+    r#"
+-- Authenticated webhooks whose body could not become an event, kept to be reprocessed (issue 15).
+CREATE TABLE parked_webhooks (
+    id           TEXT    PRIMARY KEY,                 -- ParkedWebhook::new_id: sorts by arrival
+    source       TEXT    NOT NULL,
+    path         TEXT    NOT NULL,
+    query        TEXT,                                -- without the token
+    content_type TEXT,
+    body         BLOB    NOT NULL,
+    size         INTEGER NOT NULL,
+    received_at  INTEGER NOT NULL,
+    reason       TEXT    NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX parked_webhooks_by_expiry ON parked_webhooks (expires_at);
 "#,
 ];
 
@@ -302,6 +319,8 @@ pub struct Purged {
     pub history: usize,
     /// Ingest receipts past their retention.
     pub receipts: usize,
+    /// Parked webhook bodies past their retention.
+    pub parked: usize,
 }
 
 /// Row counts and file size, for the storage figures and the bounded-growth test.
@@ -359,6 +378,13 @@ impl SqliteDb {
                 .purge_chunked(
                     "DELETE FROM ingest_receipts WHERE event_id IN
                      (SELECT event_id FROM ingest_receipts WHERE expires_at <= ?1 LIMIT ?2)",
+                    expired,
+                )
+                .await?,
+            parked: self
+                .purge_chunked(
+                    "DELETE FROM parked_webhooks WHERE id IN
+                     (SELECT id FROM parked_webhooks WHERE expires_at <= ?1 LIMIT ?2)",
                     expired,
                 )
                 .await?,
@@ -1879,5 +1905,143 @@ impl SqliteDb {
             Ok(false)
         })
         .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parked webhooks
+
+/// Parked webhook bodies (`parked_webhooks`); the cap is checked and the body written in one
+/// write transaction, so concurrent deliveries cannot overshoot it. `SqliteDb::purge` drops
+/// expired ones.
+#[derive(Clone)]
+pub struct SqliteParkedWebhooks {
+    db: SqliteDb,
+}
+
+impl SqliteParkedWebhooks {
+    pub fn new(db: SqliteDb) -> Self {
+        Self { db }
+    }
+}
+
+const PARKED_COLUMNS: &str = "id, source, path, query, content_type, body, received_at, reason, updated_at, expires_at";
+
+fn parked_row(row: &Row<'_>) -> rusqlite::Result<(ParkedWebhook, [i64; 3])> {
+    Ok((
+        ParkedWebhook {
+            id: row.get(0)?,
+            source: row.get(1)?,
+            path: row.get(2)?,
+            query: row.get(3)?,
+            content_type: row.get(4)?,
+            body: row.get(5)?,
+            received_at: DateTime::<Utc>::MIN_UTC,
+            reason: row.get(7)?,
+            updated_at: DateTime::<Utc>::MIN_UTC,
+            expires_at: DateTime::<Utc>::MIN_UTC,
+        },
+        [row.get(6)?, row.get(8)?, row.get(9)?],
+    ))
+}
+
+fn parked_with_times(
+    (mut parked, [received_at, updated_at, expires_at]): (ParkedWebhook, [i64; 3]),
+) -> PortResult<ParkedWebhook> {
+    parked.received_at = from_micros(received_at)?;
+    parked.updated_at = from_micros(updated_at)?;
+    parked.expires_at = from_micros(expires_at)?;
+    Ok(parked)
+}
+
+#[async_trait]
+impl ParkedWebhooks for SqliteParkedWebhooks {
+    async fn park(&self, webhook: &ParkedWebhook, cap: ParkCap, now: DateTime<Utc>) -> PortResult<ParkOutcome> {
+        let webhook = webhook.clone();
+        self.db
+            .run(move |connection| {
+                let transaction = write_transaction(connection)?;
+                let (count, bytes): (i64, i64) = transaction
+                    .prepare_cached(
+                        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM parked_webhooks WHERE expires_at > ?1 AND id <> ?2",
+                    )?
+                    .query_row(params![to_micros(now), webhook.id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                let count = usize::try_from(count).map_err(corrupt)?;
+                let bytes = usize::try_from(bytes).map_err(corrupt)?;
+                if count + 1 > cap.max_count || bytes + webhook.size() > cap.max_bytes {
+                    return Ok(ParkOutcome::Full { count, bytes });
+                }
+                transaction
+                    .prepare_cached(&format!(
+                        "INSERT OR REPLACE INTO parked_webhooks ({PARKED_COLUMNS}, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    ))?
+                    .execute(params![
+                        webhook.id,
+                        webhook.source,
+                        webhook.path,
+                        webhook.query,
+                        webhook.content_type,
+                        webhook.body,
+                        to_micros(webhook.received_at),
+                        webhook.reason,
+                        to_micros(webhook.updated_at),
+                        to_micros(webhook.expires_at),
+                        i64::try_from(webhook.size()).map_err(corrupt)?,
+                    ])?;
+                transaction.commit()?;
+                Ok(ParkOutcome::Parked)
+            })
+            .await
+    }
+
+    async fn list(&self, now: DateTime<Utc>) -> PortResult<Vec<ParkedWebhook>> {
+        self.db
+            .run(move |connection| {
+                let rows: Vec<_> = connection
+                    .prepare_cached(&format!(
+                        "SELECT {PARKED_COLUMNS} FROM parked_webhooks WHERE expires_at > ?1 ORDER BY id"
+                    ))?
+                    .query_map([to_micros(now)], parked_row)?
+                    .collect::<Result<_, _>>()?;
+                rows.into_iter().map(parked_with_times).collect()
+            })
+            .await
+    }
+
+    async fn get(&self, id: &str, now: DateTime<Utc>) -> PortResult<Option<ParkedWebhook>> {
+        let id = id.to_owned();
+        self.db
+            .run(move |connection| {
+                connection
+                    .prepare_cached(&format!(
+                        "SELECT {PARKED_COLUMNS} FROM parked_webhooks WHERE id = ?1 AND expires_at > ?2"
+                    ))?
+                    .query_row(params![id, to_micros(now)], parked_row)
+                    .optional()?
+                    .map(parked_with_times)
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn set_reason(&self, id: &str, reason: &str, at: DateTime<Utc>) -> PortResult<bool> {
+        let (id, reason) = (id.to_owned(), reason.to_owned());
+        self.db
+            .run(move |connection| {
+                Ok(connection
+                    .prepare_cached("UPDATE parked_webhooks SET reason = ?2, updated_at = ?3 WHERE id = ?1")?
+                    .execute(params![id, reason, to_micros(at)])?
+                    > 0)
+            })
+            .await
+    }
+
+    async fn remove(&self, id: &str) -> PortResult<bool> {
+        let id = id.to_owned();
+        self.db
+            .run(move |connection| {
+                Ok(connection.prepare_cached("DELETE FROM parked_webhooks WHERE id = ?1")?.execute([id])? > 0)
+            })
+            .await
     }
 }

@@ -34,9 +34,26 @@ struct ResolvedValue<F> {
 /// One alias table row: a field and the key names that mean it, most specific first.
 pub(super) type AliasRow<F> = (F, &'static [&'static str]);
 
+/// Key names a person added per field (`BRIDGE_FIELD_ALIASES`). They are tried before the
+/// built-in table and win over it, so a marketer can teach the bridge a new body shape.
+pub(super) type ExtraAliases<F> = [(F, Vec<String>)];
+
+/// Most names one field may get from configuration; built-in aliases rank after them.
+pub(super) const MAX_EXTRA_ALIASES: usize = 32;
+
 impl<F: Copy + PartialEq> LooseBody<F> {
     /// Reads a JSON object body. Anything but an object is malformed.
+    #[cfg(test)]
     pub(super) fn from_json(body: &[u8], aliases: &[AliasRow<F>]) -> Result<Self, Rejection> {
+        Self::from_json_with(body, &[], aliases)
+    }
+
+    /// [`LooseBody::from_json`] with configured aliases tried first.
+    pub(super) fn from_json_with(
+        body: &[u8],
+        extra: &ExtraAliases<F>,
+        aliases: &[AliasRow<F>],
+    ) -> Result<Self, Rejection> {
         let document = decode::json(body)?;
         let Value::Object(object) = document else {
             return Err(Rejection::malformed(
@@ -45,12 +62,17 @@ impl<F: Copy + PartialEq> LooseBody<F> {
         };
         let mut scalars = Vec::new();
         flatten_json_object(&object, &mut Vec::new(), &mut scalars);
-        Ok(Self::resolve(scalars, aliases))
+        Ok(Self::resolve(scalars, extra, aliases))
     }
 
     /// Reads an `application/x-www-form-urlencoded` body, strictly (see `decode`): invalid
     /// UTF-8 and conflicting duplicate keys are refused, naming the field.
-    pub(super) fn from_form(body: &[u8], aliases: &[AliasRow<F>]) -> Result<Self, Rejection> {
+    /// Configured aliases are tried first.
+    pub(super) fn from_form_with(
+        body: &[u8],
+        extra: &ExtraAliases<F>,
+        aliases: &[AliasRow<F>],
+    ) -> Result<Self, Rejection> {
         let pairs = decode::form_pairs(body, decode::FormPlace::Body)?;
         let scalars = pairs
             .into_iter()
@@ -59,7 +81,7 @@ impl<F: Copy + PartialEq> LooseBody<F> {
                 Some((path, value))
             })
             .collect();
-        Ok(Self::resolve(scalars, aliases))
+        Ok(Self::resolve(scalars, extra, aliases))
     }
 
     /// The best value for `field`, trimmed and never empty.
@@ -71,7 +93,7 @@ impl<F: Copy + PartialEq> LooseBody<F> {
             .map(|resolved| resolved.value.as_str())
     }
 
-    fn resolve(scalars: Vec<(Vec<String>, String)>, aliases: &[AliasRow<F>]) -> Self {
+    fn resolve(scalars: Vec<(Vec<String>, String)>, extra: &ExtraAliases<F>, aliases: &[AliasRow<F>]) -> Self {
         let values = scalars
             .into_iter()
             .filter_map(|(path, value)| {
@@ -80,7 +102,7 @@ impl<F: Copy + PartialEq> LooseBody<F> {
                 if value.is_empty() {
                     return None;
                 }
-                let (field, alias_rank) = resolve_path(&path, aliases)?;
+                let (field, alias_rank) = resolve_path(&path, extra, aliases)?;
                 Some(ResolvedValue { field, alias_rank, depth: path.len(), value: value.to_owned() })
             })
             .collect();
@@ -89,10 +111,23 @@ impl<F: Copy + PartialEq> LooseBody<F> {
 }
 
 /// The field a path means, with the rank of the alias that matched.
-fn resolve_path<F: Copy>(path: &[String], aliases: &[AliasRow<F>]) -> Option<(F, usize)> {
+fn resolve_path<F: Copy>(path: &[String], extra: &ExtraAliases<F>, aliases: &[AliasRow<F>]) -> Option<(F, usize)> {
     let last = path.last()?;
     let joined = path.len().checked_sub(2).and_then(|parent| path.get(parent)).map(|parent| format!("{parent}{last}"));
-    joined.iter().chain(std::iter::once(last)).find_map(|candidate| lookup_alias(candidate, aliases))
+    let candidates = || joined.iter().chain(std::iter::once(last));
+    // A configured alias matches the whole key path too (`Email Address` or `contact.mail`).
+    let whole: String = path.concat();
+    std::iter::once(&whole).chain(candidates()).find_map(|candidate| lookup_extra(candidate, extra)).or_else(|| {
+        candidates()
+            .find_map(|candidate| lookup_alias(candidate, aliases))
+            .map(|(field, rank)| (field, rank + MAX_EXTRA_ALIASES))
+    })
+}
+
+fn lookup_extra<F: Copy>(normalized_key: &str, extra: &ExtraAliases<F>) -> Option<(F, usize)> {
+    extra.iter().find_map(|(field, names)| {
+        names.iter().position(|name| key_matches(normalized_key, name)).map(|rank| (*field, rank))
+    })
 }
 
 fn lookup_alias<F: Copy>(normalized_key: &str, aliases: &[AliasRow<F>]) -> Option<(F, usize)> {
@@ -360,7 +395,7 @@ mod tests {
     #[test]
     fn form_keys_in_brackets_and_dots_resolve_like_json() {
         let body = b"registrant%5Bemail%5D=a%40example.com&webinar.name=Demo&webinar%5Bid%5D=7&items%5B0%5D%5Bemail%5D=b%40x.de";
-        let loose = LooseBody::from_form(body, ALIASES).unwrap();
+        let loose = LooseBody::from_form_with(body, &[], ALIASES).unwrap();
         assert_eq!(loose.get(Field::Email), Some("a@example.com"));
         assert_eq!(loose.get(Field::WebinarName), Some("Demo"));
         assert_eq!(loose.get(Field::WebinarId), Some("7"));

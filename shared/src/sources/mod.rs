@@ -9,6 +9,7 @@ pub mod webinarjam;
 pub mod zoom;
 
 pub use request::{MAX_BODY_BYTES, RawRequest, Rejection, RejectionBody, RejectionKind};
+pub use webinarjam::FieldAliases;
 
 use crate::domain::WebinarEvent;
 use crate::secret::Secret;
@@ -120,6 +121,50 @@ fn percent_decode(segment: &str) -> Option<String> {
 
 /// Routes, checks method, enablement and size, then hands the request to its source.
 pub fn handle(request: &RawRequest, secrets: &SourceSecrets) -> Result<SourceOutcome, Rejection> {
+    handle_with(request, secrets, &FieldAliases::default())
+}
+
+/// Runs a parked WebinarJam/EverWebinar body again (it was authenticated when it arrived, and
+/// its secret was never stored): the same parsing with today's `aliases`.
+pub fn handle_parked(request: &RawRequest, aliases: &FieldAliases) -> Result<SourceOutcome, Rejection> {
+    match Route::parse(&request.path) {
+        Some(Route::Genesis { product, kind }) => {
+            webinarjam::parse_authenticated(product, &kind, request, aliases).map_err(Rejection::parkable)
+        }
+        _ => Err(Rejection::new(
+            RejectionKind::NotFound,
+            "not_parkable",
+            "Only WebinarJam and EverWebinar webhooks are parked and reprocessed.",
+        )),
+    }
+}
+
+/// The platform a path's route belongs to (`webinarjam`, `zoom`, ...), if it is a webhook route.
+pub fn route_platform(path: &str) -> Option<&'static str> {
+    Route::parse(path).map(|route| route.platform())
+}
+
+/// A query string without its `token` parameter (the secret is never stored); `None` when
+/// nothing else is left.
+pub fn query_without_token(query: Option<&str>) -> Option<String> {
+    let kept: Vec<&str> = query?
+        .split('&')
+        .filter(|pair| {
+            // Keys compare decoded (`tok%65n` is `token` too); an undecodable pair is dropped.
+            serde_urlencoded::from_str::<Vec<(String, String)>>(pair)
+                .is_ok_and(|decoded| !decoded.is_empty() && decoded.iter().all(|(key, _)| key != "token"))
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+/// [`handle`] with the configured field aliases (`BRIDGE_FIELD_ALIASES`) for WebinarJam and
+/// EverWebinar bodies.
+pub fn handle_with(
+    request: &RawRequest,
+    secrets: &SourceSecrets,
+    aliases: &FieldAliases,
+) -> Result<SourceOutcome, Rejection> {
     let route = Route::parse(&request.path).ok_or_else(|| {
         Rejection::new(
             RejectionKind::NotFound,
@@ -165,7 +210,7 @@ pub fn handle(request: &RawRequest, secrets: &SourceSecrets) -> Result<SourceOut
         _ => {}
     }
     match route {
-        Route::Genesis { product, kind } => webinarjam::parse(product, &kind, request, secret),
+        Route::Genesis { product, kind } => webinarjam::parse_with(product, &kind, request, secret, aliases),
         Route::Zoom => zoom::parse(request, secret),
         Route::Generic { tool } => generic::parse(&tool, request, secret),
     }
@@ -186,6 +231,12 @@ mod tests {
             Some(Route::Genesis { product: GenesisProduct::EverWebinar, kind: "no_show".into() })
         );
         assert_eq!(Route::parse("/hooks/zoom"), Some(Route::Zoom));
+        assert_eq!(
+            query_without_token(Some("token=s3cr3t&label=Clicked%20Offer")).as_deref(),
+            Some("label=Clicked%20Offer")
+        );
+        assert_eq!(query_without_token(Some("tok%65n=s3cr3t")), None);
+        assert_eq!(query_without_token(None), None);
         assert_eq!(route_label("/hooks/webinarjam/s3cr3t-typed-here"), "/hooks/webinarjam/{kind}");
         assert_eq!(route_label("/health/"), "/health");
         assert_eq!(route_label("/etc/passwd"), "unknown");

@@ -95,6 +95,9 @@ pub struct Rejection {
     pub message: String,
     /// The body field at fault, when there is one.
     pub field: Option<String>,
+    /// An authenticated request whose content could not become an event, from a platform that
+    /// never resends (WebinarJam, EverWebinar): ingest keeps it to be reprocessed (202 parked).
+    pub parkable: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,7 +110,7 @@ pub struct RejectionBody<'a> {
 
 impl Rejection {
     pub fn new(kind: RejectionKind, code: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, code, message: message.into(), field: None }
+        Self { kind, code, message: message.into(), field: None, parkable: false }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -141,6 +144,12 @@ impl Rejection {
 
     pub fn status(&self) -> u16 {
         self.kind.status()
+    }
+
+    /// Marks a refusal of the body's content (400, 422) as parkable; others are left as they are.
+    pub fn parkable(mut self) -> Self {
+        self.parkable = matches!(self.kind, RejectionKind::MalformedBody | RejectionKind::Unprocessable);
+        self
     }
 
     /// The JSON error body of DESIGN 7: `{"error","message","field"?}`.

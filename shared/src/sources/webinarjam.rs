@@ -20,12 +20,34 @@ pub fn parse(
     request: &RawRequest,
     secret: &Secret,
 ) -> Result<SourceOutcome, Rejection> {
+    parse_with(product, kind, request, secret, &FieldAliases::default())
+}
+
+/// [`parse`] with the configured field aliases. Once the secret matched, a refusal of what the
+/// body or rule URL says (400, 422) is marked parkable: the platform never resends it.
+pub fn parse_with(
+    product: GenesisProduct,
+    kind: &str,
+    request: &RawRequest,
+    secret: &Secret,
+    aliases: &FieldAliases,
+) -> Result<SourceOutcome, Rejection> {
     authenticate(request, secret)?;
+    parse_authenticated(product, kind, request, aliases).map_err(Rejection::parkable)
+}
+
+/// Everything after authentication: a parked body is run through this again (reprocess).
+pub(super) fn parse_authenticated(
+    product: GenesisProduct,
+    kind: &str,
+    request: &RawRequest,
+    aliases: &FieldAliases,
+) -> Result<SourceOutcome, Rejection> {
     let format = body_format(request)?;
     let kind = parse_kind(kind)?;
     let body = match format {
-        BodyFormat::Json => LooseBody::from_json(&request.body, ALIASES)?,
-        BodyFormat::Form => LooseBody::from_form(&request.body, ALIASES)?,
+        BodyFormat::Json => LooseBody::from_json_with(&request.body, &aliases.rows, ALIASES)?,
+        BodyFormat::Form => LooseBody::from_form_with(&request.body, &aliases.rows, ALIASES)?,
     };
     let mut event = build_event(source_of(product), kind, &body, request)?;
     if kind == EventKind::Engaged {
@@ -226,6 +248,103 @@ const ALIASES: &[AliasRow<Field>] = &[
     (Field::Organization, &["organization", "organisation", "company", "org"]),
     (Field::JobTitle, &["job_title", "position"]),
 ];
+
+/// The names `BRIDGE_FIELD_ALIASES` uses for this source's fields.
+const FIELD_NAMES: &[(Field, &str)] = &[
+    (Field::Email, "email"),
+    (Field::FirstName, "first_name"),
+    (Field::LastName, "last_name"),
+    (Field::FullName, "full_name"),
+    (Field::Phone, "phone"),
+    (Field::PhoneCountryCode, "phone_country_code"),
+    (Field::WebinarId, "webinar_id"),
+    (Field::WebinarName, "webinar_name"),
+    (Field::SessionId, "session_id"),
+    (Field::SessionDate, "session_date"),
+    (Field::Timezone, "timezone"),
+    (Field::JoinUrl, "join_url"),
+    (Field::ReplayUrl, "replay_url"),
+    (Field::WebinarDuration, "webinar_duration"),
+    (Field::MinutesAttended, "minutes_attended"),
+    (Field::PurchaseAmount, "purchase_amount"),
+    (Field::RegistrantId, "registrant_id"),
+    (Field::SignupDate, "signup_date"),
+    (Field::EngagementLabel, "engagement_label"),
+    (Field::RescheduleUrl, "reschedule_url"),
+    (Field::CancelUrl, "cancel_url"),
+    (Field::ThankYouUrl, "thank_you_url"),
+    (Field::UtmSource, "utm_source"),
+    (Field::UtmMedium, "utm_medium"),
+    (Field::UtmCampaign, "utm_campaign"),
+    (Field::GdprStatus, "gdpr_status"),
+    (Field::GdprDate, "gdpr_date"),
+    (Field::Organization, "organization"),
+    (Field::JobTitle, "job_title"),
+];
+
+/// Longest alias a person may configure, in characters.
+const MAX_ALIAS_CHARS: usize = 100;
+
+/// Body key names a marketer adds per field (`BRIDGE_FIELD_ALIASES`, a JSON object such as
+/// `{"email":["e_mail","Email Address"]}`), tried before the built-in names. Keys compare like
+/// the built-in ones: without case, spaces or punctuation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldAliases {
+    rows: Vec<(Field, Vec<String>)>,
+}
+
+impl FieldAliases {
+    /// Reads the JSON object; the error is one sentence naming what is wrong (and, for an unknown
+    /// field, the known ones).
+    pub fn parse_json(raw: &str) -> Result<Self, String> {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).map_err(|_| {
+            "must be a JSON object of field name -> list of body keys, e.g. {\"email\":[\"e_mail\",\"Email Address\"]}"
+                .to_owned()
+        })?;
+        let mut rows: Vec<(Field, Vec<String>)> = Vec::new();
+        for (name, value) in object {
+            let wanted = fields::normalize_key(&name);
+            let field = FIELD_NAMES
+                .iter()
+                .find(|(_, known)| fields::key_matches(&wanted, known))
+                .map(|(field, _)| *field)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = FIELD_NAMES.iter().map(|(_, known)| *known).collect();
+                    format!("unknown field {name:?}; known fields: {}", known.join(", "))
+                })?;
+            let names: Vec<String> = match value {
+                serde_json::Value::String(one) => vec![one],
+                serde_json::Value::Array(many) => many
+                    .into_iter()
+                    .map(|item| match item {
+                        serde_json::Value::String(text) => Ok(text),
+                        _ => Err(format!("the aliases of {name:?} must be strings")),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => return Err(format!("the aliases of {name:?} must be a list of body keys")),
+            };
+            if names.is_empty() || names.len() > fields::MAX_EXTRA_ALIASES {
+                return Err(format!("{name:?} needs 1 to {} aliases", fields::MAX_EXTRA_ALIASES));
+            }
+            for alias in &names {
+                if fields::normalize_key(alias).is_empty() || alias.chars().count() > MAX_ALIAS_CHARS {
+                    return Err(format!(
+                        "the alias {alias:?} of {name:?} must have a letter or digit and at most {MAX_ALIAS_CHARS} characters"
+                    ));
+                }
+            }
+            if rows.iter().any(|(seen, _)| *seen == field) {
+                return Err(format!("the field {name:?} is named twice"));
+            }
+            rows.push((field, names));
+        }
+        Ok(Self { rows })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
 
 fn build_event(
     source: Source,

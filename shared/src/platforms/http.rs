@@ -3,7 +3,7 @@
 //! short backoff, then again at the head) and a count of calls per endpoint.
 
 use super::error::{Platform, PlatformError, transport_detail};
-use super::throttle::FifoThrottle;
+use super::throttle::{Departure, FifoThrottle};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -76,11 +76,11 @@ pub(crate) async fn send(
     log: &CallLog,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Answer, PlatformError> {
-    throttle.acquire().await;
+    let mut departure = throttle.acquire().await;
     let mut rate_limited = 0;
     let mut attempt = 1;
     loop {
-        let outcome = exchange(build().timeout(REQUEST_TIMEOUT)).await;
+        let outcome = exchange(build().timeout(REQUEST_TIMEOUT), departure).await;
         log.record(endpoint, outcome.as_ref().ok().map(|answer| answer.status));
         match outcome {
             Ok(answer) if answer.status == 429 => {
@@ -94,7 +94,7 @@ pub(crate) async fn send(
                 if rate_limited >= MAX_RATE_LIMITED {
                     return Err(PlatformError::RateLimited { platform, operation, retry_after: answer.retry_after });
                 }
-                throttle.acquire_after_rate_limit(answer.retry_after).await;
+                departure = throttle.acquire_after_rate_limit(answer.retry_after).await;
             }
             Ok(answer) if answer.status >= 500 && attempt < MAX_ATTEMPTS => {
                 tracing::info!(
@@ -104,13 +104,13 @@ pub(crate) async fn send(
                     attempt,
                     "server error; retrying"
                 );
-                throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
+                departure = throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
                 attempt += 1;
             }
             Ok(answer) => return Ok(answer),
             Err(error) if attempt < MAX_ATTEMPTS => {
                 tracing::info!(platform = platform.name(), operation, error = %transport_detail(&error), attempt, "transport error; retrying");
-                throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
+                departure = throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
                 attempt += 1;
             }
             Err(error) => {
@@ -120,8 +120,12 @@ pub(crate) async fn send(
     }
 }
 
-async fn exchange(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
-    let response = request.send().await?;
+/// Sends one request; `departure` is dropped as soon as the answer's head (or an error) is
+/// back, which is when the throttle's window counts this call as arrived.
+async fn exchange(request: reqwest::RequestBuilder, departure: Departure<'_>) -> Result<Answer, reqwest::Error> {
+    let response = request.send().await;
+    drop(departure);
+    let response = response?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()

@@ -22,4 +22,4 @@ pub mod zoom;
 
 pub use error::{Platform, PlatformError};
 pub use http::{CallCounts, CallLog};
-pub use throttle::{FifoThrottle, ThrottleStats};
+pub use throttle::{Departure, FifoThrottle, ThrottleStats};

@@ -81,6 +81,17 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         "run/cores",
         "run/log/events",
         "run/timings_seconds/total",
+        "run/timings_seconds/reconcile",
+        "reconcile/registrants",
+        "reconcile/pages",
+        "reconcile/platform/calls",
+        "reconcile/platform/median_rps",
+        "reconcile/platform/utilization",
+        "reconcile/platform/max_calls_in_any_second",
+        "reconcile/platform/http_429",
+        "reconcile/klicktipp/calls",
+        "reconcile/klicktipp/lower_bound_calls",
+        "reconcile/klicktipp/ratio_to_lower_bound",
     ] {
         number(&report, path);
     }
@@ -105,6 +116,9 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         "memory_consumer",
         "memory_serve",
         "convergence",
+        "platform_pull",
+        "reconcile_economy",
+        "reconcile_convergence",
     ] {
         assert!(at(&report, &format!("bars/{bar}/holds")).is_boolean(), "bars/{bar}/holds is not a boolean");
     }
@@ -127,6 +141,14 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         at(&report, "convergence")
     );
     assert_eq!(number(&report, "fleet/dead_letters"), 0.0);
+    // The backfill: pages left in FIFO order, and every pulled contact reached KlickTipp right.
+    assert_eq!(at(&report, "reconcile/platform/fifo"), &Value::Bool(true), "{}", at(&report, "reconcile/platform"));
+    assert_eq!(
+        number(&report, "reconcile/convergence/matching"),
+        number(&report, "reconcile/convergence/contacts"),
+        "{}",
+        at(&report, "reconcile/convergence")
+    );
     assert_eq!(
         number(&report, "fleet/convergence/matching"),
         number(&report, "fleet/convergence/contacts"),

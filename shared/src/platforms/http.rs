@@ -15,7 +15,7 @@ pub const MAX_RATE_LIMITED: u32 = 10;
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Backoff before the second attempt; doubled for each further one.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Per-request timeout.
+/// Per-request timeout, unless a client is given another (`with_request_timeout`).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Calls made, by endpoint (`POST /everwebinar/registrants`), and 429 answers seen. Shared by
@@ -30,6 +30,8 @@ pub struct CallCounts {
     pub calls: u64,
     pub by_endpoint: BTreeMap<String, u64>,
     pub http_429: u64,
+    /// Attempts that got no answer (timeout, broken connection).
+    pub transport_errors: u64,
 }
 
 impl CallLog {
@@ -41,8 +43,10 @@ impl CallLog {
         let mut counts = self.lock();
         counts.calls += 1;
         *counts.by_endpoint.entry(endpoint.to_owned()).or_default() += 1;
-        if status == Some(429) {
-            counts.http_429 += 1;
+        match status {
+            Some(429) => counts.http_429 += 1,
+            None => counts.transport_errors += 1,
+            Some(_) => {}
         }
     }
 
@@ -74,13 +78,14 @@ pub(crate) async fn send(
     endpoint: &str,
     throttle: &FifoThrottle,
     log: &CallLog,
+    timeout: Duration,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Answer, PlatformError> {
     let mut departure = throttle.acquire().await;
     let mut rate_limited = 0;
     let mut attempt = 1;
     loop {
-        let outcome = exchange(build().timeout(REQUEST_TIMEOUT), departure).await;
+        let outcome = exchange(build().timeout(timeout), departure).await;
         log.record(endpoint, outcome.as_ref().ok().map(|answer| answer.status));
         match outcome {
             Ok(answer) if answer.status == 429 => {

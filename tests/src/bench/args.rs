@@ -31,8 +31,7 @@ pub enum Invocation {
     Consumer(ConsumerRole),
 }
 
-const USAGE: &str =
-    "usage: bench [--quick] [--registrants N] [--cap R] [--seed S] [--out PATH] [--serve-binary PATH] [--only reconcile]";
+const USAGE: &str = "usage: bench [--quick] [--registrants N] [--cap R] [--seed S] [--out PATH] [--serve-binary PATH] [--only reconcile]";
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocation> {
     let mut quick = false;

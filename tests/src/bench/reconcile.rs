@@ -21,10 +21,10 @@ use std::time::Instant;
 use webinar_bridge::Secret;
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::{SqliteDb, SqliteQueue};
-use webinar_bridge::platforms::config::PlatformConfig;
-use webinar_bridge::platforms::pull::{Puller, enqueue};
 use webinar_bridge::platforms::Platform;
+use webinar_bridge::platforms::config::PlatformConfig;
 use webinar_bridge::platforms::genesis::RegistrantsPage;
+use webinar_bridge::platforms::pull::{Puller, enqueue};
 use webinar_bridge_tests::oracle::expected_contacts;
 
 /// The platform's limit per API key (and the throttle's default).
@@ -174,8 +174,11 @@ pub async fn run(registrants: usize, seed: u64, cap: u32, workdir: &Path) -> any
         expected_contacts(&mapped.events).into_iter().map(|(email, contact)| (email, contact.tags)).collect();
     let actual: BTreeMap<String, BTreeSet<String>> =
         klicktipp.contacts().into_iter().map(|contact| (contact.email, contact.tags.into_iter().collect())).collect();
-    let mismatched: Vec<String> =
-        expected.iter().filter(|(email, tags)| actual.get(*email) != Some(*tags)).map(|(email, _)| email.clone()).collect();
+    let mismatched: Vec<String> = expected
+        .iter()
+        .filter(|(email, tags)| actual.get(*email) != Some(*tags))
+        .map(|(email, _)| email.clone())
+        .collect();
     let convergence = crate::backlog::Convergence {
         contacts: expected.len(),
         matching: expected.len() - mismatched.len(),
@@ -279,7 +282,11 @@ pub fn lines(reconcile: &Value) -> Vec<String> {
     vec![
         format!(
             "reconcile: backfill of {} EverWebinar registrants ({} pages of {}): {} platform calls in {} s",
-            reconcile["registrants"], reconcile["pages"], reconcile["page_size"], platform["calls"], platform["pull_seconds"]
+            reconcile["registrants"],
+            reconcile["pages"],
+            reconcile["page_size"],
+            platform["calls"],
+            platform["pull_seconds"]
         ),
         format!(
             "  platform calls/s while pages remain: median {} over whole seconds {} (x{} of {}), mean {}, most in any second {}, {} x 429, FIFO {}",

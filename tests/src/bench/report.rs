@@ -95,11 +95,7 @@ fn reconcile_bars(reconcile: &Reconcile) -> [(&'static str, Value); 3] {
     [
         (
             "platform_pull",
-            bar(
-                reconcile.platform_holds(),
-                reconcile.platform.utilization,
-                ">= 0.95 x 20/s, zero 429, FIFO",
-            ),
+            bar(reconcile.platform_holds(), reconcile.platform.utilization, ">= 0.95 x 20/s, zero 429, FIFO"),
         ),
         (
             "reconcile_economy",

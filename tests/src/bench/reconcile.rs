@@ -99,7 +99,7 @@ impl Draw {
 /// One EverWebinar webinar, one ended session, `registrants` people: about 55% attended live
 /// (some all the way), the rest no-shows; some watched the replay; a few bought.
 pub fn webinar_document(registrants: usize, seed: u64) -> Value {
-    let mut draw = Draw(seed ^ 0x5EED_0F_BAC4_F111);
+    let mut draw = Draw(seed ^ 0x005E_ED0F_BAC4_F111);
     let start = chrono::Utc::now() - chrono::Duration::days(2);
     let people: Vec<Value> = (0..registrants)
         .map(|index| {

@@ -64,6 +64,8 @@ pub struct PlatformFigures {
     pub http_429: u64,
     /// Pages first arrived in the order they were queued (1, 2, 3, ...).
     pub fifo: bool,
+    /// Pages that first arrived after a page queued behind them (0 when `fifo`).
+    pub pages_out_of_order: usize,
     pub pull_seconds: f64,
 }
 
@@ -240,6 +242,8 @@ fn platform_figures(log: &[CallRecord], pull_seconds: f64) -> PlatformFigures {
         .filter(|page| seen.insert(*page))
         .collect();
     let fifo = !order.is_empty() && order.iter().zip(1..).all(|(page, expected)| *page == expected);
+    let pages_out_of_order =
+        order.iter().enumerate().filter(|(index, page)| order[..*index].iter().any(|earlier| earlier > page)).count();
     let times: Vec<u64> = log.iter().filter(|call| call.status != 429).map(|call| call.at_ms).collect();
     PlatformFigures {
         rate_limit: PLATFORM_RATE,
@@ -253,6 +257,7 @@ fn platform_figures(log: &[CallRecord], pull_seconds: f64) -> PlatformFigures {
         max_calls_in_any_second: crate::backlog::max_in_window(&times, 1000),
         http_429: log.iter().filter(|call| call.status == 429).count() as u64,
         fifo,
+        pages_out_of_order,
         pull_seconds: round3(pull_seconds),
     }
 }
@@ -289,7 +294,7 @@ pub fn lines(reconcile: &Value) -> Vec<String> {
             platform["pull_seconds"]
         ),
         format!(
-            "  platform calls/s while pages remain: median {} over whole seconds {} (x{} of {}), mean {}, most in any second {}, {} x 429, FIFO {}",
+            "  platform calls/s while pages remain: median {} over whole seconds {} (x{} of {}), mean {}, most in any second {}, {} x 429, FIFO {} ({} pages out of order)",
             platform["median_rps"],
             platform["per_second"],
             platform["utilization"],
@@ -297,7 +302,8 @@ pub fn lines(reconcile: &Value) -> Vec<String> {
             platform["mean_rps"],
             platform["max_calls_in_any_second"],
             platform["http_429"],
-            platform["fifo"]
+            platform["fifo"],
+            platform["pages_out_of_order"]
         ),
         format!(
             "  KlickTipp at cap {}: {} calls for {} contacts ({} events); lower bound {} (x{}); {} x 429; {} of {} contacts as the oracle",

@@ -114,33 +114,52 @@ pub(crate) async fn send(
             }
             Ok(answer) => return Ok(answer),
             Err(error) if attempt < MAX_ATTEMPTS => {
-                tracing::info!(platform = platform.name(), operation, error = %transport_detail(&error), attempt, "transport error; retrying");
+                tracing::info!(platform = platform.name(), operation, %error, attempt, "transport error; retrying");
                 departure = throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
                 attempt += 1;
             }
             Err(error) => {
-                return Err(PlatformError::Transport { platform, operation, detail: transport_detail(&error) });
+                return Err(PlatformError::Transport { platform, operation, detail: error });
             }
         }
     }
 }
 
-/// Sends one request; `departure` is dropped as soon as the answer's head (or an error) is
-/// back, which is when the throttle's window counts this call as arrived.
-async fn exchange(request: reqwest::RequestBuilder, departure: Departure<'_>) -> Result<Answer, reqwest::Error> {
-    let response = request.send().await;
-    drop(departure);
-    let response = response?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds <= 3600.0)
-        .map(Duration::from_secs_f64);
-    let body = response.bytes().await?;
-    Ok(Answer { status, retry_after, body })
+/// Sends one request on a task of its own, so it leaves at once and its answer is stamped the
+/// moment it arrives, even when the caller's task is busy (e.g. parsing earlier pages). The
+/// stamp goes to `departure`: the throttle's window counts this call as arrived by then. An
+/// error is returned as a sentence (no secret, no URL query).
+async fn exchange(request: reqwest::RequestBuilder, departure: Departure<'_>) -> Result<Answer, String> {
+    let exchange = tokio::spawn(async move {
+        let response = request.send().await;
+        let answered = tokio::time::Instant::now();
+        let answer = match response {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.trim().parse::<f64>().ok())
+                    .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds <= 3600.0)
+                    .map(Duration::from_secs_f64);
+                response
+                    .bytes()
+                    .await
+                    .map(|body| Answer { status, retry_after, body })
+                    .map_err(|error| transport_detail(&error))
+            }
+            Err(error) => Err(transport_detail(&error)),
+        };
+        (answer, answered)
+    });
+    match exchange.await {
+        Ok((answer, answered)) => {
+            departure.answered_at(answered);
+            answer
+        }
+        Err(error) => Err(format!("the request task ended early ({error})")),
+    }
 }
 
 /// Form-encodes pairs (`application/x-www-form-urlencoded`).

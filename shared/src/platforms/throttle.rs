@@ -101,14 +101,23 @@ pub struct ThrottleStats {
 pub struct Departure<'a> {
     throttle: &'a FifoThrottle,
     number: u64,
+    answered_at: Option<Instant>,
+}
+
+impl Departure<'_> {
+    /// Records that the answer came back at `at` (stamped where it arrived, which may be well
+    /// before this call's task gets to run again on a busy machine).
+    pub fn answered_at(mut self, at: Instant) {
+        self.answered_at = Some(at);
+    }
 }
 
 impl Drop for Departure<'_> {
     fn drop(&mut self) {
-        let now = Instant::now();
+        let at = self.answered_at.unwrap_or_else(Instant::now);
         let mut window = self.throttle.lock_state();
         if let Some(sent) = window.sent.iter_mut().rev().find(|sent| sent.number == self.number) {
-            sent.answered = Some(now);
+            sent.answered = Some(at);
         }
         drop(window);
         self.throttle.answer_back.notify_waiters();
@@ -157,7 +166,7 @@ impl FifoThrottle {
                     None
                 } else {
                     match self.try_depart(&mut window, Instant::now()) {
-                        Ok(number) => return Departure { throttle: self, number },
+                        Ok(number) => return Departure { throttle: self, number, answered_at: None },
                         Err(until) => Some(until),
                     }
                 }
@@ -208,7 +217,7 @@ impl FifoThrottle {
             let wait = {
                 let mut window = self.lock_state();
                 match self.try_depart(&mut window, Instant::now()) {
-                    Ok(number) => return Departure { throttle: self, number },
+                    Ok(number) => return Departure { throttle: self, number, answered_at: None },
                     Err(until) => until,
                 }
             };

@@ -85,6 +85,17 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         "run/cores",
         "run/log/events",
         "run/timings_seconds/total",
+        "run/timings_seconds/reconcile",
+        "reconcile/registrants",
+        "reconcile/pages",
+        "reconcile/platform/calls",
+        "reconcile/platform/median_rps",
+        "reconcile/platform/utilization",
+        "reconcile/platform/max_calls_in_any_second",
+        "reconcile/platform/http_429",
+        "reconcile/klicktipp/calls",
+        "reconcile/klicktipp/lower_bound_calls",
+        "reconcile/klicktipp/ratio_to_lower_bound",
     ] {
         number(&report, path);
     }
@@ -110,6 +121,9 @@ fn bench_json_has_every_figure_and_the_run_converged() {
         "memory_serve",
         "convergence",
         "contact_story_p95",
+        "platform_pull",
+        "reconcile_economy",
+        "reconcile_convergence",
     ] {
         assert!(at(&report, &format!("bars/{bar}/holds")).is_boolean(), "bars/{bar}/holds is not a boolean");
     }
@@ -133,6 +147,14 @@ fn bench_json_has_every_figure_and_the_run_converged() {
     );
     assert_eq!(number(&report, "fleet/dead_letters"), 0.0);
     assert_eq!(number(&report, "contact/stored_steps"), 100_000.0, "contact is measured over 100,000 stored steps");
+    // The backfill: pages left in FIFO order, and every pulled contact reached KlickTipp right.
+    assert_eq!(at(&report, "reconcile/platform/fifo"), &Value::Bool(true), "{}", at(&report, "reconcile/platform"));
+    assert_eq!(
+        number(&report, "reconcile/convergence/matching"),
+        number(&report, "reconcile/convergence/contacts"),
+        "{}",
+        at(&report, "reconcile/convergence")
+    );
     assert_eq!(
         number(&report, "fleet/convergence/matching"),
         number(&report, "fleet/convergence/contacts"),

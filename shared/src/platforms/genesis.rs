@@ -146,6 +146,7 @@ pub struct GenesisClient {
     api_key: Secret,
     throttle: Arc<FifoThrottle>,
     log: CallLog,
+    request_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for GenesisClient {
@@ -178,7 +179,14 @@ impl GenesisClient {
             detail: super::error::transport_detail(&error),
         })?;
         let base = format!("{}/{product}", base_url.trim_end_matches('/'));
-        Ok(Self { platform, http, base, api_key, throttle, log })
+        Ok(Self { platform, http, base, api_key, throttle, log, request_timeout: http::REQUEST_TIMEOUT })
+    }
+
+    /// Gives up on a call that has no answer after `timeout` (and retries it as a broken
+    /// connection); 30 s by default.
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = timeout;
+        self
     }
 
     pub fn platform(&self) -> Platform {
@@ -295,14 +303,15 @@ impl GenesisClient {
         let mut pairs = vec![("api_key", self.api_key.expose())];
         pairs.extend_from_slice(params);
         let body = http::form_body(&pairs);
-        let answer = http::send(self.platform, operation, &endpoint, &self.throttle, &self.log, || {
-            self.http
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(reqwest::header::ACCEPT, "application/json")
-                .body(body.clone())
-        })
-        .await?;
+        let answer =
+            http::send(self.platform, operation, &endpoint, &self.throttle, &self.log, self.request_timeout, || {
+                self.http
+                    .post(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .body(body.clone())
+            })
+            .await?;
         self.read(operation, webinar, answer)
     }
 

@@ -3,7 +3,7 @@
 //! short backoff, then again at the head) and a count of calls per endpoint.
 
 use super::error::{Platform, PlatformError, transport_detail};
-use super::throttle::FifoThrottle;
+use super::throttle::{Departure, FifoThrottle};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ pub const MAX_RATE_LIMITED: u32 = 10;
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Backoff before the second attempt; doubled for each further one.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Per-request timeout.
+/// Per-request timeout, unless a client is given another (`with_request_timeout`).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Calls made, by endpoint (`POST /everwebinar/registrants`), and 429 answers seen. Shared by
@@ -30,6 +30,8 @@ pub struct CallCounts {
     pub calls: u64,
     pub by_endpoint: BTreeMap<String, u64>,
     pub http_429: u64,
+    /// Attempts that got no answer (timeout, broken connection).
+    pub transport_errors: u64,
 }
 
 impl CallLog {
@@ -41,8 +43,10 @@ impl CallLog {
         let mut counts = self.lock();
         counts.calls += 1;
         *counts.by_endpoint.entry(endpoint.to_owned()).or_default() += 1;
-        if status == Some(429) {
-            counts.http_429 += 1;
+        match status {
+            Some(429) => counts.http_429 += 1,
+            None => counts.transport_errors += 1,
+            Some(_) => {}
         }
     }
 
@@ -74,13 +78,14 @@ pub(crate) async fn send(
     endpoint: &str,
     throttle: &FifoThrottle,
     log: &CallLog,
+    timeout: Duration,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Answer, PlatformError> {
-    throttle.acquire().await;
+    let mut departure = throttle.acquire().await;
     let mut rate_limited = 0;
     let mut attempt = 1;
     loop {
-        let outcome = exchange(build().timeout(REQUEST_TIMEOUT)).await;
+        let outcome = exchange(build().timeout(timeout), departure).await;
         log.record(endpoint, outcome.as_ref().ok().map(|answer| answer.status));
         match outcome {
             Ok(answer) if answer.status == 429 => {
@@ -94,7 +99,7 @@ pub(crate) async fn send(
                 if rate_limited >= MAX_RATE_LIMITED {
                     return Err(PlatformError::RateLimited { platform, operation, retry_after: answer.retry_after });
                 }
-                throttle.acquire_after_rate_limit(answer.retry_after).await;
+                departure = throttle.acquire_after_rate_limit(answer.retry_after).await;
             }
             Ok(answer) if answer.status >= 500 && attempt < MAX_ATTEMPTS => {
                 tracing::info!(
@@ -104,34 +109,57 @@ pub(crate) async fn send(
                     attempt,
                     "server error; retrying"
                 );
-                throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
+                departure = throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
                 attempt += 1;
             }
             Ok(answer) => return Ok(answer),
             Err(error) if attempt < MAX_ATTEMPTS => {
-                tracing::info!(platform = platform.name(), operation, error = %transport_detail(&error), attempt, "transport error; retrying");
-                throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
+                tracing::info!(platform = platform.name(), operation, %error, attempt, "transport error; retrying");
+                departure = throttle.acquire_at_head(BACKOFF_BASE * 2u32.pow(attempt - 1)).await;
                 attempt += 1;
             }
             Err(error) => {
-                return Err(PlatformError::Transport { platform, operation, detail: transport_detail(&error) });
+                return Err(PlatformError::Transport { platform, operation, detail: error });
             }
         }
     }
 }
 
-async fn exchange(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds <= 3600.0)
-        .map(Duration::from_secs_f64);
-    let body = response.bytes().await?;
-    Ok(Answer { status, retry_after, body })
+/// Sends one request on a task of its own, so it leaves at once and its answer is stamped the
+/// moment it arrives, even when the caller's task is busy (e.g. parsing earlier pages). The
+/// stamp goes to `departure`: the throttle's window counts this call as arrived by then. An
+/// error is returned as a sentence (no secret, no URL query).
+async fn exchange(request: reqwest::RequestBuilder, departure: Departure<'_>) -> Result<Answer, String> {
+    let exchange = tokio::spawn(async move {
+        let response = request.send().await;
+        let answered = tokio::time::Instant::now();
+        let answer = match response {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.trim().parse::<f64>().ok())
+                    .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds <= 3600.0)
+                    .map(Duration::from_secs_f64);
+                response
+                    .bytes()
+                    .await
+                    .map(|body| Answer { status, retry_after, body })
+                    .map_err(|error| transport_detail(&error))
+            }
+            Err(error) => Err(transport_detail(&error)),
+        };
+        (answer, answered)
+    });
+    match exchange.await {
+        Ok((answer, answered)) => {
+            departure.answered_at(answered);
+            answer
+        }
+        Err(error) => Err(format!("the request task ended early ({error})")),
+    }
 }
 
 /// Form-encodes pairs (`application/x-www-form-urlencoded`).

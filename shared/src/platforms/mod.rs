@@ -23,4 +23,4 @@ pub mod zoom_ledger;
 
 pub use error::{Platform, PlatformError};
 pub use http::{CallCounts, CallLog};
-pub use throttle::{FifoThrottle, ThrottleStats};
+pub use throttle::{Departure, FifoThrottle, ThrottleStats};

@@ -78,6 +78,15 @@ impl Puller {
         self
     }
 
+    /// Every client gives up on a call without an answer after `timeout` (and retries it as a
+    /// broken connection); 30 s by default.
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.webinarjam = self.webinarjam.map(|client| client.with_request_timeout(timeout));
+        self.everwebinar = self.everwebinar.map(|client| client.with_request_timeout(timeout));
+        self.zoom = self.zoom.map(|client| client.with_request_timeout(timeout));
+        self
+    }
+
     /// Calls made by every client, by endpoint, and 429 answers.
     pub fn call_log(&self) -> &CallLog {
         &self.log

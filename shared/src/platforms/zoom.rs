@@ -136,6 +136,7 @@ pub struct ZoomClient {
     token: Arc<Mutex<Option<Token>>>,
     throttle: Arc<FifoThrottle>,
     log: CallLog,
+    request_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for ZoomClient {
@@ -159,7 +160,23 @@ impl ZoomClient {
         })?;
         let api_base = format!("{}/v2", api_host(api_base));
         let token_url = token_url.map_or_else(|| token_url_for(&api_base), str::to_owned);
-        Ok(Self { http, api_base, token_url, credentials, token: Arc::new(Mutex::new(None)), throttle, log })
+        Ok(Self {
+            http,
+            api_base,
+            token_url,
+            credentials,
+            token: Arc::new(Mutex::new(None)),
+            throttle,
+            log,
+            request_timeout: http::REQUEST_TIMEOUT,
+        })
+    }
+
+    /// Gives up on a call that has no answer after `timeout` (and retries it as a broken
+    /// connection); 30 s by default.
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = timeout;
+        self
     }
 
     pub fn call_log(&self) -> &CallLog {
@@ -264,9 +281,15 @@ impl ZoomClient {
         let mut renewed = false;
         loop {
             let token = self.token(renewed).await?;
-            let answer = http::send(Platform::Zoom, operation, &endpoint, &self.throttle, &self.log, || {
-                self.http.get(&url).bearer_auth(token.expose()).header(reqwest::header::ACCEPT, "application/json")
-            })
+            let answer = http::send(
+                Platform::Zoom,
+                operation,
+                &endpoint,
+                &self.throttle,
+                &self.log,
+                self.request_timeout,
+                || self.http.get(&url).bearer_auth(token.expose()).header(reqwest::header::ACCEPT, "application/json"),
+            )
             .await?;
             if answer.status == 401 && !renewed {
                 renewed = true;
@@ -300,13 +323,21 @@ impl ZoomClient {
         ));
         let body =
             http::form_body(&[("grant_type", "account_credentials"), ("account_id", &self.credentials.account_id)]);
-        let answer = http::send(Platform::Zoom, operation, "POST /oauth/token", &self.throttle, &self.log, || {
-            self.http
-                .post(&self.token_url)
-                .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
-                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(body.clone())
-        })
+        let answer = http::send(
+            Platform::Zoom,
+            operation,
+            "POST /oauth/token",
+            &self.throttle,
+            &self.log,
+            self.request_timeout,
+            || {
+                self.http
+                    .post(&self.token_url)
+                    .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body.clone())
+            },
+        )
         .await?;
         let status = answer.status;
         if matches!(status, 400 | 401 | 403) {

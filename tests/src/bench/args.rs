@@ -15,6 +15,8 @@ pub struct Options {
     pub serve_binary: Option<PathBuf>,
     /// Only the `contact` section (`--contact-only`): prints its figures, writes no bench.json.
     pub contact_only: bool,
+    /// `--only reconcile`: run that section alone.
+    pub only_reconcile: bool,
 }
 
 /// The consumer child: drains `db` into the simulator at `sim_url` at `rate` calls/s (`--rate`,
@@ -31,8 +33,7 @@ pub enum Invocation {
     Consumer(ConsumerRole),
 }
 
-const USAGE: &str =
-    "usage: bench [--quick] [--registrants N] [--cap R] [--seed S] [--out PATH] [--serve-binary PATH] [--contact-only]";
+const USAGE: &str = "usage: bench [--quick] [--registrants N] [--cap R] [--seed S] [--out PATH] [--serve-binary PATH] [--contact-only] [--only reconcile]";
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocation> {
     let mut quick = false;
@@ -40,6 +41,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
     let (mut registrants, mut cap, mut seed, mut out, mut serve_binary) =
         (None, 20, 1, PathBuf::from("bench.json"), None);
     let (mut role, mut db, mut sim_url, mut rate) = (None, None, None, None);
+    let mut only_reconcile = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value; {USAGE}"));
@@ -51,6 +53,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
             "--seed" => seed = number(&value("--seed")?, "--seed")?,
             "--out" => out = PathBuf::from(value("--out")?),
             "--serve-binary" => serve_binary = Some(PathBuf::from(value("--serve-binary")?)),
+            "--only" => match value("--only")?.as_str() {
+                "reconcile" => only_reconcile = true,
+                other => bail!("--only takes `reconcile`, not {other:?}; {USAGE}"),
+            },
             "--role" => role = Some(value("--role")?),
             "--db" => db = Some(PathBuf::from(value("--db")?)),
             "--sim-url" => sim_url = Some(value("--sim-url")?),
@@ -75,7 +81,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
             if registrants == 0 {
                 bail!("--registrants must be at least 1");
             }
-            Ok(Invocation::Bench(Options { quick, registrants, cap, seed, out, serve_binary, contact_only }))
+            Ok(Invocation::Bench(Options {
+                quick,
+                registrants,
+                cap,
+                seed,
+                out,
+                serve_binary,
+                contact_only,
+                only_reconcile,
+            }))
         }
     }
 }

@@ -108,7 +108,7 @@ pub async fn fill_queue(log: &Log, db_path: &Path) -> anyhow::Result<SqliteInges
     })
 }
 
-async fn drain_in_child(db_path: &Path, sim_url: &str, cap: u32) -> anyhow::Result<DrainReport> {
+pub async fn drain_in_child(db_path: &Path, sim_url: &str, cap: u32) -> anyhow::Result<DrainReport> {
     let exe = std::env::current_exe().context("cannot find the bench binary to run the consumer")?;
     let args =
         ["--role", "consumer", "--db", &db_path.to_string_lossy(), "--sim-url", sim_url, "--cap", &cap.to_string()]

@@ -8,6 +8,7 @@ use crate::end_to_end::EndToEnd;
 use crate::fleet::Fleet;
 use crate::http_load::HttpLatency;
 use crate::ingest_rate::SourceRate;
+use crate::reconcile::Reconcile;
 use crate::stats::round3;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -66,6 +67,7 @@ pub struct Timings {
     pub http: f64,
     pub end_to_end: f64,
     pub contact: f64,
+    pub reconcile: f64,
     pub total: f64,
 }
 
@@ -82,6 +84,7 @@ pub struct Figures {
     pub serve_peak_rss_kib: u64,
     pub end_to_end: EndToEnd,
     pub contact: ContactFigures,
+    pub reconcile: Reconcile,
 }
 
 fn megabytes(kib: u64) -> f64 {
@@ -92,12 +95,45 @@ fn bar(holds: bool, measured: f64, bar: &str) -> Value {
     json!({"holds": holds, "measured": measured, "bar": bar})
 }
 
+/// The pull section's bars (DESIGN 10 "platform pull", and the call economy of its drain).
+fn reconcile_bars(reconcile: &Reconcile) -> [(&'static str, Value); 3] {
+    [
+        (
+            "platform_pull",
+            bar(reconcile.platform_holds(), reconcile.platform.utilization, ">= 0.95 x 20/s, zero 429, FIFO"),
+        ),
+        (
+            "reconcile_economy",
+            bar(reconcile.economy_holds(), reconcile.klicktipp.ratio_to_lower_bound, "<= 1.1 x lower bound"),
+        ),
+        (
+            "reconcile_convergence",
+            bar(reconcile.converged(), reconcile.convergence.matching as f64, "every contact equals the oracle"),
+        ),
+    ]
+}
+
+/// The report of `bench --only reconcile`.
+pub fn reconcile_only_json(reconcile: &Reconcile, run: Value) -> Value {
+    let bars: serde_json::Map<String, Value> =
+        reconcile_bars(reconcile).into_iter().map(|(name, bar)| (name.to_owned(), bar)).collect();
+    json!({"run": run, "reconcile": reconcile, "bars": bars})
+}
+
 impl Figures {
     fn slowest_ingest(&self) -> f64 {
         self.ingest_rates.iter().map(|rate| rate.requests_per_cpu_second).fold(f64::INFINITY, f64::min)
     }
 
     pub fn to_json(&self) -> Value {
+        let mut report = self.to_json_without_reconcile_bars();
+        if let Some(bars) = report["bars"].as_object_mut() {
+            bars.extend(reconcile_bars(&self.reconcile).map(|(name, bar)| (name.to_owned(), bar)));
+        }
+        report
+    }
+
+    fn to_json_without_reconcile_bars(&self) -> Value {
         let consumer_kib = self.drain.peak_rss_kib;
         let slowest = self.slowest_ingest();
         json!({
@@ -122,6 +158,7 @@ impl Figures {
             "contact": self.contact,
             "convergence": self.convergence,
             "consumer_drain": self.drain,
+            "reconcile": self.reconcile,
             "bars": {
                 "rate_cap": bar(
                     self.rate_cap.utilization >= RATE_UTILIZATION_BAR && self.rate_cap.http_429 == 0,
@@ -186,6 +223,12 @@ pub fn table(report: &Value) -> String {
             ));
         }
     }
+    if report["rate_cap"].is_null() {
+        // `--only reconcile`.
+        lines.push(String::new());
+        lines.extend(crate::reconcile::lines(&report["reconcile"]));
+        return lines.join("\n");
+    }
     let economy = &report["economy"];
     let rate = &report["rate_cap"];
     let http = &report["ingest"]["http"];
@@ -247,6 +290,7 @@ pub fn table(report: &Value) -> String {
         e2e["events"], e2e["rate_per_second"], e2e["p50_ms"], e2e["p95_ms"], e2e["max_ms"]
     ));
     lines.push(contact_line(report));
+    lines.extend(crate::reconcile::lines(&report["reconcile"]));
     lines.join("\n")
 }
 

@@ -12,6 +12,9 @@
 //! 5. end to end: webhooks at a low rate through `serve` until KlickTipp has them;
 //! 6. contact: `webinar-bridge contact <email>` over 100,000 stored history steps
 //!    (`--contact-only` runs just this one).
+//! 7. reconcile: a backfill of 10,000 EverWebinar registrants from the platform simulator (20
+//!    calls/s per key) through the client's FIFO throttle, then the consumer at the cap
+//!    (`--only reconcile` runs this section alone).
 //!
 //! Speeds are reported, never asserted: the machine is shared and noisy.
 
@@ -35,6 +38,8 @@ mod http_load;
 mod ingest_rate;
 #[path = "../bench/proc_status.rs"]
 mod proc_status;
+#[path = "../bench/reconcile.rs"]
+mod reconcile;
 #[path = "../bench/report.rs"]
 mod report;
 #[path = "../bench/serve_process.rs"]
@@ -59,6 +64,8 @@ struct Sizes {
     http_seconds: u32,
     end_to_end_events: usize,
     end_to_end_rate: f64,
+    /// Registrants of the backfilled webinar (DESIGN 10: 10,000).
+    reconcile_registrants: usize,
 }
 
 impl Sizes {
@@ -73,6 +80,7 @@ impl Sizes {
                 end_to_end_events: 40,
                 // Half the default cap: the consumer keeps up, so no backlog builds.
                 end_to_end_rate: 10.0,
+                reconcile_registrants: 300,
             }
         } else {
             Self {
@@ -83,6 +91,7 @@ impl Sizes {
                 http_seconds: 8,
                 end_to_end_events: 200,
                 end_to_end_rate: 10.0,
+                reconcile_registrants: 10_000,
             }
         }
     }
@@ -118,6 +127,9 @@ impl Drop for Workdir {
 async fn bench(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let sizes = Sizes::for_run(options.quick);
+    if options.only_reconcile {
+        return reconcile_only(&options, &sizes).await;
+    }
     let serve_binary = serve_process::locate(options.serve_binary.as_deref())?;
     let workdir = Workdir::create()?;
     if options.contact_only {
@@ -176,6 +188,11 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     eprintln!("bench: contact over {} stored history steps", contact::STORED_STEPS);
     let contact = contact::measure(&serve_binary, &workdir.0).await?;
     timings.contact = stats::round3(phase.elapsed().as_secs_f64());
+
+    let phase = Instant::now();
+    eprintln!("bench: reconcile (backfill of {} registrants)", sizes.reconcile_registrants);
+    let reconcile = reconcile::run(sizes.reconcile_registrants, options.seed, options.cap, &workdir.0).await?;
+    timings.reconcile = stats::round3(phase.elapsed().as_secs_f64());
     timings.total = stats::round3(started.elapsed().as_secs_f64());
 
     let figures = Figures {
@@ -201,8 +218,34 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         serve_peak_rss_kib,
         end_to_end,
         contact,
+        reconcile,
     };
     let report = figures.to_json();
+    write(&options.out, &report)?;
+    println!("{}", report::table(&report));
+    println!("\nwritten to {}", options.out.display());
+    Ok(())
+}
+
+/// `--only reconcile`: the pull section alone, in a report of its own.
+async fn reconcile_only(options: &Options, sizes: &Sizes) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let workdir = Workdir::create()?;
+    eprintln!("bench: reconcile (backfill of {} registrants)", sizes.reconcile_registrants);
+    let reconcile = reconcile::run(sizes.reconcile_registrants, options.seed, options.cap, &workdir.0).await?;
+    let report = report::reconcile_only_json(
+        &reconcile,
+        serde_json::json!({
+            "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+            "cores": std::thread::available_parallelism().map_or(1, usize::from),
+            "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+            "quick": options.quick,
+            "seed": options.seed,
+            "cap": options.cap,
+            "only": "reconcile",
+            "timings_seconds": {"reconcile": stats::round3(started.elapsed().as_secs_f64())},
+        }),
+    );
     write(&options.out, &report)?;
     println!("{}", report::table(&report));
     println!("\nwritten to {}", options.out.display());

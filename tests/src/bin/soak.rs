@@ -8,7 +8,11 @@
 //! event, contact that differs from the oracle, duplicate effect, dead letter, or when nothing
 //! was applied. `--refused-fields` makes KlickTipp refuse a mapped field of every contact;
 //! `--genesis-reregistration` adds WebinarJam/EverWebinar cancellations and re-registrations
-//! (both off by default until the engine handles them). `RUST_LOG` sets what the
+//! (both off by default until the engine handles them). `--drop-webhooks 0.2` drops a fifth of
+//! the generated webhooks before delivery; `--reconcile` then loads the full truth into the
+//! platform simulator (with 5xx, timeouts and an expired Zoom token), reconciles every session
+//! and judges the run against the full truth (webinar kinds limited to what the platform APIs
+//! can express; see `soak::platform`). `RUST_LOG` sets what the
 //! bridge logs to stderr (default: errors only; the chaos makes every warning routine).
 
 use std::process::ExitCode;
@@ -17,7 +21,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 use webinar_bridge_tests::soak::{self, BackendKind, SoakConfig};
 
-const USAGE: &str = "usage: soak [--events N] [--seed S] [--backend sqlite|aws] [--quick] [--out FILE] [--refused-fields] [--genesis-reregistration]";
+const USAGE: &str = "usage: soak [--events N] [--seed S] [--backend sqlite|aws] [--quick] [--out FILE] [--refused-fields] [--genesis-reregistration] [--drop-webhooks P] [--reconcile]";
 
 struct Args {
     events: Option<usize>,
@@ -27,6 +31,8 @@ struct Args {
     out: Option<String>,
     refused_fields: bool,
     genesis_reregistration: bool,
+    drop_webhooks: f64,
+    reconcile: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -38,6 +44,8 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         refused_fields: false,
         genesis_reregistration: false,
+        drop_webhooks: 0.0,
+        reconcile: false,
     };
     let mut raw = std::env::args().skip(1);
     while let Some(flag) = raw.next() {
@@ -50,6 +58,14 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--refused-fields" => args.refused_fields = true,
             "--genesis-reregistration" => args.genesis_reregistration = true,
+            "--drop-webhooks" => {
+                args.drop_webhooks = value()?
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|share| (0.0..=1.0).contains(share))
+                    .ok_or_else(|| format!("--drop-webhooks takes a share between 0 and 1, e.g. 0.2\n{USAGE}"))?;
+            }
+            "--reconcile" => args.reconcile = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -68,6 +84,8 @@ fn config(args: &Args) -> SoakConfig {
     }
     config.refused_fields = args.refused_fields;
     config.genesis_reregistration = args.genesis_reregistration;
+    config.drop_webhooks = args.drop_webhooks;
+    config.reconcile = args.reconcile;
     config
 }
 

@@ -132,6 +132,12 @@ pub struct SoakConfig {
     /// merged into the redelivered batch, left the contact without any tag; fixed in
     /// `consume.rs`, regression test `soak_findings::a_crash_after_an_untag_...`.)
     pub reregistrations: bool,
+    /// `--drop-webhooks P`: each generated request is dropped before delivery with this
+    /// probability (seeded), as a platform that never retries loses them.
+    pub drop_webhooks: f64,
+    /// `--reconcile`: after delivery, every session is reconciled from the platform simulator
+    /// (with its faults), and the run is judged against the full truth (`soak::platform`).
+    pub reconcile: bool,
 }
 
 impl SoakConfig {
@@ -164,6 +170,24 @@ impl SoakConfig {
             refused_fields: true,
             genesis_reregistration: false,
             reregistrations: true,
+            drop_webhooks: 0.0,
+            reconcile: false,
+        }
+    }
+
+    /// The CI size of `--drop-webhooks 0.2 --reconcile`: a fifth of the webhooks lost, every
+    /// session reconciled from the platform simulator under its faults.
+    pub fn quick_reconcile(seed: u64, backend: BackendKind) -> Self {
+        let quick = Self::quick(seed, backend);
+        Self {
+            events: match backend {
+                BackendKind::Sqlite => 800,
+                BackendKind::Aws => 300,
+            },
+            drop_webhooks: 0.2,
+            reconcile: true,
+            reregistrations: false,
+            ..quick
         }
     }
 

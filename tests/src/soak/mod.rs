@@ -19,6 +19,7 @@ mod config;
 mod deliver;
 mod effects;
 mod fleet;
+pub mod platform;
 mod report;
 mod storage;
 mod verify;
@@ -62,6 +63,8 @@ struct Run {
     client_faults: Arc<ClientFaults>,
     wall: Duration,
     timed_out: bool,
+    dropped_webhooks: usize,
+    reconcile: Option<platform::ReconcileFigures>,
 }
 
 /// One soak run: generate, deliver, drain under chaos, verify.
@@ -70,9 +73,11 @@ pub async fn run(config: &SoakConfig) -> anyhow::Result<SoakReport> {
     let mut workload = Workload::for_config(config);
     let refused = workload.pick_addresses(config.chaos.rejected_contacts, config.seed);
     let requests = std::mem::take(&mut workload.requests);
+    let (requests, dropped) = platform::drop_webhooks(requests, config.drop_webhooks, config.seed);
     let run = drive(config, requests, &workload, &refused).await;
     client_faults::stop_tally();
-    let run = run?;
+    let mut run = run?;
+    run.dropped_webhooks = dropped;
     let report = verify(config, &workload, &refused, &run).await;
     run.simulator.shutdown().await;
     report
@@ -104,13 +109,34 @@ async fn drive(
     let fleet = fleet::start(config, &storage, &simulator.url(), &crashes, &stopped)?;
     let recording = RecordingQueue::new(storage.ports()?.queue);
     let ingest = Ingest::new(Arc::new(recording.clone()), workload.secrets.clone());
-    let delivery = deliver::deliver(ingest, requests, config.ingest_tasks, config.delivery_rate).await;
+    let mut delivery = deliver::deliver(ingest, requests, config.ingest_tasks, config.delivery_rate).await;
+    let reconcile = if config.reconcile {
+        let figures = platform::reconcile(&recording, &workload.log, config.seed).await?;
+        // What reconciliation enqueued is accepted too: each needs exactly one outcome.
+        delivery.accepted_ids.extend(recording.documents()?.into_keys());
+        Some(figures)
+    } else {
+        None
+    };
     let timed_out = !drained(&storage, started, config.time_limit).await;
     let _ = stop.send(true);
     let fleet = fleet::join(fleet).await;
     let phases = chaos.await?;
     let wall = started.elapsed();
-    Ok(Run { simulator, storage, delivery, recording, fleet, phases, crashes, client_faults, wall, timed_out })
+    Ok(Run {
+        simulator,
+        storage,
+        delivery,
+        recording,
+        fleet,
+        phases,
+        crashes,
+        client_faults,
+        wall,
+        timed_out,
+        dropped_webhooks: 0,
+        reconcile,
+    })
 }
 
 /// The simulator's account; with `refused_fields`, the field the webinar name is mapped to
@@ -200,6 +226,8 @@ async fn verify(config: &SoakConfig, workload: &Workload, refused: &[String], ru
             redundant_call_details: redundant,
             convergence,
             timed_out: run.timed_out,
+            dropped_webhooks: run.dropped_webhooks,
+            reconcile: run.reconcile.clone(),
         },
     })
 }

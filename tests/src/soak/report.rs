@@ -113,6 +113,10 @@ pub struct Details {
     pub convergence: Convergence,
     /// The drain hit the time limit with messages left.
     pub timed_out: bool,
+    /// `--drop-webhooks`: requests dropped before delivery.
+    pub dropped_webhooks: usize,
+    /// `--reconcile`: what reconciliation against the platform simulator did and met.
+    pub reconcile: Option<super::platform::ReconcileFigures>,
 }
 
 impl SoakReport {
@@ -144,7 +148,32 @@ impl SoakReport {
         ]
         .into_iter()
         .filter_map(|(failed, reason)| failed.then_some(reason))
+        .chain(self.reconcile_failures())
         .collect()
+    }
+
+    /// With `--reconcile`: the accepted events (delivered webhooks and pulled records) must
+    /// describe the full truth, every session must be reconciled, and every platform fault
+    /// class must have fired.
+    fn reconcile_failures(&self) -> Vec<String> {
+        let Some(reconcile) = &self.details.reconcile else { return Vec::new() };
+        let mut failures = Vec::new();
+        if self.details.ground_truth_differences > 0 {
+            failures.push(format!(
+                "{} contacts: webhooks and reconciliation together differ from the full truth",
+                self.details.ground_truth_differences
+            ));
+        }
+        if reconcile.sessions_left > 0 {
+            failures.push(format!("{} sessions were still failing after the last pass", reconcile.sessions_left));
+        }
+        if reconcile.sessions_pulled == 0 {
+            failures.push("no session was reconciled".to_owned());
+        }
+        for fault in reconcile.missing_faults() {
+            failures.push(format!("the {fault} fault never fired"));
+        }
+        failures
     }
 
     pub fn summary(&self) -> String {
@@ -210,6 +239,23 @@ impl SoakReport {
             if self.details.refused_fields { "on" } else { "off" },
             if self.details.genesis_reregistration { "on" } else { "off" },
         ));
+        if let Some(reconcile) = &self.details.reconcile {
+            lines.push(format!(
+                "  reconcile: {} webhooks dropped; {} sessions pulled in {} passes ({} failed attempts), {} events enqueued; platform {} calls, 5xx x{}, timeouts x{}, 429 x{}, Zoom tokens {} ({} expired), {:.1} s",
+                self.details.dropped_webhooks,
+                reconcile.sessions_pulled,
+                reconcile.passes,
+                reconcile.failed_attempts,
+                reconcile.events_enqueued,
+                reconcile.platform_calls,
+                reconcile.platform_5xx,
+                reconcile.platform_timeouts,
+                reconcile.platform_429,
+                reconcile.zoom_tokens_issued,
+                reconcile.zoom_tokens_expired,
+                reconcile.seconds
+            ));
+        }
         for failure in self.failures() {
             lines.push(format!("  FAILED: {failure}"));
         }

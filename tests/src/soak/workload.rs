@@ -46,6 +46,8 @@ pub struct Workload {
     pub requests_by_kind: BTreeMap<String, usize>,
     /// Contacts who registered again after cancelling.
     pub reregistrations: usize,
+    /// The generated log itself: requests and the truth behind them.
+    pub log: Log,
 }
 
 impl Workload {
@@ -94,6 +96,7 @@ impl Workload {
                 texts.generic.clone(),
             ],
             secrets,
+            log,
         }
     }
 
@@ -102,6 +105,11 @@ impl Workload {
         let mut mix = Mix { genesis_cancellations: config.genesis_reregistration, ..soak_mix() };
         if !config.reregistrations {
             mix.reregister_of_cancelled = 0.0;
+        }
+        if config.reconcile {
+            let mut workload = Self::generate_with(config.events, config.seed, super::platform::platform_mix(mix));
+            workload.ground_truth = super::platform::full_truth(&workload.log);
+            return workload;
         }
         Self::generate_with(config.events, config.seed, mix)
     }

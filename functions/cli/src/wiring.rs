@@ -92,6 +92,10 @@ pub fn aws_ports(sdk: &SdkConfig, resources: &AwsResources) -> Ports {
         tags: Arc::new(DynamoTagDirectory::from_conf(sdk, &resources.contacts_table)),
         receipts: Arc::new(DynamoReceiptLog::from_conf(sdk, &resources.events_table)),
         history: Arc::new(DynamoHistoryLog::from_conf(sdk, &resources.history_table)),
+        webinar_settings: Arc::new(webinar_bridge::adapters::dynamodb::DynamoWebinarSettings::from_conf(
+            sdk,
+            &resources.contacts_table,
+        )),
         parked: Some(Arc::new(webinar_bridge::adapters::dynamodb::DynamoParkedWebhooks::from_conf(
             sdk,
             &resources.events_table,

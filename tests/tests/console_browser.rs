@@ -241,7 +241,8 @@ async fn a_person_maps_a_state_to_an_existing_tag_in_the_browser() {
 async fn a_person_reprocesses_a_parked_webhook_in_the_browser() {
     const PETRA: &str = "petra.parked@example.com";
     const REGISTERED: &str = "[WebinarJam] [Masterclass] Registered";
-    let simulator = klicktipp_sim::start(SimConfig::default(), "127.0.0.1:0").await.expect("start the simulator");
+    // The harness simulator has the fields BridgeEnv maps, as in e2e_parked.rs.
+    let simulator = harness::start_simulator().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("bridge.db");
     let env = BridgeEnv::for_simulator(&simulator.url(), &db_path)

@@ -468,7 +468,7 @@ async fn reprocess(State(console): State<Shared>, request: Request) -> Response 
             }
             Err(error) => return console.failure(&session, &error),
         },
-        None if form.get("all").is_some() => match parked.store.list(now).await {
+        None if form.contains_key("all") => match parked.store.list(now).await {
             Ok(all) => all,
             Err(error) => return console.failure(&session, &error),
         },

@@ -942,6 +942,32 @@ mod tests {
     }
 
     #[test]
+    fn a_parked_row_shows_no_body_and_the_reprocess_notice_counts() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 5, 5, 0, 0).single().expect("a time");
+        let body = br#"{"Mail Adresse":"petra@example.com"}"#.to_vec();
+        let webhook = webinar_bridge::ports::ParkedWebhook {
+            id: "abc-1".into(),
+            source: "webinarjam".into(),
+            path: "/hooks/webinarjam/registered".into(),
+            query: None,
+            content_type: Some("application/json".into()),
+            body: body.clone(),
+            received_at: at,
+            reason: "The body has no e-mail address".into(),
+            updated_at: at,
+            expires_at: at,
+        };
+        let row = serde_json::to_string(&ParkedRow::of(&webhook)).expect("JSON");
+        assert!(!row.contains("petra") && !row.contains("Mail Adresse"), "{row}");
+        assert!(row.contains(&format!(r#""size":{}"#, body.len())), "{row}");
+        assert_eq!(
+            query_notice(Some("reprocessed=2&still_parked=1")).as_deref(),
+            Some("2 parked webhook(s) reprocessed, 1 still parked.")
+        );
+        assert_eq!(query_notice(Some("redriven=3")).as_deref(), Some("3 dead letter(s) sent back to the queue."));
+    }
+
+    #[test]
     fn a_rejection_reads_as_a_sentence() {
         let text = rejection_text(
             r#"{"outcome":"rejected","operation":"subscriber.update","error_number":8,"field":"field101","reason":"not a number"}"#,

@@ -277,6 +277,8 @@ pub enum ProblemKind {
     Flagged,
     /// An authenticated webhook whose body could not become an event, kept to be reprocessed.
     Parked,
+    /// Zoom participant events without an e-mail, kept until their registrant id is known.
+    ZoomUnmatched,
 }
 
 impl ProblemKind {
@@ -288,6 +290,7 @@ impl ProblemKind {
             ProblemKind::RefusedWebhook => "refused_webhook",
             ProblemKind::Flagged => "flagged",
             ProblemKind::Parked => "parked",
+            ProblemKind::ZoomUnmatched => "zoom_unmatched",
         }
     }
 }
@@ -409,6 +412,21 @@ impl Problem {
                 format!(
                     "teach the bridge the body's keys (BRIDGE_FIELD_ALIASES, see `webinar-bridge parked --show {id}`) or fix the rule URL, then run `webinar-bridge reprocess {id}`"
                 ),
+            )
+        }
+    }
+
+    /// Zoom participant events without an e-mail kept for `registrant_id` (since `oldest`).
+    pub fn zoom_unmatched(registrant_id: &str, count: usize, oldest: DateTime<Utc>) -> Self {
+        Problem {
+            at: Some(oldest),
+            message_id: Some(registrant_id.to_owned()),
+            ..Self::base(
+                ProblemKind::ZoomUnmatched,
+                &format!(
+                    "{count} Zoom participant event(s) without an e-mail are kept for registrant {registrant_id}, whose registration the bridge has not seen"
+                ),
+                "the registration has not arrived; the reconcile pull after the webinar settles it (or the registration webhook, when it comes)".to_owned(),
             )
         }
     }

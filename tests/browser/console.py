@@ -9,6 +9,9 @@ Run by tests/tests/console_browser.rs, which starts the simulator and serve betw
   phase "settings": open the settings, pick the webinar, choose an existing tag for Attended,
                    create the missing tag of another state, save, see it saved; screenshot the
                    settings page (desktop and phone).
+  phase "parked":  a WebinarJam body with an unknown e-mail key was parked: the overview counts
+                   it, the problems page lists it without its body; screenshot the problems page.
+  phase "reprocess": (serve restarted with the alias) press Reprocess, see it gone.
 Exits non-zero with a message on the first expectation that fails.
 """
 
@@ -96,9 +99,35 @@ def phase_settings(page, args):
     page.screenshot(path=os.path.join(args.screenshots, "settings-phone.png"), full_page=True)
 
 
+def phase_parked(page, args):
+    sign_in(page, args.url, args.token)
+    expect(page.locator("#parked")).to_have_text("1")
+    page.click("nav >> text=Problems")
+    rows = page.locator("#parked-list tr.parked")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("webinarjam")
+    expect(rows.first).to_contain_text("no e-mail")
+    listing = page.locator("#parked-list").inner_text()
+    assert args.email not in listing, "the parked list shows an address"
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.screenshot(path=os.path.join(args.screenshots, "problems.png"), full_page=True)
+
+
+def phase_reprocess(page, args):
+    sign_in(page, args.url, args.token)
+    page.click("nav >> text=Problems")
+    row = page.locator("#parked-list tr.parked")
+    expect(row).to_have_count(1)
+    row.locator("button", has_text="Reprocess").click()
+    expect(page.locator(".notice")).to_have_text("1 parked webhook(s) reprocessed, 0 still parked.")
+    expect(page.locator("#parked-list")).to_contain_text("No parked webhooks.")
+    page.goto(f"{args.url}/console")
+    expect(page.locator("#parked")).to_have_text("0")
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("phase", choices=["problem", "fix", "settings"])
+    parser.add_argument("phase", choices=["problem", "fix", "settings", "parked", "reprocess"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--email", required=True)
@@ -116,7 +145,13 @@ def main():
         browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page()
-            {"problem": phase_problem, "fix": phase_fix, "settings": phase_settings}[args.phase](page, args)
+            {
+                "problem": phase_problem,
+                "fix": phase_fix,
+                "settings": phase_settings,
+                "parked": phase_parked,
+                "reprocess": phase_reprocess,
+            }[args.phase](page, args)
         finally:
             browser.close()
     print(f"browser phase {args.phase}: ok")

@@ -1405,7 +1405,9 @@ pub async fn history_log_forgets_expired_entries_and_erased_contacts(backend: &d
 /// their e-mail until they expire, and kept participant events are taken exactly once, in order,
 /// up to the cap.
 pub async fn zoom_ledger_suite(ledger: &dyn webinar_bridge::platforms::zoom_ledger::ZoomLedger) {
-    use webinar_bridge::platforms::zoom_ledger::{EndedOccurrence, KeptParticipant, MAX_KEPT_PER_REGISTRANT};
+    use webinar_bridge::platforms::zoom_ledger::{
+        EndedOccurrence, KeptParticipant, KeptSummary, MAX_KEPT_PER_REGISTRANT,
+    };
     let now = ManualClock::start();
     let retention = Duration::from_secs(30 * 86_400);
     let ended = |uuid: &str, hours_ago: i64| EndedOccurrence {
@@ -1445,13 +1447,30 @@ pub async fn zoom_ledger_suite(ledger: &dyn webinar_bridge::platforms::zoom_ledg
     for n in 0..3 {
         assert!(ledger.keep_unmatched("reg_2", &kept(n), retention).await.expect("keep"));
     }
+    assert!(ledger.keep_unmatched("reg_4", &kept(-5), retention).await.expect("keep"));
+    // `problems` reads a summary per registrant id: how many, since when, oldest first.
+    let summary = |registrant_id: &str, count: usize, oldest: i64| KeptSummary {
+        registrant_id: registrant_id.into(),
+        count,
+        oldest: now + chrono::Duration::seconds(oldest),
+    };
+    assert_eq!(ledger.kept_summary(now).await.expect("summary"), [summary("reg_4", 1, -5), summary("reg_2", 3, 0)]);
+    assert!(ledger.kept_summary(later).await.expect("summary").is_empty(), "expired with the retention");
     assert_eq!(ledger.take_unmatched("reg_2", now).await.expect("take"), [kept(0), kept(1), kept(2)]);
     assert!(ledger.take_unmatched("reg_2", now).await.expect("take").is_empty(), "taken once");
+    assert_eq!(ledger.kept_summary(now).await.expect("summary"), [summary("reg_4", 1, -5)], "taken: not listed");
+    assert_eq!(ledger.take_unmatched("reg_4", now).await.expect("take").len(), 1);
     for n in 0..i64::try_from(MAX_KEPT_PER_REGISTRANT).expect("small") {
         assert!(ledger.keep_unmatched("reg_3", &kept(n), retention).await.expect("keep"));
     }
     assert!(!ledger.keep_unmatched("reg_3", &kept(999), retention).await.expect("keep"), "capped");
+    assert_eq!(
+        ledger.kept_summary(now).await.expect("summary"),
+        [summary("reg_3", MAX_KEPT_PER_REGISTRANT, 0)],
+        "the capped event is not counted"
+    );
     assert_eq!(ledger.take_unmatched("reg_3", now).await.expect("take").len(), MAX_KEPT_PER_REGISTRANT);
+    assert!(ledger.kept_summary(now).await.expect("summary").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

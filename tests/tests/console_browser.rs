@@ -11,6 +11,9 @@
 //! A second test (issue 15) drives the settings page: an existing tag for `Attended`, "Create tag"
 //! for a missing one, Save; the next attended event lands on the existing tag.
 //!
+//! A third (issue 15) parks a WebinarJam body, sees it listed, restarts serve with the alias and
+//! reprocesses it from the problems page.
+//!
 //! Exact KlickTipp calls are asserted for the resync, the redrive and the mapped event. Screenshots go to
 //! `target/screenshots/`; with `UPDATE_SCREENSHOTS=1` they replace the README illustrations in
 //! `functions/cli/screenshots/` (so a test run leaves the work tree as it was).
@@ -227,6 +230,53 @@ async fn a_person_maps_a_state_to_an_existing_tag_in_the_browser() {
     assert!(contact.tags.contains(&existing), "the chosen tag {existing} on the contact: {:?}", contact.tags);
     let output = format!("{}\n{}", serve.stdout_text(), serve.stderr_text());
     assert!(!output.contains(ERIKA), "an address in serve's output");
+    serve.terminate().await;
+}
+
+/// Issue 15's parked webhooks in the browser: an authenticated WebinarJam body with the e-mail
+/// under an unknown key is parked; the overview counts it and the problems page lists it (no
+/// body, no address). serve restarts with the alias (`BRIDGE_FIELD_ALIASES` is read at start);
+/// Reprocess turns it into the contact's registration tag, with exact KlickTipp calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_reprocesses_a_parked_webhook_in_the_browser() {
+    const PETRA: &str = "petra.parked@example.com";
+    const REGISTERED: &str = "[WebinarJam] [Masterclass] Registered";
+    // The harness simulator has the fields BridgeEnv maps, as in e2e_parked.rs.
+    let simulator = harness::start_simulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("bridge.db");
+    let env = BridgeEnv::for_simulator(&simulator.url(), &db_path)
+        .set("BRIDGE_CONSOLE_TOKEN", TOKEN)
+        .set("BRIDGE_KLICKTIPP_RPS", "50");
+    let db = harness::open_db(&db_path);
+    let serve = ServeProcess::start(&env, &[]).await;
+    let body = json!({"webinar_id": "123", "webinar_name": "Masterclass", "schedule": "45",
+                      "date": "2026-02-10 19:00", "Mail Adresse": PETRA, "first_name": "Petra"});
+    let answer = reqwest::Client::new()
+        .post(serve.url("/hooks/webinarjam/registered"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {WEBINARJAM_SECRET}"))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("serve answers");
+    assert_eq!(answer.status().as_u16(), 202, "parked");
+    tokio::task::block_in_place(|| browser_with("parked", &serve, PETRA, &[]));
+    serve.terminate().await;
+    assert_eq!(simulator.total_calls(), 0, "nothing reached KlickTipp while parked");
+
+    let serve =
+        ServeProcess::start(&env.clone_with("BRIDGE_FIELD_ALIASES", r#"{"email":["Mail Adresse"]}"#), &[]).await;
+    tokio::task::block_in_place(|| browser_with("reprocess", &serve, PETRA, &[]));
+    harness::wait_until_drained(&db, Duration::from_secs(45)).await;
+    let tags = harness::tags_by_email(&simulator);
+    assert_eq!(tags.get(PETRA).cloned().unwrap_or_default(), [REGISTERED.to_owned()].into());
+    // The restarted serve logs in once, finds no tag, creates the registration tag and upserts
+    // the contact with it (the same calls as `webinar-bridge reprocess` in e2e_parked.rs).
+    let expected = calls(&[("GET /tag", 1), ("POST /account/login", 1), ("POST /subscriber", 1), ("POST /tag", 1)]);
+    assert_eq!(simulator.calls_by_endpoint(), expected, "KlickTipp calls for the reprocessed body");
+    let output = format!("{}\n{}", serve.stdout_text(), serve.stderr_text());
+    assert!(!output.contains(PETRA), "an address in serve's output");
     serve.terminate().await;
 }
 

@@ -1,6 +1,6 @@
 //! The web console of `serve` (issue 14) through serve's own port: off (404) without
 //! `BRIDGE_CONSOLE_TOKEN`; a wrong token gets 401 and, after a few, 429 for that client address
-//! (another address still signs in); a POST (redrive, search, settings) without the
+//! (another address still signs in); a POST (redrive, search, settings, reprocess) without the
 //! session's CSRF token gets 403; the cookie is HttpOnly and SameSite=Strict; and no e-mail
 //! address appears in any URL or log line, though the contact's page shows it.
 //!
@@ -174,6 +174,51 @@ async fn sign_in_sessions_csrf_and_no_address_in_urls_or_logs() {
             .expect("answer");
         assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{path} without a session");
     }
+    // Reprocessing a parked webhook is a state change too: refused without the CSRF token, and
+    // the body stays parked.
+    let unknown_shape = json!({"webinar_id": "321", "webinar_name": "Spring Launch", "Mail Adresse": ERIKA});
+    let parked = http
+        .post(serve.url("/hooks/webinarjam/registered"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {WEBINARJAM_SECRET}"))
+        .body(unknown_shape.to_string())
+        .send()
+        .await
+        .expect("serve answers");
+    assert_eq!(parked.status(), StatusCode::ACCEPTED);
+    let parked_store = webinar_bridge::adapters::sqlite::SqliteParkedWebhooks::new(db.clone());
+    let parked_id = webinar_bridge::ports::ParkedWebhooks::list(&parked_store, chrono::Utc::now())
+        .await
+        .expect("list")
+        .first()
+        .map(|webhook| webhook.id.clone())
+        .expect("one parked body");
+    for body in [format!("id={parked_id}"), "all=1".to_owned(), format!("csrf=forged&id={parked_id}")] {
+        let refused = http
+            .post(serve.url("/console/reprocess"))
+            .header(COOKIE, &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "reprocess with {body}");
+    }
+    let anonymous = http
+        .post(serve.url("/console/reprocess"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&all=1"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "reprocess without a session");
+    let still = webinar_bridge::ports::ParkedWebhooks::list(&parked_store, chrono::Utc::now()).await.expect("list");
+    assert_eq!(still.len(), 1, "a refused reprocess leaves the body parked");
+    // The problems page lists it by id, time, source, reason and size: never its body or address.
+    let problems = http.get(serve.url("/console/problems")).header(COOKIE, &cookie).send().await.expect("answer");
+    let html = problems.text().await.expect("a page");
+    assert!(html.contains(&parked_id) && html.contains("Reprocess"), "the parked body is listed: {html}");
+    assert!(!html.contains(ERIKA) && !html.contains("Mail Adresse"), "no body or address in the list: {html}");
     let settings_signed_out = http.get(serve.url("/console/settings")).send().await.expect("answer");
     assert_eq!(settings_signed_out.status(), StatusCode::SEE_OTHER);
     let search_without_csrf = http

@@ -6,7 +6,8 @@
 //!
 //! The cases: a contact registered (applied, with a field problem: the account's `field101` is a
 //! number and the webinar name goes to it) and attended; a contact KlickTipp refuses (rejected);
-//! an unreadable message (dead letter); a webhook id reused with other content (refused, 409).
+//! an unreadable message (dead letter); a webhook id reused with other content (refused, 409); a
+//! Zoom participant without an e-mail whose registration has not arrived (kept, `zoom_unmatched`).
 //!
 //! Needs `cargo build --workspace` first (the harness says so if the binary is missing).
 
@@ -285,6 +286,17 @@ async fn run_scenario(deployment: &Deployment) -> Produced {
         .await;
     assert_eq!(status, 409, "a reused id with other content is refused: {answer}");
     deployment.send_unreadable(&Email::parse(EMAIL).expect("valid").group_hash()).await;
+    // A Zoom participant without an e-mail whose registration the bridge has not seen: kept.
+    let joined = json!({"event": "webinar.participant_joined", "event_ts": Utc::now().timestamp_millis(),
+        "payload": {"account_id": "AbCdEf123", "object": {"uuid": "k7Zq9XvRTn2wYb3cQp1Lmg==", "id": "85012345678",
+            "host_id": "HoSt_1", "topic": "Demo Webinar", "type": 5, "start_time": "2026-01-15T17:00:00Z",
+            "duration": 60, "timezone": "Europe/Berlin",
+            "participant": {"user_id": "", "id": "", "user_name": "Someone", "email": "",
+                "registrant_id": "reg_waiting", "join_time": "2026-01-15T17:02:00Z"}}}})
+    .to_string();
+    let (status, answer) =
+        deployment.post("/hooks/zoom", &harness::zoom_headers(&joined, Utc::now().timestamp()), &joined).await;
+    assert_eq!((status, answer["status"].as_str()), (202, Some("kept")), "{answer}");
     deployment.drain().await;
     Produced { registered, attended, refused_by_klicktipp, reused }
 }
@@ -389,11 +401,17 @@ async fn check_commands(env: &BridgeEnv, produced: &Produced, extra: &[&str]) {
         ("field_problem".to_owned(), Some(produced.registered.clone()), Some("field101".to_owned()), Some(8), true),
         ("refused_webhook".to_owned(), Some(produced.reused.clone()), None, None, true),
         ("rejected".to_owned(), Some(produced.refused_by_klicktipp.clone()), None, Some(5), true),
+        ("zoom_unmatched".to_owned(), None, None, None, true),
     ];
     expected.sort();
     assert_eq!(problem_rows(&json_of(&problems)), expected, "{}", problems.stdout);
     let text = run(&["problems"]).await;
-    assert!(text.stdout.starts_with("4 problem(s):"), "{}", text.stdout);
+    assert!(text.stdout.starts_with("5 problem(s):"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("registrant reg_waiting") && text.stdout.contains("the reconcile pull"),
+        "the kept Zoom events with their fix: {}",
+        text.stdout
+    );
     assert!(!text.stdout.contains(EMAIL) && !text.stderr.contains(EMAIL), "problems never show an address");
 
     // Dead letters stay listed until they are redriven, whatever the time filter.

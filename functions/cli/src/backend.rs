@@ -80,6 +80,19 @@ impl Backend {
         }
     }
 
+    /// The Zoom ledger (registrant ids, kept participant events): serve's file, or the events table.
+    pub fn zoom_ledger(&self) -> anyhow::Result<Arc<dyn webinar_bridge::platforms::zoom_ledger::ZoomLedger>> {
+        Ok(match &self.store {
+            Store::Sqlite(_) => Arc::new(
+                webinar_bridge::platforms::zoom_ledger::SqliteZoomLedger::open(&self.config.db_path)
+                    .with_context(|| format!("cannot open {}", self.config.db_path.display()))?,
+            ),
+            Store::Aws { sdk, resources } => {
+                Arc::new(webinar_bridge::adapters::dynamodb::DynamoZoomLedger::from_conf(sdk, &resources.events_table))
+            }
+        })
+    }
+
     /// The dead letters, left where they are (the `DeadLetters` port: serve's table, or a peek
     /// at the DLQ that makes each message visible again at once).
     pub async fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {

@@ -185,7 +185,9 @@ pub async fn problems(args: ProblemsArgs) -> anyhow::Result<ExitCode> {
         })?,
     };
     let backend = args.backend.open().await?;
-    let mut problems = collect_problems(&backend.ports(), backend.dead_letters().await?, since, now).await?;
+    let zoom = backend.zoom_ledger()?;
+    let mut problems =
+        collect_problems(&backend.ports(), backend.dead_letters().await?, Some(zoom.as_ref()), since, now).await?;
     problems.sort_by_key(|problem| problem.at);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&problems)?);
@@ -201,10 +203,12 @@ pub async fn problems(args: ProblemsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Rejected events, field problems and flagged events from the history; `dead_letters` (the
-/// dead-letter store's messages); refused webhooks from the ingest receipts.
+/// dead-letter store's messages); refused webhooks from the ingest receipts; parked webhooks;
+/// Zoom participant events kept without an e-mail (`zoom`'s summary, one row per registrant id).
 pub async fn collect_problems(
     ports: &wiring::Ports,
     dead_letters: Vec<DeadLetter>,
+    zoom: Option<&dyn webinar_bridge::platforms::zoom_ledger::ZoomLedger>,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Problem>> {
@@ -235,6 +239,13 @@ pub async fn collect_problems(
     for parked in parked {
         if parked.received_at >= since {
             problems.push(Problem::parked(&parked.id, &parked.source, parked.received_at, &parked.reason));
+        }
+    }
+    if let Some(zoom) = zoom {
+        for kept in zoom.kept_summary(now).await.context("reading the kept Zoom participant events")? {
+            if kept.oldest >= since {
+                problems.push(Problem::zoom_unmatched(&kept.registrant_id, kept.count, kept.oldest));
+            }
         }
     }
     Ok(problems)

@@ -930,7 +930,10 @@ const ZOOM_ENDED_MAX_DAYS: i64 = 31;
 /// - `zoom#ended#<YYYY-MM-DD>`: one item per day of end, one attribute `o_<hash>` (the occurrence
 ///   as JSON) per ended occurrence, so a reconcile run reads a few items, never a scan;
 /// - `zoom#registrant#<id>`: the registrant's `email`;
-/// - `zoom#unmatched#<id>`: `kept`, a list of participant events waiting for that registrant.
+/// - `zoom#unmatched#<id>`: `kept`, a list of participant events waiting for that registrant;
+/// - `zoom#unmatched-index`: per registrant with kept events, `n_<id>` (how many), `o_<id>` (the
+///   oldest's arrival, epoch microseconds) and `e_<id>` (when they expire), so `problems` reads
+///   one item instead of scanning the table.
 ///
 /// Every item expires by TTL with the event retention.
 #[derive(Clone, Debug)]
@@ -949,6 +952,60 @@ impl DynamoZoomLedger {
 
     fn ended_day_key(day: chrono::NaiveDate) -> String {
         format!("{ZOOM_KEY_PREFIX}ended#{}", day.format("%Y-%m-%d"))
+    }
+
+    fn unmatched_index_key() -> String {
+        format!("{ZOOM_KEY_PREFIX}unmatched-index")
+    }
+
+    /// Counts a kept event of `registrant_id` in the index item (best effort: the event itself
+    /// is stored either way, and the summary is only what `problems` shows).
+    async fn index_kept(&self, registrant_id: &str, received_at: DateTime<Utc>, expires: i64) {
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(Self::unmatched_index_key()))
+            .update_expression(
+                "SET #oldest = if_not_exists(#oldest, :received), #exp = :expires, #ttl = :expires ADD #count :one",
+            )
+            .expression_attribute_names("#oldest", format!("o_{registrant_id}"))
+            .expression_attribute_names("#exp", format!("e_{registrant_id}"))
+            .expression_attribute_names("#count", format!("n_{registrant_id}"))
+            .expression_attribute_names("#ttl", EVENTS_TTL_ATTRIBUTE)
+            .expression_attribute_values(":received", n(received_at.timestamp_micros()))
+            .expression_attribute_values(":expires", n(expires))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(error = %unavailable("UpdateItem", &error), "counting a kept Zoom participant event failed");
+        }
+    }
+
+    /// Drops `registrant_id` from the index item (its kept events were taken).
+    async fn unindex_kept(&self, registrant_id: &str) {
+        let result = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key(EVENTS_PARTITION_KEY, s(Self::unmatched_index_key()))
+            .update_expression("REMOVE #oldest, #exp, #count")
+            .condition_expression("attribute_exists(#count)")
+            .expression_attribute_names("#oldest", format!("o_{registrant_id}"))
+            .expression_attribute_names("#exp", format!("e_{registrant_id}"))
+            .expression_attribute_names("#count", format!("n_{registrant_id}"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(error) => {
+                tracing::warn!(error = %unavailable("UpdateItem", &error), "uncounting taken Zoom participant events failed");
+            }
+        }
     }
 }
 
@@ -1085,7 +1142,11 @@ impl crate::platforms::zoom_ledger::ZoomLedger for DynamoZoomLedger {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                let expires = epoch_seconds_ceil(later(kept.received_at, retention));
+                self.index_kept(registrant_id, kept.received_at, expires).await;
+                Ok(true)
+            }
             Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Ok(false)
             }
@@ -1113,6 +1174,7 @@ impl crate::platforms::zoom_ledger::ZoomLedger for DynamoZoomLedger {
         let Some(item) = output.attributes else {
             return Ok(Vec::new());
         };
+        self.unindex_kept(registrant_id).await;
         if number_attr::<i64>(&item, EVENTS_TTL_ATTRIBUTE).is_some_and(|expires| expires <= now.timestamp()) {
             return Ok(Vec::new());
         }
@@ -1123,6 +1185,29 @@ impl crate::platforms::zoom_ledger::ZoomLedger for DynamoZoomLedger {
                 serde_json::from_str(raw).map_err(|_| corrupt("kept Zoom participant", "kept"))
             })
             .collect()
+    }
+
+    /// One `GetItem` of the index item (never a scan).
+    async fn kept_summary(&self, now: DateTime<Utc>) -> PortResult<Vec<crate::platforms::zoom_ledger::KeptSummary>> {
+        let Some(item) = self.table.get(&Self::unmatched_index_key()).await? else { return Ok(Vec::new()) };
+        let mut summaries = Vec::new();
+        for name in item.keys() {
+            let Some(registrant_id) = name.strip_prefix("n_") else { continue };
+            let count = number_attr::<i64>(&item, name).unwrap_or(0);
+            let expires = number_attr::<i64>(&item, &format!("e_{registrant_id}")).unwrap_or(0);
+            let oldest = number_attr::<i64>(&item, &format!("o_{registrant_id}"))
+                .and_then(DateTime::from_timestamp_micros)
+                .ok_or_else(|| corrupt("kept Zoom participants index", "o_"))?;
+            if count > 0 && expires > now.timestamp() {
+                summaries.push(crate::platforms::zoom_ledger::KeptSummary {
+                    registrant_id: registrant_id.to_owned(),
+                    count: usize::try_from(count).unwrap_or(0),
+                    oldest,
+                });
+            }
+        }
+        summaries.sort_by(|a, b| (a.oldest, &a.registrant_id).cmp(&(b.oldest, &b.registrant_id)));
+        Ok(summaries)
     }
 }
 

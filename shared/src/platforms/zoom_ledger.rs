@@ -80,6 +80,20 @@ pub struct KeptParticipant {
     pub received_at: DateTime<Utc>,
 }
 
+/// What is kept for one registrant id: how many participant events and since when (for
+/// `problems`; never the bodies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptSummary {
+    pub registrant_id: String,
+    pub count: usize,
+    /// When the oldest kept event arrived.
+    pub oldest: DateTime<Utc>,
+}
+
+fn sort_summaries(summaries: &mut [KeptSummary]) {
+    summaries.sort_by(|a, b| (a.oldest, &a.registrant_id).cmp(&(b.oldest, &b.registrant_id)));
+}
+
 #[async_trait]
 pub trait ZoomLedger: Send + Sync {
     /// Records an ended occurrence; recording it again replaces it.
@@ -106,6 +120,9 @@ pub trait ZoomLedger: Send + Sync {
     ) -> PortResult<bool>;
     /// Takes (removes and returns) the live kept events of `registrant_id`, oldest first.
     async fn take_unmatched(&self, registrant_id: &str, now: DateTime<Utc>) -> PortResult<Vec<KeptParticipant>>;
+    /// Per registrant id with live kept events at `now`: their count and the oldest's arrival,
+    /// oldest first. Reads a summary, not the bodies.
+    async fn kept_summary(&self, now: DateTime<Utc>) -> PortResult<Vec<KeptSummary>>;
 }
 
 fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -194,6 +211,22 @@ impl ZoomLedger for MemoryZoomLedger {
         let taken = self.lock().unmatched.remove(registrant_id).unwrap_or_default();
         Ok(taken.into_iter().filter(|(_, expires_at)| *expires_at > now).map(|(kept, _)| kept).collect())
     }
+
+    async fn kept_summary(&self, now: DateTime<Utc>) -> PortResult<Vec<KeptSummary>> {
+        let mut summaries: Vec<KeptSummary> = self
+            .lock()
+            .unmatched
+            .iter()
+            .filter_map(|(registrant_id, kept)| {
+                let live: Vec<&KeptParticipant> =
+                    kept.iter().filter(|(_, expires_at)| *expires_at > now).map(|(kept, _)| kept).collect();
+                let oldest = live.iter().map(|kept| kept.received_at).min()?;
+                Some(KeptSummary { registrant_id: registrant_id.clone(), count: live.len(), oldest })
+            })
+            .collect();
+        sort_summaries(&mut summaries);
+        Ok(summaries)
+    }
 }
 
 /// A ledger that wakes a waiting reconciler each time an ended occurrence is recorded (`serve`,
@@ -251,6 +284,10 @@ impl<L: ZoomLedger> ZoomLedger for WakeOnEnded<L> {
 
     async fn take_unmatched(&self, registrant_id: &str, now: DateTime<Utc>) -> PortResult<Vec<KeptParticipant>> {
         self.inner.take_unmatched(registrant_id, now).await
+    }
+
+    async fn kept_summary(&self, now: DateTime<Utc>) -> PortResult<Vec<KeptSummary>> {
+        self.inner.kept_summary(now).await
     }
 }
 
@@ -440,6 +477,29 @@ mod sqlite {
                     Ok(KeptParticipant { body, received_at })
                 })
                 .collect()
+        }
+
+        async fn kept_summary(&self, now: DateTime<Utc>) -> PortResult<Vec<KeptSummary>> {
+            // The index by (registrant_id, id) serves the grouping.
+            let rows: Vec<(String, i64, i64)> = self.run(|connection| {
+                connection
+                    .prepare(
+                        "SELECT registrant_id, COUNT(*), MIN(received_at) FROM zoom_unmatched WHERE expires_at > ?1
+                         GROUP BY registrant_id",
+                    )?
+                    .query_map([micros(now)], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect()
+            })?;
+            let mut summaries = rows
+                .into_iter()
+                .map(|(registrant_id, count, oldest)| {
+                    let oldest = DateTime::from_timestamp_micros(oldest)
+                        .ok_or_else(|| PortError::Corrupt("a kept participant's time is out of range".into()))?;
+                    Ok(KeptSummary { registrant_id, count: usize::try_from(count).unwrap_or(0), oldest })
+                })
+                .collect::<PortResult<Vec<_>>>()?;
+            sort_summaries(&mut summaries);
+            Ok(summaries)
         }
     }
 }

@@ -70,11 +70,30 @@ pub struct ConsoleParts {
     pub tag_template: webinar_bridge::domain::TagTemplate,
     /// The per-webinar settings the settings page reads and writes.
     pub settings: Option<Arc<dyn webinar_bridge::ports::WebinarSettings>>,
+    /// The parked webhooks and the ingest that reprocesses them (the one serve's router uses).
+    pub parked: Option<ParkedParts>,
+}
+
+/// Parked webhooks (issue 15) and the ingest `reprocess` runs them through, as the CLI does.
+#[derive(Clone)]
+pub struct ParkedParts {
+    pub store: Arc<dyn webinar_bridge::ports::ParkedWebhooks>,
+    pub ingest: webinar_bridge::ingest::Ingest,
 }
 
 impl ConsoleParts {
     pub fn with_consumer(mut self, consumer: Arc<Consumer>) -> Self {
         self.consumer = Some(consumer);
+        self
+    }
+
+    /// Lists parked webhooks on the problems page and reprocesses them through `ingest`.
+    pub fn with_parked(
+        mut self,
+        store: Option<Arc<dyn webinar_bridge::ports::ParkedWebhooks>>,
+        ingest: webinar_bridge::ingest::Ingest,
+    ) -> Self {
+        self.parked = store.map(|store| ParkedParts { store, ingest });
         self
     }
 }
@@ -91,6 +110,7 @@ struct Console {
     settings: Option<Arc<dyn webinar_bridge::ports::WebinarSettings>>,
     /// Creates a state's generated tag ("Create tag"), single-writer like the consumer's.
     resolver: webinar_bridge::tag_resolver::TagResolver,
+    parked: Option<ParkedParts>,
 }
 
 type Shared = Arc<Console>;
@@ -113,6 +133,7 @@ pub fn router(parts: ConsoleParts) -> Router {
         tag_template: parts.tag_template,
         settings: parts.settings,
         resolver,
+        parked: parts.parked,
     };
     Router::new()
         .route("/console", get(overview))
@@ -124,6 +145,7 @@ pub fn router(parts: ConsoleParts) -> Router {
         .route("/console/problems", get(problems))
         .route("/console/redrive", post(redrive))
         .route("/console/resync", post(resync))
+        .route("/console/reprocess", post(reprocess))
         .route("/console/settings", get(settings::index))
         .route("/console/settings/{webinar}", get(settings::webinar).post(settings::save))
         .route("/console/settings/{webinar}/create-tag", post(settings::create_tag))
@@ -195,11 +217,16 @@ async fn overview(State(console): State<Shared>, request: Request) -> Response {
         &[charts::Series { name: "calls", class: "calls", values: calls.iter().map(|c| u64::from(*c)).collect() }],
         cap,
     );
-    let problems = counts.dead_letters + counts.rejected + counts.field_problem_contacts;
+    let parked = match console.parked_webhooks(now).await {
+        Ok(parked) => parked.len() as u64,
+        Err(error) => return console.failure(&session, &error),
+    };
+    let problems = counts.dead_letters + counts.rejected + counts.field_problem_contacts + parked;
     console.page(
         &session,
         "overview.html",
         minijinja::context! {
+            parked,
             queue_depth => counts.queue_depth,
             dead_letters => counts.dead_letters,
             problems,
@@ -377,6 +404,10 @@ async fn problems(State(console): State<Shared>, request: Request) -> Response {
         Ok(problems) => problems,
         Err(error) => return console.failure(&session, &error),
     };
+    let parked: Vec<ParkedRow> = match console.parked_webhooks(Utc::now()).await {
+        Ok(parked) => parked.iter().take(LIST_LIMIT).map(ParkedRow::of).collect(),
+        Err(error) => return console.failure(&session, &error),
+    };
     let dead_letters: Vec<DeadLetterRow> = letters.iter().take(LIST_LIMIT).map(DeadLetterRow::of).collect();
     let rejected: Vec<RejectedRow> = rejected
         .into_iter()
@@ -385,7 +416,11 @@ async fn problems(State(console): State<Shared>, request: Request) -> Response {
     console.page(
         &session,
         "problems.html",
-        minijinja::context! { dead_letters, rejected, field_problems, resync => console.consumer.is_some() },
+        minijinja::context! {
+            dead_letters, rejected, field_problems, parked,
+            resync => console.consumer.is_some(),
+            reprocess => console.parked.is_some(),
+        },
         notice,
     )
 }
@@ -402,6 +437,58 @@ async fn redrive(State(console): State<Shared>, request: Request) -> Response {
         }
         Err(error) => console.failure(&session, &error),
     }
+}
+
+/// Runs one parked webhook (`id`) or every one (`all`) through ingest again, as `webinar-bridge
+/// reprocess` does: accepted bodies are queued for serve's consumer and leave the list.
+async fn reprocess(State(console): State<Shared>, request: Request) -> Response {
+    let (session, form) = match console.checked_post(request).await {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let Some(parked) = console.parked.clone() else {
+        return plain(StatusCode::NOT_FOUND, "Reprocessing is not available here.");
+    };
+    let now = Utc::now();
+    let selected = match form.get("id").filter(|id| !id.is_empty()) {
+        Some(id) => match parked.store.get(id, now).await {
+            Ok(Some(webhook)) => vec![webhook],
+            Ok(None) => {
+                return console
+                    .page(
+                        &session,
+                        "message.html",
+                        minijinja::context! {},
+                        Some(
+                            "That webhook is no longer parked (reprocessed or expired); reload the problems page."
+                                .to_owned(),
+                        ),
+                    )
+                    .with_status(StatusCode::NOT_FOUND);
+            }
+            Err(error) => return console.failure(&session, &error),
+        },
+        None if form.contains_key("all") => match parked.store.list(now).await {
+            Ok(all) => all,
+            Err(error) => return console.failure(&session, &error),
+        },
+        None => return plain(StatusCode::BAD_REQUEST, "Choose a parked webhook, or all of them."),
+    };
+    let (mut accepted, mut still) = (0_usize, 0_usize);
+    for webhook in &selected {
+        match parked.ingest.reprocess(parked.store.as_ref(), webhook, Utc::now()).await {
+            webinar_bridge::ingest::Reprocessed::Accepted { event_ids } => {
+                accepted += 1;
+                tracing::info!(id = %webhook.id, events = event_ids.len(), "console: parked webhook reprocessed");
+            }
+            webinar_bridge::ingest::Reprocessed::StillRefused { .. } => still += 1,
+            webinar_bridge::ingest::Reprocessed::Failed { message } => {
+                still += 1;
+                tracing::warn!(id = %webhook.id, %message, "console: reprocessing a parked webhook failed");
+            }
+        }
+    }
+    redirect(&format!("/console/problems?reprocessed={accepted}&still_parked={still}"))
 }
 
 /// Re-applies one contact (addressed by its hash) through serve's consumer.
@@ -487,6 +574,17 @@ impl Console {
         .with_status(StatusCode::SERVICE_UNAVAILABLE)
     }
 
+    /// The live parked webhooks, oldest first; none when this console keeps none.
+    async fn parked_webhooks(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<webinar_bridge::ports::ParkedWebhook>, webinar_bridge::ports::PortError> {
+        match &self.parked {
+            Some(parked) => parked.store.list(now).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Every contact with a refused field value (DESIGN 6), with the fix.
     async fn field_problems(&self) -> Result<Vec<FieldProblemRow>, webinar_bridge::ports::PortError> {
         let emails = self.db.contacts_with_field_problems(LIST_LIMIT).await?;
@@ -555,6 +653,10 @@ fn redirect(to: &str) -> Response {
 
 fn query_notice(query: Option<&str>) -> Option<String> {
     let pairs: HashMap<String, String> = serde_urlencoded::from_str(query?).ok()?;
+    if let Some(accepted) = pairs.get("reprocessed").and_then(|value| value.parse::<u64>().ok()) {
+        let still: u64 = pairs.get("still_parked").and_then(|value| value.parse().ok()).unwrap_or(0);
+        return Some(format!("{accepted} parked webhook(s) reprocessed, {still} still parked."));
+    }
     let moved: u64 = pairs.get("redriven")?.parse().ok()?;
     Some(format!("{moved} dead letter(s) sent back to the queue."))
 }
@@ -718,6 +820,30 @@ fn find_email(value: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// A parked webhook as the problems page lists it: never its body (it may hold an address).
+#[derive(Serialize)]
+struct ParkedRow {
+    id: String,
+    at: String,
+    source: String,
+    path: String,
+    reason: String,
+    size: usize,
+}
+
+impl ParkedRow {
+    fn of(webhook: &webinar_bridge::ports::ParkedWebhook) -> Self {
+        Self {
+            id: webhook.id.clone(),
+            at: timestamp(webhook.received_at),
+            source: webhook.source.clone(),
+            path: webhook.path.clone(),
+            reason: webhook.reason.clone(),
+            size: webhook.size(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct RejectedRow {
     id: String,
@@ -813,6 +939,32 @@ mod tests {
         let row = DeadLetterRow::of(&letter);
         let hash = Email::parse("erika@example.com").expect("an address").short_hash();
         assert_eq!(row.contact, Some(hash));
+    }
+
+    #[test]
+    fn a_parked_row_shows_no_body_and_the_reprocess_notice_counts() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 5, 5, 0, 0).single().expect("a time");
+        let body = br#"{"Mail Adresse":"petra@example.com"}"#.to_vec();
+        let webhook = webinar_bridge::ports::ParkedWebhook {
+            id: "abc-1".into(),
+            source: "webinarjam".into(),
+            path: "/hooks/webinarjam/registered".into(),
+            query: None,
+            content_type: Some("application/json".into()),
+            body: body.clone(),
+            received_at: at,
+            reason: "The body has no e-mail address".into(),
+            updated_at: at,
+            expires_at: at,
+        };
+        let row = serde_json::to_string(&ParkedRow::of(&webhook)).expect("JSON");
+        assert!(!row.contains("petra") && !row.contains("Mail Adresse"), "{row}");
+        assert!(row.contains(&format!(r#""size":{}"#, body.len())), "{row}");
+        assert_eq!(
+            query_notice(Some("reprocessed=2&still_parked=1")).as_deref(),
+            Some("2 parked webhook(s) reprocessed, 1 still parked.")
+        );
+        assert_eq!(query_notice(Some("redriven=3")).as_deref(), Some("3 dead letter(s) sent back to the queue."));
     }
 
     #[test]

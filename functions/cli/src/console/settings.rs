@@ -697,6 +697,7 @@ mod page_tests {
             consumer: None,
             tag_template: TagTemplate::default(),
             settings: Some(store.clone()),
+            parked: None,
         });
         let sign_in = HttpRequest::post("/console/sign-in")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")

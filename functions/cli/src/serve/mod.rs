@@ -167,6 +167,7 @@ impl Pipeline {
                 tag_template: config.settings.tag_template.clone(),
                 // The store the consumer reads at every batch (wiring::assemble).
                 settings: Some(Arc::clone(&ports.webinar_settings)),
+                parked: None,
             });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
@@ -175,7 +176,9 @@ impl Pipeline {
         })?);
         let ingest = ingest.with_zoom_ledger(zoom_ledger.clone());
         let consumer = Arc::new(consumer);
-        let console = console.map(|parts| parts.with_consumer(Arc::clone(&consumer)));
+        // The console reprocesses parked webhooks through this same ingest (queue, receipts, aliases).
+        let console = console
+            .map(|parts| parts.with_consumer(Arc::clone(&consumer)).with_parked(ports.parked.clone(), ingest.clone()));
         let platforms = webinar_bridge::platforms::config::PlatformConfig::from_env()
             .map_err(|error| exit::unusable(error.to_string()))?;
         Ok(Self {

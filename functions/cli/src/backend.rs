@@ -261,7 +261,12 @@ mod tests {
                 ("SecretArn", "arn:secret"),
                 ("HealthUrl", "https://x/health"),
             ],
-            &[("TagTemplate", "{state}"), ("AlarmEmail", "ops@example.com")],
+            &[
+                ("TagTemplate", "{state}"),
+                ("AlarmEmail", "ops@example.com"),
+                ("WebinarSettings", r#"[{"source":"zoom","webinar":"1","listid":2}]"#),
+                ("TagsAhead", "off"),
+            ],
         );
         let env = HashMap::from([("EVENTS_TABLE".to_owned(), "stale".to_owned())]);
         let vars = stack_vars("s", &described, env).expect("complete");
@@ -270,6 +275,8 @@ mod tests {
         assert_eq!(vars["DEAD_LETTER_QUEUE_URL"], "https://sqs/dlq.fifo");
         assert_eq!(vars["BRIDGE_SECRETS_ARN"], "arn:secret");
         assert_eq!(vars["BRIDGE_TAG_TEMPLATE"], "{state}");
+        assert_eq!(vars["BRIDGE_WEBINAR_SETTINGS"], r#"[{"source":"zoom","webinar":"1","listid":2}]"#);
+        assert_eq!(vars["BRIDGE_TAGS_AHEAD"], "off");
         assert!(!vars.values().any(|value| value == "ops@example.com"), "only the engine's parameters");
     }
 

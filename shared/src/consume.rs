@@ -904,12 +904,77 @@ impl Consumer {
         let found_by = FoundBy { email: &email, event, listid: self.listid_for(record) };
         let result = self.execute(&found_by, &plan, &mut record.applied, &mut record.field_problems).await;
         if let Err(ApplyError::Permanent(reason)) = &result
+            && let Some(rejection) = self.deleted_mapped_tag(reason, &plan).await
+        {
+            return Err(ApplyError::Permanent(rejection));
+        }
+        if let Err(ApplyError::Permanent(reason)) = &result
             && self.recover_stale_view(reason, &plan, &mut record.applied).await
         {
             let reason = format!("KlickTipp no longer had what the bridge set ({}); re-applying", reason.reason);
             return Err(ApplyError::Retry { reason, retry_after: None });
         }
         result
+    }
+
+    /// A state mapped (per-webinar settings) to a tag the user has since deleted in KlickTipp:
+    /// the bridge must not create a tag in its place (the marketer chose that one) and retrying
+    /// cannot bring it back, so the events are rejected visibly with a reason naming the mapping
+    /// to fix, instead of retrying into the dead-letter queue. `None` when the refusal is not
+    /// about a mapped tag, or the account still has every mapped tag of the plan.
+    async fn deleted_mapped_tag(&self, reason: &RejectionReason, plan: &Plan) -> Option<RejectionReason> {
+        if reason.error_number != Some(KLICKTIPP_TAG_NOT_FOUND) {
+            return None;
+        }
+        let webinars = self.webinars();
+        let mapped = webinars.mapped_ids();
+        let planned: Vec<(&String, u64)> = plan
+            .upsert
+            .iter()
+            .filter_map(|upsert| upsert.tag.as_ref())
+            .chain(&plan.tag)
+            .filter_map(|name| mapped.get(name).map(|id| (name, *id)))
+            .collect();
+        if planned.is_empty() {
+            return None;
+        }
+        let account = match self.klicktipp.list_tags().await {
+            Ok(account) => account,
+            Err(error) => {
+                tracing::warn!(%error, "could not list the tags to check the mapped ones");
+                return None;
+            }
+        };
+        let gone: Vec<(&String, u64)> = planned.into_iter().filter(|(_, id)| !account.contains_key(id)).collect();
+        if gone.is_empty() {
+            return None;
+        }
+        let described: Vec<String> =
+            gone.iter()
+                .map(|(name, id)| {
+                    let mappings: Vec<String> =
+                        webinars
+                            .entries()
+                            .flat_map(|entry| {
+                                entry.tags.iter().filter(|(_, tag)| tag.id == *id).map(move |(state, _)| {
+                                    format!("{}/{} {}", entry.source, entry.webinar, state.as_str())
+                                })
+                            })
+                            .collect();
+                    format!("tag {id} {name:?} (mapped by {})", mappings.join(", "))
+                })
+                .collect();
+        tracing::warn!(tags = ?gone.iter().map(|(_, id)| id).collect::<Vec<_>>(), "a mapped tag no longer exists in KlickTipp");
+        Some(RejectionReason {
+            operation: reason.operation.clone(),
+            status: reason.status,
+            error_number: reason.error_number,
+            field: None,
+            reason: format!(
+                "KlickTipp no longer has {}; map the state to an existing tag in the per-webinar settings (BRIDGE_WEBINAR_SETTINGS or the console; `webinar-bridge klicktipp tags` lists the account's tags) or remove the mapping, then redrive the event",
+                described.join("; ")
+            ),
+        })
     }
 
     /// The applied view is stale when the user deleted the contact or a tag in KlickTipp:

@@ -132,3 +132,56 @@ pub async fn seed_webinar_settings(
     }
     Ok(())
 }
+
+/// Tags ahead for the webinars a platform's API lists (reconciliation, issue 15): each webinar
+/// (or, with `{date}` in the tag template, each session) not seen before gets every state tag
+/// once, under the same seen key the consumer uses, so a marketer's webinar has its tags before
+/// its first registrant. Honours the per-webinar mapping (mapped states create nothing).
+pub struct ListedWebinars {
+    resolver: TagResolver,
+    settings: Settings,
+    store: std::sync::Arc<dyn crate::ports::WebinarSettings>,
+}
+
+impl std::fmt::Debug for ListedWebinars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListedWebinars")
+    }
+}
+
+impl ListedWebinars {
+    pub fn new(
+        resolver: TagResolver,
+        settings: Settings,
+        store: std::sync::Arc<dyn crate::ports::WebinarSettings>,
+    ) -> Self {
+        Self { resolver, settings, store }
+    }
+
+    /// Whether the tag names carry the session date (then each listed session is prepared).
+    pub fn per_session(&self) -> bool {
+        self.settings.tag_template.uses_date()
+    }
+
+    /// Creates the state tags of `webinar` unless it was seen before; returns how many tags this
+    /// call created (0 for a webinar already seen). A failure is for the caller to log: nothing
+    /// is marked seen then, so the next pass (or the consumer) tries again.
+    pub async fn prepare(&self, webinar: &WebinarRef) -> Result<usize, String> {
+        let key = webinar.seen_key(&self.settings);
+        if self.store.is_seen(&key).await.map_err(|error| error.to_string())? {
+            return Ok(0);
+        }
+        let mapping = self.store.all().await.map_err(|error| error.to_string())?;
+        if !mapping.effective(&webinar.source.key(), &webinar.webinar_id, webinar.name.as_deref()).included {
+            // An excluded webinar gets no tags (its events are skipped too).
+            return Ok(0);
+        }
+        let tags = ensure_webinar_tags(&self.resolver, &self.settings, &mapping, webinar)
+            .await
+            .map_err(|error| error.to_string())?;
+        let created = tags.iter().filter(|tag| tag.how == Ensured::Created).count();
+        self.store.mark_seen(&key, chrono::Utc::now()).await.map_err(|error| error.to_string())?;
+        tracing::info!(webinar = %key, created, "created the listed webinar's tags ahead");
+        Ok(created)
+    }
+}

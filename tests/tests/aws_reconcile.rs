@@ -181,3 +181,61 @@ async fn a_zoom_webinar_ended_through_the_ingest_lambda_is_pulled_by_the_reconci
     assert_eq!((again.sessions_pulled, again.events_enqueued), (0, 0));
     platform.shutdown().await;
 }
+
+/// Tags ahead from the API's webinar list on AWS (issue 15): with KlickTipp credentials and the
+/// contacts table, a run creates the state tags of a listed webinar (through the DynamoDB tag
+/// directory, the seen mark in the contacts table where the consumer looks), and a second run
+/// creates none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcile_handler_creates_the_tags_of_a_listed_webinar_once() {
+    use webinar_bridge::adapters::dynamodb::DynamoWebinarSettings;
+    use webinar_bridge::ports::WebinarSettings;
+    use webinar_bridge_tests::harness;
+
+    let moto = Moto::start().await;
+    let queue = moto.create_queue(QueueSettings::default()).await;
+    let events_table = moto.create_events_table().await;
+    let contacts_table = moto.create_contacts_table().await;
+    let klicktipp = harness::start_simulator().await;
+    let upcoming = (chrono::Utc::now() + chrono::Duration::days(2)).format("%Y-%m-%d %-H:%M").to_string();
+    let document = json!({"everwebinar": {"webinars": [{"webinar_id": "88", "name": "Launch", "timezone": "UTC",
+        "duration_minutes": 60, "schedules": [{"schedule": 1, "date": upcoming}], "registrants": []}]}});
+    let data = PlatformData::from_json(&document.to_string()).expect("platform document");
+    let platform = PlatformSim::start(SimConfig::with_data(data)).await.expect("start platform-sim");
+    let secret = json!({"BRIDGE_EVERWEBINAR_API_KEY": platform.api_key(),
+        "KLICKTIPP_USERNAME": harness::SIM_USERNAME, "KLICKTIPP_PASSWORD": harness::SIM_PASSWORD});
+    let arn = moto.create_secret(&secret.to_string()).await;
+    let vars: HashMap<String, String> = [
+        ("BRIDGE_SECRETS_ARN", arn.as_str()),
+        ("EVENTS_QUEUE_URL", queue.url()),
+        ("EVENTS_TABLE", events_table.as_str()),
+        ("CONTACTS_TABLE", contacts_table.as_str()),
+        ("KLICKTIPP_BASE_URL", klicktipp.url().as_str()),
+        ("WEBINARJAM_API_BASE_URL", platform.url().as_str()),
+        ("BRIDGE_TAGS_AHEAD", "on"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    let vars = environment_with_secrets(moto.sdk(), vars).await.expect("read the secret");
+    let config = BridgeConfig::from_vars(&vars).expect("a valid configuration");
+    let platforms = PlatformConfig::from_vars(&vars).expect("a valid platform configuration");
+    let function = ReconcileFunction::from_config(moto.sdk(), &config, &platforms).expect("reconcile starts");
+
+    let before = klicktipp.calls_by_endpoint();
+    let first = function.run(chrono::Utc::now()).await.expect("the first run succeeds");
+    assert_eq!(first.sessions_pulled, 0, "an upcoming session is not pulled");
+    assert_eq!(
+        harness::calls_since(&klicktipp, &before),
+        harness::calls(&[("POST /account/login", 1), ("GET /tag", 1), ("POST /tag", 7)])
+    );
+    assert!(klicktipp.tags().values().any(|name| name == "[EverWebinar] [Launch] Registered"));
+    let store = DynamoWebinarSettings::new(moto.dynamodb(), &contacts_table);
+    assert!(store.is_seen("everwebinar#88").await.expect("seen"), "the consumer's seen mark");
+
+    let before = klicktipp.calls_by_endpoint();
+    function.run(chrono::Utc::now()).await.expect("the second run succeeds");
+    assert_eq!(harness::calls_since(&klicktipp, &before), harness::calls(&[]), "a second run creates nothing");
+    klicktipp.shutdown().await;
+    platform.shutdown().await;
+}

@@ -216,3 +216,76 @@ async fn serve_reconciles_an_ended_zoom_occurrence_and_absentees_get_did_not_att
     assert!(serve.terminate().await.success());
     platform.shutdown().await;
 }
+
+/// Tags ahead from the API's webinar list (issue 15): a reconciliation pass that lists an
+/// upcoming EverWebinar webinar creates its state tags in KlickTipp before anyone registers
+/// (a mapped state creates none), under the consumer's seen key; a second pass creates nothing.
+#[tokio::test]
+async fn a_listed_webinar_gets_its_tags_once_before_the_first_registrant() {
+    use std::sync::Arc;
+    use webinar_bridge::adapters::memory::{MemoryQueue, MemoryTagDirectory, MemoryWebinarSettings};
+    use webinar_bridge::domain::{MappedTag, Settings, StateLabel, WebinarSetting};
+    use webinar_bridge::platforms::config::PlatformConfig;
+    use webinar_bridge::platforms::done_store::MemoryDoneSessions;
+    use webinar_bridge::platforms::pull::Puller;
+    use webinar_bridge::ports::{SystemClock, WebinarSettings};
+    use webinar_bridge::tag_resolver::TagResolver;
+    use webinar_bridge::tags_ahead::ListedWebinars;
+
+    let upcoming = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d %-H:%M").to_string();
+    let document = json!({"everwebinar": {"webinars": [{"webinar_id": "88", "name": "Launch", "timezone": "UTC",
+        "duration_minutes": 60, "schedules": [{"schedule": 1, "date": upcoming}], "registrants": []}]}});
+    let data = PlatformData::from_json(&document.to_string()).expect("platform document");
+    let platform = PlatformSim::start(SimConfig::with_data(data)).await.expect("start platform-sim");
+    let klicktipp = harness::start_simulator().await;
+    let existing = harness::simulator_client(&klicktipp).create_tag("Launch-Käufer", None).await.expect("create");
+    let store = Arc::new(MemoryWebinarSettings::default());
+    let mut mapping = WebinarSetting::new("everwebinar", "88");
+    mapping.tags.insert(StateLabel::Buyer, MappedTag { id: existing, name: "Launch-Käufer".into() });
+    store.put(&mapping).await.expect("put");
+
+    let vars = [("BRIDGE_EVERWEBINAR_API_KEY", platform.api_key()), ("WEBINARJAM_API_BASE_URL", platform.url())]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    let platforms = PlatformConfig::from_vars(&vars).expect("platform configuration");
+    let client = harness::simulator_client(&klicktipp);
+    let resolver = TagResolver::new(Arc::new(MemoryTagDirectory::default()), client, Arc::new(SystemClock));
+    let listed = ListedWebinars::new(resolver, Settings::default(), Arc::clone(&store) as Arc<dyn WebinarSettings>);
+    let puller = Puller::from_config(&platforms).expect("puller").with_tags_ahead(Arc::new(listed));
+    let done = MemoryDoneSessions::default();
+    let queue = MemoryQueue::default();
+    let after = Duration::from_secs(7200);
+
+    let before = klicktipp.calls_by_endpoint();
+    let first = puller.reconcile_due(&done, &queue, chrono::Utc::now(), after).await;
+    assert_eq!((first.failures, first.sessions_pulled), (0, 0), "an upcoming session is not pulled");
+    assert_eq!(
+        harness::calls_since(&klicktipp, &before),
+        harness::calls(&[("POST /account/login", 1), ("GET /tag", 1), ("POST /tag", 6)]),
+        "six state tags created, the mapped Buyer state not"
+    );
+    let mut names: Vec<String> = klicktipp.tags().into_values().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "Launch-Käufer",
+            "[EverWebinar] [Launch] Attended",
+            "[EverWebinar] [Launch] Cancelled",
+            "[EverWebinar] [Launch] Did Not Attend",
+            "[EverWebinar] [Launch] Fully Attended",
+            "[EverWebinar] [Launch] Registered",
+            "[EverWebinar] [Launch] Replay Watched",
+        ]
+    );
+    // The consumer's key: its first event of this webinar creates nothing again.
+    assert!(store.is_seen("everwebinar#88").await.expect("seen"));
+
+    let before = klicktipp.calls_by_endpoint();
+    let second = puller.reconcile_due(&done, &queue, chrono::Utc::now(), after).await;
+    assert_eq!(second.failures, 0);
+    assert_eq!(harness::calls_since(&klicktipp, &before), harness::calls(&[]), "a second pass creates nothing");
+    klicktipp.shutdown().await;
+    platform.shutdown().await;
+}

@@ -9,6 +9,8 @@ use klicktipp_sim::{DEFAULT_DOUBLE_OPTIN_LISTID, SINGLE_OPTIN_LISTID, Simulator}
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use webinar_bridge::adapters::dynamodb::DynamoWebinarSettings;
+use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::memory::{
     MemoryContactStore, MemoryEventLog, MemoryQueue, MemoryTagDirectory, MemoryWebinarSettings,
 };
@@ -20,6 +22,7 @@ use webinar_bridge::ports::{
 use webinar_bridge::tag_resolver::TagResolver;
 use webinar_bridge::worker::{BatchSummary, process_one_batch};
 use webinar_bridge_tests::harness::{self, BridgeEnv, calls, calls_since};
+use webinar_bridge_tests::moto::Moto;
 
 // ---------------------------------------------------------------------------------------------
 // `tags ensure`
@@ -104,6 +107,64 @@ async fn tags_ensure_leaves_a_mapped_state_on_its_existing_tag() {
     assert_eq!(lines[6], ("mapped".to_owned(), "Webinar-Käufer".to_owned()));
     assert!(run.stdout.contains(&format!(" {existing}  Webinar-Käufer")), "{}", run.stdout);
     assert_eq!(calls_since(&simulator, &before).get("POST /tag"), Some(&6), "six created, the mapped one not");
+    simulator.shutdown().await;
+}
+
+/// On a deployed stack (here moto, reached through the Lambdas' variables as `--stack` would
+/// set them) `tags ensure` seeds the DynamoDB settings store, creates through the stack's tag
+/// directory and marks the webinar seen there; serve's database is never created.
+#[tokio::test]
+async fn tags_ensure_on_the_aws_stack_uses_its_settings_store_and_tag_directory() {
+    let simulator = harness::start_simulator().await;
+    let existing = harness::simulator_client(&simulator).create_tag("Webinar-Käufer", None).await.expect("create");
+    let moto = Moto::start().await;
+    let queue = moto.create_queue(QueueSettings::default()).await;
+    let events = moto.create_events_table().await;
+    let contacts = moto.create_contacts_table().await;
+    let history = moto.create_history_table().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unused_db = dir.path().join("unused.db");
+    let seed = json!({"webinars": [
+        {"source": "*", "webinar": "*", "tags": {"Buyer": {"id": existing, "name": "Webinar-Käufer"}}}
+    ]});
+    let mut env = BridgeEnv::for_simulator(&simulator.url(), &unused_db)
+        .set("BRIDGE_LANGUAGE", "de")
+        .set("BRIDGE_WEBINAR_SETTINGS", &seed.to_string())
+        .set("EVENTS_QUEUE_URL", queue.url())
+        .set("EVENTS_TABLE", &events)
+        .set("CONTACTS_TABLE", &contacts)
+        .set("HISTORY_TABLE", &history);
+    for (name, value) in moto.aws_env() {
+        env = env.set(name, &value);
+    }
+    let args = ["tags", "ensure", "--source", "zoom", "--webinar", "Demo Webinar"];
+
+    let before = simulator.calls_by_endpoint();
+    let first = harness::run_bridge_async(&env, &args).await;
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let lines = printed(&first.stdout);
+    assert_eq!(lines.len(), 7, "{}", first.stdout);
+    assert!(lines[..6].iter().all(|(how, _)| how == "created"), "{}", first.stdout);
+    assert_eq!(lines[6], ("mapped".to_owned(), "Webinar-Käufer".to_owned()));
+    assert_eq!(calls_since(&simulator, &before).get("POST /tag"), Some(&6), "six created, the mapped one not");
+
+    let before = simulator.calls_by_endpoint();
+    let second = harness::run_bridge_async(&env, &args).await;
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let lines = printed(&second.stdout);
+    assert!(lines[..6].iter().all(|(how, _)| how == "existing"), "{}", second.stdout);
+    assert_eq!(calls_since(&simulator, &before).get("POST /tag"), None, "second run creates nothing");
+    assert_eq!(simulator.tags().len(), 7);
+
+    // The stack's own stores hold the mapping and the seen mark; no SQLite file appeared.
+    let store = DynamoWebinarSettings::new(moto.dynamodb(), &contacts);
+    let stored = store.all().await.expect("settings");
+    assert_eq!(
+        stored.mapped_tag("zoom", "Demo Webinar", Some("Demo Webinar"), StateLabel::Buyer).map(|tag| tag.id),
+        Some(existing)
+    );
+    assert!(store.is_seen("zoom#Demo Webinar").await.expect("seen"), "marked seen in DynamoDB");
+    assert!(!unused_db.exists(), "serve's database is not touched on the AWS backend");
     simulator.shutdown().await;
 }
 
@@ -354,5 +415,35 @@ async fn without_tags_ahead_only_the_needed_tag_is_created() {
         calls_since(&rig.simulator, &before),
         calls(&[("POST /account/login", 1), ("GET /tag", 1), ("POST /tag", 1), ("POST /subscriber", 1)])
     );
+    rig.simulator.shutdown().await;
+}
+
+/// A state mapped to a tag the user has since deleted in KlickTipp: the event is rejected at
+/// once, naming the mapping to fix, instead of retrying into the dead-letter queue; no tag is
+/// created in its place.
+#[tokio::test]
+async fn a_state_mapped_to_a_deleted_tag_is_rejected_naming_the_mapping() {
+    let rig = Rig::start(false).await;
+    let deleted = 987_654;
+    rig.store.put(&mapped("zoom", "811", StateLabel::Registered, deleted, "VIP angemeldet")).await.expect("put");
+    let before = rig.simulator.calls_by_endpoint();
+    let event = rig.register("ana@example.com", "811").await;
+    let summary = rig.drain().await;
+    assert_eq!((summary.rejected, summary.retried, summary.applied), (1, 0, 0), "{summary:?}");
+    assert_eq!(
+        calls_since(&rig.simulator, &before),
+        calls(&[("POST /account/login", 1), ("POST /subscriber", 1), ("GET /tag", 1)]),
+        "one refused upsert, one listing to name the missing tag, no retry and no creation"
+    );
+    assert!(!rig.simulator.tags().values().any(|name| name.contains("[Zoom]")), "no tag created in its place");
+    let record = rig.log.get(&event).await.expect("read").expect("recorded");
+    match record.status {
+        EventStatus::Completed(FinalOutcome::Rejected(reason)) => {
+            assert!(reason.reason.contains("tag 987654 \"VIP angemeldet\""), "{}", reason.reason);
+            assert!(reason.reason.contains("mapped by zoom/811 Registered"), "{}", reason.reason);
+            assert!(reason.reason.contains("per-webinar settings"), "{}", reason.reason);
+        }
+        other => panic!("expected rejected, got {other:?}"),
+    }
     rig.simulator.shutdown().await;
 }

@@ -864,6 +864,8 @@ fn parameters_are_described_and_constrained() {
         "ApiThrottleBurst",
         "ApiThrottleRate",
         "LogRetentionDays",
+        "WebinarSettings",
+        "TagsAhead",
     ] {
         t.parameter(name);
     }
@@ -911,7 +913,7 @@ fn reconcile_runs_alone_on_a_schedule_with_a_least_privilege_role_and_an_alarm()
     assert_eq!(strings(&statements[0]["Action"]), ["lambda:InvokeFunction"]);
     assert!(get_att_of(&statements[0]["Resource"], function, "Arn"));
 
-    // The function's own role: logs, enqueue, `reconciled#` items, the secret; nothing else.
+    // The function's own role: logs, enqueue, `reconciled#` items, tags ahead, the secret; nothing else.
     let statements = role_statements(&t, function);
     let actions: BTreeSet<String> = statements.iter().flat_map(|(actions, _)| actions.clone()).collect();
     let expected: BTreeSet<String> = [
@@ -928,6 +930,22 @@ fn reconcile_runs_alone_on_a_schedule_with_a_least_privilege_role_and_an_alarm()
     assert_eq!(actions, expected);
     let (role, _) = get_att(&props["Role"]).unwrap();
     for statement in t.props(&role)["Policies"][0]["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+        if strings(&statement["Action"]).iter().any(|action| action.starts_with("dynamodb:"))
+            && get_att_of(&statement["Resource"], "ContactsTable", "Arn")
+        {
+            // Tags ahead for listed webinars: the tag directory and seen marks, the settings read only.
+            let leading = strings(&statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+            let directory = [
+                format!("{}*", webinar_bridge::adapters::dynamodb::TAG_KEY_PREFIX),
+                format!("{}*", webinar_bridge::adapters::dynamodb::SEEN_KEY_PREFIX),
+            ];
+            let settings = [webinar_bridge::adapters::dynamodb::WEBINAR_SETTINGS_KEY.to_owned()];
+            assert!(leading == directory || leading == settings, "{leading:?}");
+            if leading == settings {
+                assert_eq!(strings(&statement["Action"]), ["dynamodb:GetItem"]);
+            }
+            continue;
+        }
         if strings(&statement["Action"]).iter().any(|action| action.starts_with("dynamodb:")) {
             assert!(get_att_of(&statement["Resource"], "EventsTable", "Arn"));
             let leading = strings(&statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);

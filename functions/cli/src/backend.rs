@@ -44,7 +44,7 @@ pub const STACK_OUTPUTS: [(&str, &str); 6] = [
 ];
 
 /// Stack parameter -> the variable the Lambdas get it as (template.yaml, `Globals`).
-pub const STACK_PARAMETERS: [(&str, &str); 10] = [
+pub const STACK_PARAMETERS: [(&str, &str); 12] = [
     ("KlickTippBaseUrl", "KLICKTIPP_BASE_URL"),
     ("KlickTippListId", "KLICKTIPP_LISTID"),
     ("KlickTippRps", "BRIDGE_KLICKTIPP_RPS"),
@@ -55,6 +55,8 @@ pub const STACK_PARAMETERS: [(&str, &str); 10] = [
     ("FullAttendancePercent", "BRIDGE_FULL_ATTENDANCE_PERCENT"),
     ("EventRetentionDays", "BRIDGE_EVENT_RETENTION_DAYS"),
     ("FieldAliases", "BRIDGE_FIELD_ALIASES"),
+    ("WebinarSettings", "BRIDGE_WEBINAR_SETTINGS"),
+    ("TagsAhead", "BRIDGE_TAGS_AHEAD"),
 ];
 
 /// The chosen deployment, opened.
@@ -115,6 +117,16 @@ const DEAD_LETTERS_LISTED: usize = 1_000;
 impl BackendArgs {
     /// Opens the deployment these arguments choose.
     pub async fn open(&self) -> anyhow::Result<Backend> {
+        self.open_with(false).await
+    }
+
+    /// As [`Self::open`], but a missing `serve` database is created: for commands that prepare
+    /// a deployment before `serve` first runs (`tags ensure`).
+    pub async fn open_or_create(&self) -> anyhow::Result<Backend> {
+        self.open_with(true).await
+    }
+
+    async fn open_with(&self, create_db: bool) -> anyhow::Result<Backend> {
         let env: HashMap<String, String> = std::env::vars().collect();
         if let Some(stack) = &self.stack {
             let sdk = load_sdk_config().await;
@@ -129,7 +141,13 @@ impl BackendArgs {
             return open_aws(load_sdk_config().await, env).await;
         }
         let config = BridgeConfig::from_vars(&env).map_err(|error| exit::unusable(error.to_string()))?;
-        let db = open_db(&config)?;
+        let db = if create_db {
+            SqliteDb::open(&config.db_path).map_err(|error| {
+                exit::unusable(format!("BRIDGE_DB: cannot open the database {}: {error}", config.db_path.display()))
+            })?
+        } else {
+            open_db(&config)?
+        };
         Ok(Backend { config, store: Store::Sqlite(db) })
     }
 }
@@ -256,7 +274,12 @@ mod tests {
                 ("SecretArn", "arn:secret"),
                 ("HealthUrl", "https://x/health"),
             ],
-            &[("TagTemplate", "{state}"), ("AlarmEmail", "ops@example.com")],
+            &[
+                ("TagTemplate", "{state}"),
+                ("AlarmEmail", "ops@example.com"),
+                ("WebinarSettings", r#"[{"source":"zoom","webinar":"1","listid":2}]"#),
+                ("TagsAhead", "off"),
+            ],
         );
         let env = HashMap::from([("EVENTS_TABLE".to_owned(), "stale".to_owned())]);
         let vars = stack_vars("s", &described, env).expect("complete");
@@ -265,6 +288,8 @@ mod tests {
         assert_eq!(vars["DEAD_LETTER_QUEUE_URL"], "https://sqs/dlq.fifo");
         assert_eq!(vars["BRIDGE_SECRETS_ARN"], "arn:secret");
         assert_eq!(vars["BRIDGE_TAG_TEMPLATE"], "{state}");
+        assert_eq!(vars["BRIDGE_WEBINAR_SETTINGS"], r#"[{"source":"zoom","webinar":"1","listid":2}]"#);
+        assert_eq!(vars["BRIDGE_TAGS_AHEAD"], "off");
         assert!(!vars.values().any(|value| value == "ops@example.com"), "only the engine's parameters");
     }
 

@@ -1,16 +1,18 @@
 //! `webinar-bridge tags ensure`: every state tag of a webinar, created in KlickTipp before the
 //! webinar opens, so its campaigns can be built before the first registrant (issue 15).
-//! Idempotent: through the tag resolver and the tag directory in BRIDGE_DB (single writer), so
-//! a second run, or a running `serve` on the same file, creates nothing twice.
+//! Idempotent: through the tag resolver and the bridge's tag directory (single writer), so a
+//! second run, or a running `serve` or consumer on the same store, creates nothing twice.
+//! Works on `serve`'s SQLite file (BRIDGE_DB) or a deployed AWS stack (`--stack NAME`, or the
+//! Lambdas' variables): the per-webinar settings and tag directory of that deployment.
 
+use crate::backend::BackendArgs;
 use crate::{exit, wiring};
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use std::process::ExitCode;
 use std::sync::Arc;
-use webinar_bridge::adapters::sqlite::{SqliteDb, SqliteTagDirectory, SqliteWebinarSettings};
 use webinar_bridge::domain::Source;
-use webinar_bridge::ports::{SystemClock, WebinarSettings};
+use webinar_bridge::ports::SystemClock;
 use webinar_bridge::tag_resolver::TagResolver;
 use webinar_bridge::tags_ahead::{WebinarRef, ensure_webinar_tags, seed_webinar_settings};
 
@@ -36,16 +38,19 @@ pub struct EnsureArgs {
     /// The session date (YYYY-MM-DD, in the webinar's time zone), for a BRIDGE_TAG_TEMPLATE with {date}.
     #[arg(long)]
     session: Option<String>,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 pub async fn run(command: TagsCommand) -> anyhow::Result<ExitCode> {
     let TagsCommand::Ensure(args) = command;
-    let config = wiring::load_config()?;
     let source = parse_source(&args.source).map_err(exit::unusable)?;
     let webinar = args.webinar.trim();
     if webinar.is_empty() {
         return Err(exit::unusable("--webinar: give the webinar's name as tag names show it"));
     }
+    let backend = args.backend.open_or_create().await?;
+    let config = &backend.config;
     let date = match &args.session {
         Some(raw) => Some(
             NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
@@ -58,16 +63,14 @@ pub async fn run(command: TagsCommand) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let client = wiring::management_client(&config)?;
-    let db = SqliteDb::open(&config.db_path).map_err(|error| {
-        exit::unusable(format!("BRIDGE_DB: cannot open the database {}: {error}", config.db_path.display()))
-    })?;
-    let store = SqliteWebinarSettings::new(db.clone());
-    seed_webinar_settings(&store, &config.webinar_settings_seed)
+    let client = wiring::management_client(config)?;
+    let ports = backend.ports();
+    let store = &ports.webinar_settings;
+    seed_webinar_settings(store.as_ref(), &config.webinar_settings_seed)
         .await
-        .context("cannot write BRIDGE_WEBINAR_SETTINGS to the database")?;
+        .context("cannot write BRIDGE_WEBINAR_SETTINGS to the settings store")?;
     let webinar_settings = store.all().await.context("cannot read the per-webinar settings")?;
-    let resolver = TagResolver::new(Arc::new(SqliteTagDirectory::new(db)), client, Arc::new(SystemClock));
+    let resolver = TagResolver::new(Arc::clone(&ports.tags), client, Arc::new(SystemClock));
     let webinar = WebinarRef {
         source,
         webinar_id: args.webinar_id.clone().unwrap_or_else(|| webinar.to_owned()),

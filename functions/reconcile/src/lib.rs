@@ -29,6 +29,8 @@ pub enum ReconcileStartupError {
     Config(#[from] ConfigError),
     #[error("the platform clients cannot start: {0}")]
     Platform(#[from] PlatformError),
+    #[error("the KlickTipp client cannot start: {0}")]
+    KlickTipp(#[from] webinar_bridge::klicktipp::KlickTippError),
 }
 
 /// A run that left work for the next one.
@@ -48,6 +50,30 @@ pub struct ReconcileReport {
     pub events_enqueued: usize,
     pub platform_calls: u64,
     pub platform_429s: u64,
+}
+
+/// Tags ahead for the webinars a run lists (`BRIDGE_TAGS_AHEAD`, KlickTipp Management
+/// credentials): the tag directory, per-webinar settings and seen marks in the contacts table,
+/// shared with the consumer, so each webinar's tags are created once whichever sees it first.
+fn listed_webinars(
+    sdk: &SdkConfig,
+    config: &BridgeConfig,
+) -> Result<Option<webinar_bridge::tags_ahead::ListedWebinars>, ReconcileStartupError> {
+    let Some(contacts_table) = config.contacts_table.as_deref() else { return Ok(None) };
+    if !config.tags_ahead || config.klicktipp.mode() != webinar_bridge::config::KlickTippMode::Management {
+        return Ok(None);
+    }
+    let klicktipp = webinar_bridge::klicktipp::KlickTippClient::new(config.klicktipp.client_config(1))?;
+    let resolver = webinar_bridge::tag_resolver::TagResolver::new(
+        Arc::new(webinar_bridge::adapters::dynamodb::DynamoTagDirectory::from_conf(sdk, contacts_table)),
+        klicktipp,
+        Arc::new(webinar_bridge::ports::SystemClock),
+    );
+    Ok(Some(webinar_bridge::tags_ahead::ListedWebinars::new(
+        resolver,
+        config.settings.clone(),
+        Arc::new(webinar_bridge::adapters::dynamodb::DynamoWebinarSettings::from_conf(sdk, contacts_table)),
+    )))
 }
 
 /// The reconcile function: built once per cold start, then called per scheduled run.
@@ -78,8 +104,11 @@ impl ReconcileFunction {
         let queue_url = BridgeConfig::require(&config.events_queue_url, "EVENTS_QUEUE_URL")?;
         let events_table = BridgeConfig::require(&config.events_table, "EVENTS_TABLE")?;
         // Zoom occurrences whose `webinar.ended` ingest recorded (`zoom#ended#...` items).
-        let puller =
+        let mut puller =
             Puller::from_config(platforms)?.with_zoom_ledger(Arc::new(DynamoZoomLedger::from_conf(sdk, events_table)));
+        if let Some(listed) = listed_webinars(sdk, config)? {
+            puller = puller.with_tags_ahead(Arc::new(listed));
+        }
         if puller.genesis(Platform::WebinarJam).is_err()
             && puller.genesis(Platform::EverWebinar).is_err()
             && puller.zoom().is_err()

@@ -28,6 +28,8 @@ pub struct Puller {
     zoom: Option<ZoomClient>,
     log: CallLog,
     ended: Option<EndedLedger>,
+    /// Creates the state tags of each newly listed webinar (`BRIDGE_TAGS_AHEAD`).
+    ahead: Option<Arc<crate::tags_ahead::ListedWebinars>>,
 }
 
 /// Where `webinar.ended` webhooks were recorded ([`Puller::with_zoom_ledger`]).
@@ -68,7 +70,7 @@ impl Puller {
                 ZoomClient::new(&config.zoom_base_url, None, credentials, throttle, log.clone())
             })
             .transpose()?;
-        Ok(Self { webinarjam, everwebinar, zoom, log, ended: None })
+        Ok(Self { webinarjam, everwebinar, zoom, log, ended: None, ahead: None })
     }
 
     /// Reconciliation also pulls the Zoom occurrences whose `webinar.ended` webhook ingest
@@ -76,6 +78,22 @@ impl Puller {
     pub fn with_zoom_ledger(mut self, ledger: Arc<dyn ZoomLedger>) -> Self {
         self.ended = Some(EndedLedger(ledger));
         self
+    }
+
+    /// Reconciliation also creates the state tags of each webinar its listings show for the
+    /// first time (tags ahead, issue 15), so campaigns can be built before the first registrant.
+    pub fn with_tags_ahead(mut self, ahead: Arc<crate::tags_ahead::ListedWebinars>) -> Self {
+        self.ahead = Some(ahead);
+        self
+    }
+
+    /// Tags ahead for one listed webinar; best effort (a failure is logged and tried again on
+    /// the next pass, the listing goes on).
+    async fn prepare_listed(&self, webinar: crate::tags_ahead::WebinarRef) {
+        let Some(ahead) = &self.ahead else { return };
+        if let Err(error) = ahead.prepare(&webinar).await {
+            tracing::warn!(webinar = %webinar.webinar_id, %error, "creating the listed webinar's tags ahead failed; tried again next pass");
+        }
     }
 
     /// Every client gives up on a call without an answer after `timeout` (and retries it as a
@@ -200,6 +218,31 @@ impl Puller {
         for summary in client.webinars().await? {
             let details = client.webinar(&summary.webinar_id).await?;
             let duration = details.duration_minutes.and_then(|minutes| u32::try_from(minutes).ok());
+            if let Some(ahead) = &self.ahead {
+                let source = match platform {
+                    Platform::EverWebinar => crate::domain::Source::Everwebinar,
+                    _ => crate::domain::Source::Webinarjam,
+                };
+                let listed = crate::tags_ahead::WebinarRef {
+                    source,
+                    webinar_id: summary.webinar_id.clone(),
+                    name: details.name.clone().or_else(|| details.title.clone()),
+                    date: None,
+                };
+                if ahead.per_session() {
+                    for schedule in &details.schedules {
+                        let date = schedule.date.as_deref().and_then(|date| {
+                            let start = super::lenient::local_to_utc(date, details.timezone.as_deref())?;
+                            crate::domain::session_date(Some(&start.to_rfc3339()), details.timezone.as_deref())
+                        });
+                        if date.is_some() {
+                            self.prepare_listed(crate::tags_ahead::WebinarRef { date, ..listed.clone() }).await;
+                        }
+                    }
+                } else {
+                    self.prepare_listed(listed).await;
+                }
+            }
             for schedule in &details.schedules {
                 let Some(starts_at) = schedule
                     .date
@@ -228,6 +271,19 @@ impl Puller {
         let client = self.zoom()?;
         let mut sessions = Vec::new();
         for webinar in client.webinars().await? {
+            if self.ahead.is_some() {
+                let date = crate::domain::session_date(webinar.start_time.as_deref(), webinar.timezone.as_deref());
+                let per_session = self.ahead.as_ref().is_some_and(|ahead| ahead.per_session());
+                if !per_session || date.is_some() {
+                    self.prepare_listed(crate::tags_ahead::WebinarRef {
+                        source: crate::domain::Source::Zoom,
+                        webinar_id: webinar.id.clone(),
+                        name: webinar.topic.clone(),
+                        date,
+                    })
+                    .await;
+                }
+            }
             let duration = webinar.duration.and_then(|minutes| u32::try_from(minutes).ok()).filter(|m| *m > 0);
             let recurring = webinar
                 .webinar_type

@@ -131,6 +131,8 @@ struct Pipeline {
     zoom_ledger: Arc<reconcile::WakingZoomLedger>,
     /// The web console's parts when `BRIDGE_CONSOLE_TOKEN` is set.
     console: Option<crate::console::ConsoleParts>,
+    /// Tags ahead for the webinars reconciliation lists (`BRIDGE_TAGS_AHEAD`, Management mode).
+    listed_webinars: Option<Arc<webinar_bridge::tags_ahead::ListedWebinars>>,
 }
 
 impl Pipeline {
@@ -169,6 +171,19 @@ impl Pipeline {
                 settings: Some(Arc::clone(&ports.webinar_settings)),
                 parked: None,
             });
+        let listed_webinars = (config.tags_ahead && target.mode == webinar_bridge::consume::ApplyMode::Management)
+            .then(|| {
+                let resolver = webinar_bridge::tag_resolver::TagResolver::new(
+                    Arc::clone(&ports.tags),
+                    target.client.clone(),
+                    Arc::new(SystemClock),
+                );
+                Arc::new(webinar_bridge::tags_ahead::ListedWebinars::new(
+                    resolver,
+                    config.settings.clone(),
+                    Arc::clone(&ports.webinar_settings),
+                ))
+            });
         let options = wiring::consumer_options(config, target.mode, reservation);
         let (ingest, consumer) = wiring::assemble(&ports, target.client, config, options, Arc::new(SystemClock));
         let zoom_ledger = Arc::new(reconcile::open_zoom_ledger(&config.db_path).map_err(|error| {
@@ -195,6 +210,7 @@ impl Pipeline {
             platforms,
             zoom_ledger,
             console,
+            listed_webinars,
         })
     }
 
@@ -209,9 +225,15 @@ impl Pipeline {
         let (stop, stopped) = watch::channel(false);
         let stop = Arc::new(stop);
         let purger = tokio::spawn(purge(self.db, self.retention, self.dedup_window, stopped.clone()));
-        let reconciler =
-            reconcile::spawn(&self.platforms, &self.db_path, self.queue.clone(), self.zoom_ledger, stopped.clone())
-                .context("cannot start automatic reconciliation")?;
+        let reconciler = reconcile::spawn(
+            &self.platforms,
+            &self.db_path,
+            self.queue.clone(),
+            self.zoom_ledger,
+            self.listed_webinars,
+            stopped.clone(),
+        )
+        .context("cannot start automatic reconciliation")?;
         let worker = tokio::spawn(consume(self.queue, self.consumer, stopped, self.wake));
         let stop_on_signal = {
             let stop = Arc::clone(&stop);

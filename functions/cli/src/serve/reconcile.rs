@@ -13,6 +13,7 @@ use webinar_bridge::platforms::done_sessions::DoneSessions;
 use webinar_bridge::platforms::pull::Puller;
 use webinar_bridge::platforms::zoom_ledger::{SqliteZoomLedger, WakeOnEnded};
 use webinar_bridge::ports::EventQueue;
+use webinar_bridge::tags_ahead::ListedWebinars;
 
 /// How often the platforms are asked which sessions have ended.
 const PASS_INTERVAL: Duration = Duration::from_secs(300);
@@ -24,10 +25,15 @@ pub fn spawn(
     db_path: &Path,
     queue: Arc<dyn EventQueue>,
     zoom_ledger: Arc<WakingZoomLedger>,
+    listed_webinars: Option<Arc<ListedWebinars>>,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     let ended = zoom_ledger.notifier();
-    let puller = Puller::from_config(config)?.with_zoom_ledger(zoom_ledger);
+    let mut puller = Puller::from_config(config)?.with_zoom_ledger(zoom_ledger);
+    if let Some(listed) = listed_webinars {
+        // Each webinar a pass lists for the first time gets its state tags (BRIDGE_TAGS_AHEAD).
+        puller = puller.with_tags_ahead(listed);
+    }
     if puller.genesis(Platform::WebinarJam).is_err()
         && puller.genesis(Platform::EverWebinar).is_err()
         && puller.zoom().is_err()

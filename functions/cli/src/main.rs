@@ -94,7 +94,6 @@ impl Command {
             | Command::Redrive(_)
             | Command::Resync(_)
             | Command::Forget(_)
-
             | Command::Parked(_)
             | Command::Reprocess(_) => "warn",
         }

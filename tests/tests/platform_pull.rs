@@ -69,6 +69,7 @@ fn page_of(call: &CallRecord) -> u32 {
 async fn five_hundred_queued_calls_leave_in_fifo_order_never_more_than_twenty_a_second() {
     let sim = start(30).await;
     let client = everwebinar(&sim, &sim.api_key(), 20);
+    client.call_log().trace_departures();
     // Queued in page order: join_all polls each future once, in order, before any can finish.
     let calls = futures::future::join_all((1..=500u32).map(|page| client.registrants_page("123", None, page)));
     // Halfway through, the platform answers one call 429 whatever its window holds.
@@ -98,6 +99,21 @@ async fn five_hundred_queued_calls_leave_in_fifo_order_never_more_than_twenty_a_
     let limited: Vec<_> = log.iter().enumerate().filter(|(_, call)| call.status == 429).collect();
     assert_eq!((limited.len(), stats.http_429), (1, 1), "{:?}", stats.per_second);
     assert_eq!(client.call_log().snapshot().http_429, 1);
+    // FIFO where the bridge decides it: by the client's own record, every page left the throttle
+    // once on its first attempt, in the order it was queued; the refused call went once more.
+    let mut departures = client.call_log().departures();
+    departures.sort_by_key(|departure| departure.number);
+    let first_attempts: Vec<u32> = departures
+        .iter()
+        .filter(|departure| departure.attempt == 1)
+        .map(|departure| {
+            let page = departure.label.split('&').find_map(|pair| pair.strip_prefix("page="));
+            page.and_then(|page| page.parse().ok()).expect("a page in the label")
+        })
+        .collect();
+    assert_eq!(first_attempts, (1..=500).collect::<Vec<u32>>(), "pages left the throttle out of order");
+    assert_eq!(departures.len(), 501, "500 first attempts and the retry of the refused call");
+    assert!(departures.iter().all(|departure| !departure.label.contains("api_key")), "no credential in the record");
     // FIFO: calls leave the throttle in the order they were queued, at least 25 ms apart, so
     // pages arrive in that order too - up to this shared machine's stalls between a call leaving
     // and the simulator stamping it (two calls on two connections can swap). No page may arrive

@@ -303,15 +303,24 @@ impl GenesisClient {
         let mut pairs = vec![("api_key", self.api_key.expose())];
         pairs.extend_from_slice(params);
         let body = http::form_body(&pairs);
-        let answer =
-            http::send(self.platform, operation, &endpoint, &self.throttle, &self.log, self.request_timeout, || {
+        let label = http::form_body(params);
+        let answer = http::send_labelled(
+            self.platform,
+            operation,
+            &endpoint,
+            &label,
+            &self.throttle,
+            &self.log,
+            self.request_timeout,
+            || {
                 self.http
                     .post(&url)
                     .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .header(reqwest::header::ACCEPT, "application/json")
                     .body(body.clone())
-            })
-            .await?;
+            },
+        )
+        .await?;
         self.read(operation, webinar, answer)
     }
 

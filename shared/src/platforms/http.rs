@@ -23,6 +23,21 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Default)]
 pub struct CallLog {
     inner: Arc<Mutex<CallCounts>>,
+    /// Every departure from the throttle, when asked for ([`CallLog::trace_departures`]).
+    departures: Arc<Mutex<Option<Vec<DepartureRecord>>>>,
+}
+
+/// One call leaving its throttle, as the client saw it: the order the bridge controls (the
+/// platform may stamp two calls on two connections the other way round).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartureRecord {
+    /// The throttle's departure number (0, 1, 2, ... per throttle): the order calls left in.
+    pub number: u64,
+    pub endpoint: String,
+    /// The call's parameters without any credential (`webinar_id=4242&page=3`).
+    pub label: String,
+    /// Which attempt of the call this was (1 = first; later ones went again at the head).
+    pub attempt: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,6 +52,32 @@ pub struct CallCounts {
 impl CallLog {
     pub fn snapshot(&self) -> CallCounts {
         self.lock().clone()
+    }
+
+    /// From now on, keeps a record of every departure (for benchmarks and tests; off by
+    /// default, so a long-running process does not grow a list).
+    pub fn trace_departures(&self) {
+        let mut departures = self.departures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        departures.get_or_insert_with(Vec::new);
+    }
+
+    /// The departures recorded since [`CallLog::trace_departures`], in the order they were
+    /// recorded (sort by `number` for the throttle's order); empty when not tracing.
+    pub fn departures(&self) -> Vec<DepartureRecord> {
+        let departures = self.departures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        departures.clone().unwrap_or_default()
+    }
+
+    fn record_departure(&self, departure: &Departure<'_>, endpoint: &str, label: &str, attempt: u32) {
+        let mut departures = self.departures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(departures) = departures.as_mut() {
+            departures.push(DepartureRecord {
+                number: departure.number(),
+                endpoint: endpoint.to_owned(),
+                label: label.to_owned(),
+                attempt,
+            });
+        }
     }
 
     fn record(&self, endpoint: &str, status: Option<u16>) {
@@ -81,10 +122,28 @@ pub(crate) async fn send(
     timeout: Duration,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<Answer, PlatformError> {
+    send_labelled(platform, operation, endpoint, "", throttle, log, timeout, build).await
+}
+
+/// [`send`], with `label` (the call's parameters, no credential) in the departure trace.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send_labelled(
+    platform: Platform,
+    operation: &'static str,
+    endpoint: &str,
+    label: &str,
+    throttle: &FifoThrottle,
+    log: &CallLog,
+    timeout: Duration,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Answer, PlatformError> {
     let mut departure = throttle.acquire().await;
     let mut rate_limited = 0;
     let mut attempt = 1;
+    let mut attempts = 0;
     loop {
+        attempts += 1;
+        log.record_departure(&departure, endpoint, label, attempts);
         let outcome = exchange(build().timeout(timeout), departure).await;
         log.record(endpoint, outcome.as_ref().ok().map(|answer| answer.status));
         match outcome {

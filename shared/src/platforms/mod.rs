@@ -22,5 +22,5 @@ pub mod zoom;
 pub mod zoom_ledger;
 
 pub use error::{Platform, PlatformError};
-pub use http::{CallCounts, CallLog};
+pub use http::{CallCounts, CallLog, DepartureRecord};
 pub use throttle::{Departure, FifoThrottle, ThrottleStats};

@@ -105,6 +105,11 @@ pub struct Departure<'a> {
 }
 
 impl Departure<'_> {
+    /// This call's place in the order calls left (0 for the first).
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
     /// Records that the answer came back at `at` (stamped where it arrived, which may be well
     /// before this call's task gets to run again on a busy machine).
     pub fn answered_at(mut self, at: Instant) {

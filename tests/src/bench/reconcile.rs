@@ -4,8 +4,14 @@
 //! through the real consumer (a process of its own) into the KlickTipp simulator at its cap.
 //!
 //! Figures: platform calls/s while pages remain (the median over whole seconds of the
-//! simulator's log, and its ratio to 20), 429s, whether pages arrived in FIFO order, then
-//! KlickTipp calls against their lower bound and every contact against the oracle.
+//! simulator's log, and its ratio to 20), 429s, FIFO order, then KlickTipp calls against their
+//! lower bound and every contact against the oracle.
+//!
+//! FIFO is judged on what the bridge controls: the order pages left the throttle, recorded by
+//! the client (`CallLog::trace_departures`). Two calls on two connections can still reach
+//! the simulator the other way round (a stalled thread on a loaded machine); those arrival swaps
+//! are counted apart, with the largest overtake, and set against [`ARRIVAL_JITTER_MS`] (the
+//! tolerance of tests/tests/platform_pull.rs) as a figure, not a bar.
 
 use crate::backlog::{capped_simulator, drain_in_child};
 use crate::consumer_role::DrainReport;
@@ -21,6 +27,7 @@ use std::time::Instant;
 use webinar_bridge::Secret;
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::{SqliteDb, SqliteQueue};
+use webinar_bridge::platforms::DepartureRecord;
 use webinar_bridge::platforms::Platform;
 use webinar_bridge::platforms::config::PlatformConfig;
 use webinar_bridge::platforms::genesis::RegistrantsPage;
@@ -33,6 +40,8 @@ pub const WEBINAR_ID: &str = "4242";
 const SCHEDULE: u64 = 7;
 const DURATION_MINUTES: u64 = 60;
 const REGISTRANTS_ENDPOINT: &str = "POST /everwebinar/registrants";
+/// How far a page may arrive at the simulator after a page that left the throttle behind it.
+pub const ARRIVAL_JITTER_MS: u64 = 250;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Reconcile {
@@ -62,10 +71,17 @@ pub struct PlatformFigures {
     pub utilization: f64,
     pub max_calls_in_any_second: usize,
     pub http_429: u64,
-    /// Pages first arrived in the order they were queued (1, 2, 3, ...).
+    /// Pages left the throttle in the order they were queued (1, 2, 3, ...), each once on its
+    /// first attempt (by the client's departure record).
     pub fifo: bool,
-    /// Pages that first arrived after a page queued behind them (0 when `fifo`).
+    /// Pages that left after a page queued behind them (0 when `fifo`).
     pub pages_out_of_order: usize,
+    /// Pairs of pages that first arrived at the simulator the other way round from how they left.
+    pub arrival_swaps: usize,
+    /// The most milliseconds by which a page arrived after one that left behind it (0 if none).
+    pub arrival_max_overtake_ms: u64,
+    /// Every arrival swap within [`ARRIVAL_JITTER_MS`].
+    pub arrival_within_jitter: bool,
     pub pull_seconds: f64,
 }
 
@@ -148,6 +164,7 @@ pub async fn run(registrants: usize, seed: u64, cap: u32, workdir: &Path) -> any
         ..PlatformConfig::default()
     };
     let puller = Puller::from_config(&config).context("cannot build the EverWebinar client")?;
+    puller.call_log().trace_departures();
 
     // The backfill: pull every page through the throttle, then enqueue as `backfill` does.
     let started = Instant::now();
@@ -160,7 +177,8 @@ pub async fn run(registrants: usize, seed: u64, cap: u32, workdir: &Path) -> any
         .context("the backfill pull failed")?;
     let pull_seconds = started.elapsed().as_secs_f64();
     let log = platform.call_log();
-    let platform_figures = platform_figures(&log, pull_seconds);
+    let departed = departure_pages(&puller.call_log().departures());
+    let platform_figures = platform_figures(&log, &departed, pull_seconds);
     platform.shutdown().await;
     ensure!(!mapped.events.is_empty(), "the pull mapped no events");
 
@@ -211,7 +229,34 @@ pub async fn run(registrants: usize, seed: u64, cap: u32, workdir: &Path) -> any
     })
 }
 
-fn platform_figures(log: &[CallRecord], pull_seconds: f64) -> PlatformFigures {
+/// The pages of `/registrants` calls in the order they left the throttle, first attempts only.
+fn departure_pages(departures: &[DepartureRecord]) -> Vec<u64> {
+    let mut first: Vec<&DepartureRecord> = departures
+        .iter()
+        .filter(|departure| departure.endpoint == REGISTRANTS_ENDPOINT && departure.attempt == 1)
+        .collect();
+    first.sort_by_key(|departure| departure.number);
+    first.iter().filter_map(|departure| page_of(&departure.label)).collect()
+}
+
+fn page_of(label: &str) -> Option<u64> {
+    label.split('&').find_map(|pair| pair.strip_prefix("page=")).and_then(|page| page.parse().ok())
+}
+
+/// Pages after a page that came before them in `order` (as a queue of 1, 2, 3, ... would not).
+fn out_of_order(order: &[u64]) -> usize {
+    let mut highest = 0;
+    let mut count = 0;
+    for page in order {
+        if *page < highest {
+            count += 1;
+        }
+        highest = highest.max(*page);
+    }
+    count
+}
+
+fn platform_figures(log: &[CallRecord], departed: &[u64], pull_seconds: f64) -> PlatformFigures {
     let mut calls_by_endpoint: BTreeMap<String, u64> = BTreeMap::new();
     for call in log {
         *calls_by_endpoint.entry(call.endpoint.clone()).or_default() += 1;
@@ -235,15 +280,28 @@ fn platform_figures(log: &[CallRecord], pull_seconds: f64) -> PlatformFigures {
     } else {
         median(&per_second.iter().map(|count| *count as f64).collect::<Vec<_>>())
     };
+    // FIFO where the bridge decides it: the departures, every page once, in queue order.
+    let mut unique = BTreeSet::new();
+    let fifo = !departed.is_empty()
+        && departed.iter().all(|page| unique.insert(*page))
+        && departed.iter().zip(1..).all(|(page, expected)| *page == expected);
+    let pages_out_of_order = out_of_order(departed);
+    // Arrivals at the simulator: pairs that swapped on the way, and by how much.
     let mut seen = BTreeSet::new();
-    let order: Vec<u64> = pages
+    let arrivals: Vec<(u64, u64)> = pages
         .iter()
-        .filter_map(|call| call.params.get("page").and_then(|page| page.parse().ok()))
-        .filter(|page| seen.insert(*page))
+        .filter_map(|call| call.params.get("page").and_then(|page| page.parse().ok()).map(|page| (page, call.at_ms)))
+        .filter(|(page, _)| seen.insert(*page))
         .collect();
-    let fifo = !order.is_empty() && order.iter().zip(1..).all(|(page, expected)| *page == expected);
-    let pages_out_of_order =
-        order.iter().enumerate().filter(|(index, page)| order[..*index].iter().any(|earlier| earlier > page)).count();
+    let (mut arrival_swaps, mut arrival_max_overtake_ms) = (0, 0);
+    for (index, (page, at)) in arrivals.iter().enumerate() {
+        for (later_page, later_at) in &arrivals[index + 1..] {
+            if later_page < page {
+                arrival_swaps += 1;
+                arrival_max_overtake_ms = arrival_max_overtake_ms.max(later_at.saturating_sub(*at));
+            }
+        }
+    }
     let times: Vec<u64> = log.iter().filter(|call| call.status != 429).map(|call| call.at_ms).collect();
     PlatformFigures {
         rate_limit: PLATFORM_RATE,
@@ -258,12 +316,17 @@ fn platform_figures(log: &[CallRecord], pull_seconds: f64) -> PlatformFigures {
         http_429: log.iter().filter(|call| call.status == 429).count() as u64,
         fifo,
         pages_out_of_order,
+        arrival_swaps,
+        arrival_max_overtake_ms,
+        arrival_within_jitter: arrival_max_overtake_ms <= ARRIVAL_JITTER_MS,
         pull_seconds: round3(pull_seconds),
     }
 }
 
 impl Reconcile {
-    /// The platform bar: the budget used (median >= 0.95 x 20), never exceeded, FIFO.
+    /// The platform bar: the budget used (median >= 0.95 x 20), never exceeded, pages left in
+    /// FIFO order (arrival swaps are reported beside it, not judged: the bridge does not
+    /// control a loaded machine's scheduling between its socket and the simulator's).
     pub fn platform_holds(&self) -> bool {
         self.platform.utilization >= crate::report::RATE_UTILIZATION_BAR
             && self.platform.http_429 == 0
@@ -294,7 +357,7 @@ pub fn lines(reconcile: &Value) -> Vec<String> {
             platform["pull_seconds"]
         ),
         format!(
-            "  platform calls/s while pages remain: median {} over whole seconds {} (x{} of {}), mean {}, most in any second {}, {} x 429, FIFO {} ({} pages out of order)",
+            "  platform calls/s while pages remain: median {} over whole seconds {} (x{} of {}), mean {}, most in any second {}, {} x 429, left in FIFO order {} ({} pages out of order), {} arrival swaps at the platform (most {} ms, within {} ms: {})",
             platform["median_rps"],
             platform["per_second"],
             platform["utilization"],
@@ -303,7 +366,11 @@ pub fn lines(reconcile: &Value) -> Vec<String> {
             platform["max_calls_in_any_second"],
             platform["http_429"],
             platform["fifo"],
-            platform["pages_out_of_order"]
+            platform["pages_out_of_order"],
+            platform["arrival_swaps"],
+            platform["arrival_max_overtake_ms"],
+            ARRIVAL_JITTER_MS,
+            platform["arrival_within_jitter"]
         ),
         format!(
             "  KlickTipp at cap {}: {} calls for {} contacts ({} events); lower bound {} (x{}); {} x 429; {} of {} contacts as the oracle",

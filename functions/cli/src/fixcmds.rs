@@ -470,3 +470,25 @@ pub async fn forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_body_mentions_the_address_in_any_case_or_percent_encoded() {
+        let email = Email::parse("Max.Muster+news@Example.com").expect("an address");
+        for body in [
+            r#"{"email":"max.muster+news@example.com"}"#,
+            r#"{"email":"MAX.MUSTER+NEWS@EXAMPLE.COM"}"#,
+            "email=max.muster%2Bnews%40example.com&webinar_id=1",
+            "email=Max.Muster%2bnews%40Example.com",
+            "email=max.muster+news%40example.com",
+        ] {
+            assert!(mentions(body.as_bytes(), &email), "{body}");
+        }
+        for body in ["email=stays%40example.com", r#"{"email":"muster+news@example.com.other"}"#, ""] {
+            assert!(!mentions(body.as_bytes(), &email), "{body}");
+        }
+    }
+}

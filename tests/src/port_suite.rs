@@ -1471,6 +1471,19 @@ pub async fn zoom_ledger_suite(ledger: &dyn webinar_bridge::platforms::zoom_ledg
     );
     assert_eq!(ledger.take_unmatched("reg_3", now).await.expect("take").len(), MAX_KEPT_PER_REGISTRANT);
     assert!(ledger.kept_summary(now).await.expect("summary").is_empty());
+
+    // `forget`: every registrant id of the address goes (an expired one too), another's stays.
+    let max = Email::parse("max@example.com").expect("an address");
+    ledger.record_registrant("reg_5", &erika, now, retention).await.expect("record registrant");
+    ledger.record_registrant("reg_6", &max, now, retention).await.expect("record registrant");
+    ledger.record_registrant("reg_7", &erika, now - chrono::Duration::days(40), retention).await.expect("record");
+    assert_eq!(ledger.forget_email(&erika).await.expect("forget"), 3, "reg_1, reg_5 and the expired reg_7");
+    for registrant_id in ["reg_1", "reg_5"] {
+        assert_eq!(ledger.registrant_email(registrant_id, now).await.expect("read"), None, "{registrant_id} forgotten");
+    }
+    assert_eq!(ledger.registrant_email("reg_6", now).await.expect("read"), Some(max.clone()), "another's stays");
+    assert_eq!(ledger.forget_email(&erika).await.expect("forget again"), 0, "nothing left to forget");
+    assert_eq!(ledger.forget_email(&max).await.expect("forget"), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

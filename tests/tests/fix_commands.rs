@@ -13,17 +13,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use webinar_bridge::adapters::dynamodb::aws_sdk_dynamodb::types::AttributeValue;
-use webinar_bridge::adapters::dynamodb::{DynamoContactStore, DynamoEventLog, DynamoReceiptLog, DynamoTagDirectory};
+use webinar_bridge::adapters::dynamodb::{
+    DynamoContactStore, DynamoEventLog, DynamoParkedWebhooks, DynamoReceiptLog, DynamoTagDirectory, DynamoZoomLedger,
+};
 use webinar_bridge::adapters::dynamodb_history::DynamoHistoryLog;
 use webinar_bridge::adapters::memory::QueueSettings;
 use webinar_bridge::adapters::sqlite::{
-    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteQueue, SqliteReceiptLog, SqliteTagDirectory,
+    SqliteContactStore, SqliteDb, SqliteEventLog, SqliteHistoryLog, SqliteParkedWebhooks, SqliteQueue,
+    SqliteReceiptLog, SqliteTagDirectory,
 };
 use webinar_bridge::config::BridgeConfig;
 use webinar_bridge::consume::{Consumer, ConsumerOptions};
 use webinar_bridge::ingest::Ingest;
+use webinar_bridge::platforms::zoom_ledger::{SqliteZoomLedger, ZoomLedger};
 use webinar_bridge::ports::{
-    ContactStore, DeadLetters, EventLog, EventQueue, HistoryLog, ReceiptLog, SystemClock, TagDirectory,
+    ContactStore, DeadLetters, EventLog, EventQueue, HistoryLog, ParkCap, ParkOutcome, ParkedWebhook, ParkedWebhooks,
+    ReceiptLog, SystemClock, TagDirectory,
 };
 use webinar_bridge::sources::RawRequest;
 use webinar_bridge::tag_resolver::TagResolver;
@@ -57,6 +62,8 @@ struct Ports {
     tags: Arc<dyn TagDirectory>,
     receipts: Arc<dyn ReceiptLog>,
     history: Arc<dyn HistoryLog>,
+    zoom: Arc<dyn ZoomLedger>,
+    parked: Arc<dyn ParkedWebhooks>,
 }
 
 /// A backend under test: its ports for the in-process pipeline, the environment that points
@@ -90,6 +97,8 @@ async fn moto_stack(simulator: &Simulator) -> (Stack, MotoResources) {
         contacts: Arc::new(DynamoContactStore::new(dynamodb.clone(), &contacts)),
         tags: Arc::new(DynamoTagDirectory::new(dynamodb.clone(), &contacts)),
         receipts: Arc::new(DynamoReceiptLog::new(dynamodb.clone(), &events)),
+        zoom: Arc::new(DynamoZoomLedger::new(dynamodb.clone(), &events)),
+        parked: Arc::new(DynamoParkedWebhooks::new(dynamodb.clone(), &events)),
         history: Arc::new(DynamoHistoryLog::new(dynamodb, &history)),
     };
     let dir = tempfile::tempdir().expect("temp dir");
@@ -107,7 +116,49 @@ async fn moto_stack(simulator: &Simulator) -> (Stack, MotoResources) {
     (stack, MotoResources { moto, queue, tables: vec![events, contacts, history] })
 }
 
+/// An item as text: its attributes, with every binary one as its bytes (compressed records
+/// unpacked, raw bodies as they are).
+fn item_text(item: &std::collections::HashMap<String, AttributeValue>) -> String {
+    let mut text = format!("{item:?}");
+    for value in item.values() {
+        if let AttributeValue::B(blob) = value {
+            match zstd::decode_all(blob.as_ref()) {
+                Ok(unpacked) => text.push_str(&String::from_utf8_lossy(&unpacked)),
+                Err(_) => text.push_str(&String::from_utf8_lossy(blob.as_ref())),
+            }
+        }
+    }
+    text
+}
+
 impl MotoResources {
+    /// The keys of the items of `table` holding any of `needles` (with the needle).
+    async fn holding_in_table(&self, table: &str, needles: &[&str]) -> Vec<String> {
+        let mut found = Vec::new();
+        let dynamodb = self.moto.dynamodb();
+        let mut start = None;
+        loop {
+            let page =
+                dynamodb.scan().table_name(table).set_exclusive_start_key(start.take()).send().await.expect("scan");
+            for item in page.items() {
+                let text = item_text(item);
+                let key = item
+                    .get(webinar_bridge::adapters::dynamodb::EVENTS_PARTITION_KEY)
+                    .and_then(|value| value.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                found.extend(
+                    needles.iter().filter(|needle| text.contains(*needle)).map(|needle| format!("{key}: {needle}")),
+                );
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        found
+    }
+
     /// Where the needles occur: every item of every table (compressed records unpacked) and
     /// every message in both queues (taken off them: this is the last look).
     async fn holding(&self, needles: &[&str]) -> Vec<String> {
@@ -119,14 +170,7 @@ impl MotoResources {
                 let page =
                     dynamodb.scan().table_name(table).set_exclusive_start_key(start.take()).send().await.expect("scan");
                 for item in page.items() {
-                    let mut text = format!("{item:?}");
-                    for value in item.values() {
-                        if let AttributeValue::B(blob) = value
-                            && let Ok(unpacked) = zstd::decode_all(blob.as_ref())
-                        {
-                            text.push_str(&String::from_utf8_lossy(&unpacked));
-                        }
-                    }
+                    let text = item_text(item);
                     for needle in needles {
                         if text.contains(needle) {
                             found.push(format!("{table}: {needle}"));
@@ -184,6 +228,8 @@ fn sqlite_stack(simulator: &Simulator) -> Stack {
         contacts: Arc::new(SqliteContactStore::new(db.clone())),
         tags: Arc::new(SqliteTagDirectory::new(db.clone())),
         receipts: Arc::new(SqliteReceiptLog::new(db.clone())),
+        zoom: Arc::new(SqliteZoomLedger::open(&path).expect("open the Zoom ledger")),
+        parked: Arc::new(SqliteParkedWebhooks::new(db.clone())),
         history: Arc::new(SqliteHistoryLog::new(db)),
     };
     let env = BridgeEnv::for_simulator(&simulator.url(), &path).set("BRIDGE_KLICKTIPP_RPS", "50");
@@ -386,7 +432,10 @@ async fn redrive_moves_a_dead_letter_back_for_the_consumer(stack: &Stack, simula
 /// `forget --klicktipp`: the KlickTipp contact is deleted (search + DELETE) and the address is
 /// nowhere in the stores afterwards; another contact stays; the erasure is recorded.
 const FORGET_EMAIL: &str = "Forget.Me@Example.COM";
-const FORGET_NEEDLES: [&str; 3] = [FORGET_EMAIL, "forget.me@example.com", "Forget.Me"];
+const FORGET_NEEDLES: [&str; 4] = [FORGET_EMAIL, "forget.me@example.com", "Forget.Me", "forget.me%40example.com"];
+/// Zoom registrant ids (recorded in the ledger when a registration is accepted).
+const FORGET_REGISTRANT: &str = "reg_forget_me";
+const OTHER_REGISTRANT: &str = "reg_stays";
 
 /// The contact to forget, with a pending message and a dead letter, and another contact.
 async fn prepare_forget(stack: &Stack, simulator: &Simulator) {
@@ -400,6 +449,47 @@ async fn prepare_forget(stack: &Stack, simulator: &Simulator) {
     stack.webinarjam_body("registered", &webinar("forget.me@example.com", "124", "Second Class")).await;
     stack.dead_letter_next().await;
     assert!(harness::tags_by_email(simulator).contains_key("forget.me@example.com"));
+
+    // A Zoom registration of each (the ledger's registrant id -> e-mail record) and parked
+    // WebinarJam bodies: the address as JSON in its own case, and form-encoded (`%40`).
+    let now = chrono::Utc::now();
+    let retention = stack.config().retention;
+    for (registrant_id, address) in [(FORGET_REGISTRANT, email), (OTHER_REGISTRANT, other)] {
+        let address = webinar_bridge::domain::Email::parse(address).expect("an address");
+        stack.ports.zoom.record_registrant(registrant_id, &address, now, retention).await.expect("record registrant");
+    }
+    let bodies = [
+        ("application/json", webinar(email, "125", "Parked Class").to_string()),
+        ("application/x-www-form-urlencoded", "webinar_id=126&email=forget.me%40example.com".to_owned()),
+        ("application/json", webinar(other, "125", "Parked Class").to_string()),
+    ];
+    for (content_type, body) in bodies {
+        let webhook = ParkedWebhook {
+            id: ParkedWebhook::new_id(now),
+            source: "webinarjam".into(),
+            path: "/hooks/webinarjam/registered".into(),
+            query: None,
+            content_type: Some(content_type.into()),
+            body: body.into_bytes(),
+            received_at: now,
+            reason: "webinar_id: no alias (test)".into(),
+            updated_at: now,
+            expires_at: now + chrono::Duration::from_std(retention).expect("a retention"),
+        };
+        let parked = stack.ports.parked.park(&webhook, ParkCap::default(), now).await.expect("park");
+        assert_eq!(parked, ParkOutcome::Parked);
+    }
+}
+
+/// The other contact's Zoom record and parked body stay.
+async fn others_zoom_and_parked_stay(stack: &Stack) {
+    let now = chrono::Utc::now();
+    let recorded = stack.ports.zoom.registrant_email(OTHER_REGISTRANT, now).await.expect("read");
+    assert_eq!(recorded.as_ref().map(webinar_bridge::domain::Email::as_str), Some("stays@example.com"));
+    assert_eq!(stack.ports.zoom.registrant_email(FORGET_REGISTRANT, now).await.expect("read"), None);
+    let parked = stack.ports.parked.list(now).await.expect("list");
+    assert_eq!(parked.len(), 1, "{}: the other contact's parked body stays", stack.name);
+    assert!(String::from_utf8_lossy(&parked[0].body).contains("stays@example.com"));
 }
 
 async fn forget_erases_a_contact_everywhere(stack: &Stack, simulator: &Simulator) {
@@ -410,6 +500,8 @@ async fn forget_erases_a_contact_everywhere(stack: &Stack, simulator: &Simulator
     assert!(run.stdout.contains("KlickTipp: contact deleted"), "{}", run.stdout);
     assert!(run.stdout.contains("contact record: 1"), "{}", run.stdout);
     assert!(run.stdout.contains("queued messages and dead letters: 1"), "{}", run.stdout);
+    assert!(run.stdout.contains("Zoom registrant records: 1"), "{}", run.stdout);
+    assert!(run.stdout.contains("parked webhooks: 2"), "{}", run.stdout);
     let made = calls_since(simulator, &before);
     assert_eq!(writes(&made), harness::calls(&[("DELETE /subscriber/{id}", 1)]), "{made:?}");
     assert!(!harness::tags_by_email(simulator).contains_key("forget.me@example.com"));
@@ -509,6 +601,8 @@ async fn sqlite_forget_leaves_no_trace_in_any_table_or_byte() {
     let held = sqlite_holds(&path, &needles);
     assert!(held.iter().any(|place| place.starts_with("contacts")), "the search finds the address: {held:?}");
     assert!(held.iter().any(|place| place.starts_with("dead_letters")), "{held:?}");
+    assert!(held.iter().any(|place| place.starts_with("zoom_registrants")), "{held:?}");
+    assert!(held.iter().any(|place| place.starts_with("parked_webhooks")), "{held:?}");
     forget_erases_a_contact_everywhere(&stack, &simulator).await;
     // The erasure is recorded, without the address.
     let connection = rusqlite::Connection::open(&path).expect("open");
@@ -517,6 +611,7 @@ async fn sqlite_forget_leaves_no_trace_in_any_table_or_byte() {
         .expect("count");
     assert_eq!(erasures, 2, "one record per forget run");
     drop(connection);
+    others_zoom_and_parked_stay(&stack).await;
     assert_eq!(sqlite_holds(&path, &needles), Vec::<String>::new());
     drop(stack.ports);
     assert_eq!(files_hold(&path, &needles), Vec::<String>::new());
@@ -545,9 +640,14 @@ async fn moto_forget_leaves_no_trace_in_any_item_or_message() {
     let simulator = harness::start_simulator().await;
     let (stack, resources) = moto_stack(&simulator).await;
     prepare_forget(&stack, &simulator).await;
+    let events_table = resources.tables.first().expect("the events table");
+    let held = resources.holding_in_table(events_table, &FORGET_NEEDLES).await;
+    assert!(held.iter().any(|item| item.contains("zoom#registrant#")), "the scan finds the registrant: {held:?}");
+    assert!(held.iter().any(|item| item.contains("parked#")), "the scan finds the parked bodies: {held:?}");
     let erased_before = erasure_records(&resources).await;
     forget_erases_a_contact_everywhere(&stack, &simulator).await;
     assert_eq!(erasure_records(&resources).await - erased_before, 2, "one erasure record per forget run");
+    others_zoom_and_parked_stay(&stack).await;
     assert_eq!(resources.holding(&FORGET_NEEDLES).await, Vec::<String>::new());
 }
 

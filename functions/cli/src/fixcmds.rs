@@ -11,7 +11,7 @@
 use crate::backend::{Backend, BackendArgs, Store};
 use crate::{exit, wiring};
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use std::collections::BTreeSet;
 use std::io::IsTerminal as _;
@@ -27,8 +27,8 @@ use webinar_bridge::config::{BridgeConfig, KlickTippMode};
 use webinar_bridge::consume::{ApplyMode, Consumer, Resynced};
 use webinar_bridge::domain::{ContactRecord, Email, EventId, FieldSlot};
 use webinar_bridge::ports::{
-    ContactAdmin, DeadLetter, DeadLetters, EventErasure, HistoryEntry, HistoryOutcome, HistoryStep, RedriveMethod,
-    RedriveSelection, SystemClock,
+    ContactAdmin, DeadLetter, DeadLetters, EventErasure, HistoryEntry, HistoryOutcome, HistoryStep, ParkedWebhooks,
+    RedriveMethod, RedriveSelection, SystemClock,
 };
 
 #[derive(Debug, Args)]
@@ -127,6 +127,34 @@ fn fix_ports(backend: &Backend) -> anyhow::Result<FixPorts> {
 
 fn parse_email(raw: &str) -> anyhow::Result<Email> {
     Email::parse(raw).map_err(|error| exit::unusable(format!("{raw}: not a usable e-mail address ({error})")))
+}
+
+/// Removes every stored parked body that mentions `email` (expired ones not yet swept too);
+/// returns how many.
+async fn forget_parked(parked: &dyn ParkedWebhooks, email: &Email) -> anyhow::Result<usize> {
+    let stored = parked.list(DateTime::<Utc>::MIN_UTC).await.context("reading the parked webhooks")?;
+    let mut removed = 0;
+    for webhook in stored.iter().filter(|webhook| mentions(&webhook.body, email)) {
+        removed += usize::from(parked.remove(&webhook.id).await.context("erasing a parked webhook")?);
+    }
+    Ok(removed)
+}
+
+/// Whether `body` holds `email` as it is, or percent-encoded (a form body: `%40`, `%2B`), in any
+/// letter case.
+fn mentions(body: &[u8], email: &Email) -> bool {
+    let plain = email.as_str().to_ascii_lowercase();
+    let encoded: String = plain
+        .bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(byte).to_string(),
+            other => format!("%{other:02x}"),
+        })
+        .collect();
+    let body = body.to_ascii_lowercase();
+    [plain.as_bytes(), encoded.as_bytes(), plain.replace('@', "%40").as_bytes()]
+        .iter()
+        .any(|needle| !needle.is_empty() && body.windows(needle.len()).any(|window| window == *needle))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,6 +423,13 @@ pub async fn forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
     }
     counts.push(("history entries", fix.ports.history.forget_contact(&contact).await.context("erasing the history")?));
     counts.push((
+        "Zoom registrant records",
+        backend.zoom_ledger()?.forget_email(&email).await.context("erasing the Zoom registrant records")?,
+    ));
+    if let Some(parked) = &fix.ports.parked {
+        counts.push(("parked webhooks", forget_parked(parked.as_ref(), &email).await?));
+    }
+    counts.push((
         "contact record",
         usize::from(fix.contact_admin.erase(&email).await.context("erasing the contact record")?),
     ));
@@ -434,4 +469,26 @@ pub async fn forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
         None => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_body_mentions_the_address_in_any_case_or_percent_encoded() {
+        let email = Email::parse("Max.Muster+news@Example.com").expect("an address");
+        for body in [
+            r#"{"email":"max.muster+news@example.com"}"#,
+            r#"{"email":"MAX.MUSTER+NEWS@EXAMPLE.COM"}"#,
+            "email=max.muster%2Bnews%40example.com&webinar_id=1",
+            "email=Max.Muster%2bnews%40Example.com",
+            "email=max.muster+news%40example.com",
+        ] {
+            assert!(mentions(body.as_bytes(), &email), "{body}");
+        }
+        for body in ["email=stays%40example.com", r#"{"email":"muster+news@example.com.other"}"#, ""] {
+            assert!(!mentions(body.as_bytes(), &email), "{body}");
+        }
+    }
 }

@@ -1209,6 +1209,47 @@ impl crate::platforms::zoom_ledger::ZoomLedger for DynamoZoomLedger {
         summaries.sort_by(|a, b| (a.oldest, &a.registrant_id).cmp(&(b.oldest, &b.registrant_id)));
         Ok(summaries)
     }
+
+    /// The registrant items are keyed by registrant id, not by e-mail, so this is a paginated
+    /// Scan of the events table reading only the matching keys, then one conditional delete per
+    /// match (it still holds this e-mail, so a registrant id recorded again for someone else in
+    /// between stays). It reads the whole table, but `forget` is rare and run by hand.
+    async fn forget_email(&self, email: &Email) -> PortResult<usize> {
+        let prefix = format!("{ZOOM_KEY_PREFIX}registrant#");
+        let mut keys = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .table
+                .client
+                .scan()
+                .table_name(&self.table.name)
+                .projection_expression("#pk")
+                .filter_expression("begins_with(#pk, :prefix) AND #email = :email")
+                .expression_attribute_names("#pk", EVENTS_PARTITION_KEY)
+                .expression_attribute_names("#email", "email")
+                .expression_attribute_values(":prefix", s(prefix.as_str()))
+                .expression_attribute_values(":email", s(email.as_str()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|error| unavailable("Scan (Zoom registrants)", &error))?;
+            keys.extend(
+                output.items().iter().filter_map(|item| string_attr(item, EVENTS_PARTITION_KEY)).map(str::to_owned),
+            );
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        let mut erased = 0;
+        for key in keys {
+            let still_this_email =
+                Condition::new("#email = :email", &[("#email", "email")]).value(":email", s(email.as_str()));
+            erased += usize::from(matches!(self.table.delete(&key, Some(still_this_email)).await?, Written::Yes));
+        }
+        Ok(erased)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -123,6 +123,9 @@ pub trait ZoomLedger: Send + Sync {
     /// Per registrant id with live kept events at `now`: their count and the oldest's arrival,
     /// oldest first. Reads a summary, not the bodies.
     async fn kept_summary(&self, now: DateTime<Utc>) -> PortResult<Vec<KeptSummary>>;
+    /// Erases every registrant id -> e-mail record of `email`, live or expired (`forget`);
+    /// returns how many there were.
+    async fn forget_email(&self, email: &Email) -> PortResult<usize>;
 }
 
 fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -227,6 +230,13 @@ impl ZoomLedger for MemoryZoomLedger {
         sort_summaries(&mut summaries);
         Ok(summaries)
     }
+
+    async fn forget_email(&self, email: &Email) -> PortResult<usize> {
+        let mut state = self.lock();
+        let before = state.registrants.len();
+        state.registrants.retain(|_, (recorded, _)| recorded != email);
+        Ok(before - state.registrants.len())
+    }
 }
 
 /// A ledger that wakes a waiting reconciler each time an ended occurrence is recorded (`serve`,
@@ -288,6 +298,10 @@ impl<L: ZoomLedger> ZoomLedger for WakeOnEnded<L> {
 
     async fn kept_summary(&self, now: DateTime<Utc>) -> PortResult<Vec<KeptSummary>> {
         self.inner.kept_summary(now).await
+    }
+
+    async fn forget_email(&self, email: &Email) -> PortResult<usize> {
+        self.inner.forget_email(email).await
     }
 }
 
@@ -500,6 +514,13 @@ mod sqlite {
                 .collect::<PortResult<Vec<_>>>()?;
             sort_summaries(&mut summaries);
             Ok(summaries)
+        }
+
+        async fn forget_email(&self, email: &Email) -> PortResult<usize> {
+            let erased = self.run(|connection| {
+                connection.execute("DELETE FROM zoom_registrants WHERE email = ?1", [email.as_str()])
+            })?;
+            Ok(erased)
         }
     }
 }

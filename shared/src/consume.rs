@@ -971,7 +971,7 @@ impl Consumer {
             error_number: reason.error_number,
             field: None,
             reason: format!(
-                "KlickTipp no longer has {}; map the state to an existing tag in the per-webinar settings (BRIDGE_WEBINAR_SETTINGS or the console; `webinar-bridge klicktipp tags` lists the account's tags) or remove the mapping, then redrive the event",
+                "KlickTipp no longer has {}; map the state to an existing tag in the per-webinar settings (BRIDGE_WEBINAR_SETTINGS or the console; `webinar-bridge klicktipp tags` lists the account's tags) or remove the mapping, then run `webinar-bridge resync <address>` (or `resync --webinar <name>`)",
                 described.join("; ")
             ),
         })

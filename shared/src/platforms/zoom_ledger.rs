@@ -472,7 +472,9 @@ mod sqlite {
 
         async fn take_unmatched(&self, registrant_id: &str, now: DateTime<Utc>) -> PortResult<Vec<KeptParticipant>> {
             let rows: Vec<(String, i64)> = self.run(|connection| {
-                let transaction = connection.unchecked_transaction()?;
+                // IMMEDIATE: a deferred read that later deletes cannot wait for serve's writer (SQLITE_BUSY at once).
+                let transaction =
+                    rusqlite::Transaction::new_unchecked(connection, rusqlite::TransactionBehavior::Immediate)?;
                 let rows = transaction
                     .prepare(
                         "SELECT body, received_at FROM zoom_unmatched WHERE registrant_id = ?1 AND expires_at > ?2
